@@ -1,0 +1,339 @@
+"""config.yaml: what to prefetch, cache and serve.
+
+Accepts the original Go sample's format unchanged and adds, all optional: a `secrets:`
+section, `ttl` on groups and items, `region` everywhere, and `name` (an alias) plus
+N/B key types on DynamoDB items. Only what this file lists can be fetched, so parsing is
+strict: unknown keys, wrong types and duplicates are errors that name file, line and key.
+
+We walk PyYAML's node tree (yaml.compose) rather than safe_load's plain objects because
+nodes keep their line numbers and the scalar text exactly as written ("007" stays "007").
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from .goparse import parse_duration
+
+SOURCES = ("parameters", "secrets", "dynamodb")
+KEY_TYPES = ("S", "N", "B")
+MAX_ITEMS = 10_000  # sanity bound: also stops YAML aliases from multiplying entries
+
+_GROUP_KEYS = {
+    "parameters": ("region", "names", "ttl"),
+    "secrets": ("region", "names", "versionstage", "ttl"),
+}
+_DYNAMODB_KEYS = (
+    "table", "hashkey", "hashkeytype", "hashkeyvalue",
+    "sortkey", "sortkeytype", "sortkeyvalue", "region", "name", "ttl",
+)
+_NULL_TAG = "tag:yaml.org,2002:null"
+# DynamoDB's number syntax (ASCII digits, optional sign, fraction and exponent; no NaN/Infinity).
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
+
+
+class ConfigError(Exception):
+    """config.yaml is unreadable or invalid. str(e) is "path:line: key.path: problem"."""
+
+    def __init__(self, problem: str, *, path: str | None = None, line: int | None = None, key: str | None = None):
+        self.problem = problem
+        self.path = path
+        self.line = line
+        self.key = key
+        where = ":".join(str(part) for part in (path, line) if part is not None)
+        super().__init__(": ".join(part for part in (where, key, problem) if part))
+
+
+@dataclass(frozen=True)
+class Item:
+    source: str                 # "parameters" | "secrets" | "dynamodb" (also the HTTP route)
+    name: str                   # the address clients use in ?name=
+    region: str
+    ttl: float                  # seconds
+    version_stage: str | None = None  # secrets only
+    table: str | None = None          # dynamodb only
+    # dynamodb only: boto3 low-level key, e.g. {"pKey": {"S": "pKey1"}}; B values are bytes.
+    # Left out of the hash so items stay hashable (a dict is not).
+    key: dict | None = field(default=None, hash=False)
+    line: int = 0               # where the item is defined in the file, for log messages
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str
+    items: tuple[Item, ...]
+    _index: dict = field(init=False, repr=False, compare=False)
+    _sources: dict = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        items = tuple(self.items)
+        object.__setattr__(self, "items", items)
+        object.__setattr__(self, "_index", {(item.source, item.name): item for item in items})
+        sources: dict[str, list[Item]] = {}
+        for item in items:
+            sources.setdefault(item.source, []).append(item)
+        object.__setattr__(self, "_sources", sources)
+
+    def get(self, source: str, name: str) -> Item | None:
+        return self._index.get((source, name))
+
+    def by_source(self, source: str) -> list[Item]:
+        return list(self._sources.get(source, ()))
+
+
+def load_config(path: str, *, default_region: str | None, default_ttl: float) -> Config:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ConfigError(
+            f"cannot read the config file ({e.strerror or e}); its path comes from "
+            "CACHE_EXTENSION_CONFIG, else $LAMBDA_TASK_ROOT/config.yaml",
+            path=path,
+        ) from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise ConfigError("the file is not valid UTF-8", path=path, line=line) from None
+    return parse_config(text, path=path, default_region=default_region, default_ttl=default_ttl)
+
+
+def parse_config(text: str, *, path: str, default_region: str | None, default_ttl: float) -> Config:
+    return _Parser(path, default_region, default_ttl).parse(text)
+
+
+def _is_null(node: Node) -> bool:
+    return isinstance(node, ScalarNode) and node.tag == _NULL_TAG
+
+
+def _line(node: Node) -> int:
+    return node.start_mark.line + 1
+
+
+def _show(text: str, limit: int = 60) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def _kind(node: Node) -> str:
+    if isinstance(node, MappingNode):
+        return "a mapping"
+    if isinstance(node, SequenceNode):
+        return "a list"
+    if _is_null(node):
+        return "nothing"
+    return f"the text {_show(node.value)}"
+
+
+# A mapping's entries by key name: (key node, value node).
+_Entries = dict[str, tuple[Node, Node]]
+
+
+class _Parser:
+    def __init__(self, path: str, default_region: str | None, default_ttl: float):
+        self.path = path
+        self.default_region = default_region
+        self.default_ttl = float(default_ttl)
+        self.items: list[Item] = []
+        self.seen: dict[tuple[str, str], tuple[int, str]] = {}  # address -> (line, key path)
+
+    def error(self, where: Node | int, key: str | None, problem: str) -> ConfigError:
+        line = where if isinstance(where, int) else _line(where)
+        return ConfigError(problem, path=self.path, line=line, key=key)
+
+    # -- document ---------------------------------------------------------------
+
+    def parse(self, text: str) -> Config:
+        root = self.compose(text)
+        if root is not None and not _is_null(root):  # empty file, or only comments / "---"
+            if not isinstance(root, MappingNode):
+                raise self.error(root, None, f"the top level must be a mapping with parameters, secrets "
+                                             f"and/or dynamodb, got {_kind(root)}")
+            for name, (key_node, value_node) in self.mapping(root, "", SOURCES).items():
+                if _is_null(value_node):
+                    continue  # a section with every entry commented out
+                section = self.sequence(key_node, value_node, name)
+                for i, node in enumerate(section.value):
+                    if name == "dynamodb":
+                        self.dynamodb(node, f"dynamodb[{i}]")
+                    else:
+                        self.group(name, node, f"{name}[{i}]")
+        return Config(self.path, tuple(self.items))
+
+    def compose(self, text: str) -> Node | None:
+        try:
+            return yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.MarkedYAMLError as e:
+            mark = e.problem_mark or e.context_mark
+            problem = e.problem or "syntax error"
+            if e.context:  # PyYAML reads "<context>, <problem>", e.g. "while parsing a block mapping, expected ..."
+                context_line = f" (line {e.context_mark.line + 1})" if e.context_mark else ""
+                problem = f"{e.context}{context_line}, {problem}" if e.problem else e.context
+            raise self.error(mark.line + 1 if mark else 1, None, f"invalid YAML: {problem}") from None
+        except yaml.reader.ReaderError as e:
+            line = text.count("\n", 0, e.position) + 1
+            char = f"#x{e.character:04x}" if isinstance(e.character, int) else repr(e.character)
+            raise self.error(line, None, f"invalid YAML: unacceptable character {char}: {e.reason}") from None
+        except yaml.YAMLError as e:
+            raise self.error(1, None, f"invalid YAML: {e}") from None
+        except RecursionError:
+            raise self.error(1, None, "invalid YAML: nested too deeply") from None
+
+    # -- sections -----------------------------------------------------------------
+
+    def group(self, source: str, node: Node, kp: str) -> None:
+        entries = self.mapping(node, kp, _GROUP_KEYS[source])
+        if "names" not in entries:
+            raise self.error(node, kp, "missing required key 'names'")
+        region = self.region(entries, node, kp)
+        ttl = self.ttl(entries, kp)
+        stage = self.text(entries, "versionstage", kp) if "versionstage" in entries else None
+        key_node, value_node = entries["names"]
+        names = self.sequence(key_node, value_node, f"{kp}.names")
+        for j, name_node in enumerate(names.value):
+            nkp = f"{kp}.names[{j}]"
+            name = self.scalar(name_node, nkp)
+            self.add(Item(source, name, region, ttl, version_stage=stage, line=_line(name_node)), nkp)
+
+    def dynamodb(self, node: Node, kp: str) -> None:
+        entries = self.mapping(node, kp, _DYNAMODB_KEYS)
+        for required in ("table", "hashkey", "hashkeyvalue"):
+            if required not in entries:
+                raise self.error(node, kp, f"missing required key {required!r}")
+        if ("sortkey" in entries) != ("sortkeyvalue" in entries):
+            present, missing = ("sortkey", "sortkeyvalue") if "sortkey" in entries else ("sortkeyvalue", "sortkey")
+            raise self.error(entries[present][0], f"{kp}.{present}", f"needs {missing!r} too (they go together)")
+        if "sortkeytype" in entries and "sortkey" not in entries:
+            raise self.error(entries["sortkeytype"][0], f"{kp}.sortkeytype", "given without 'sortkey'")
+
+        table = self.text(entries, "table", kp)
+        hashkey = self.text(entries, "hashkey", kp)
+        hash_text, hash_value = self.key_value(entries, "hash", kp)
+        key = {hashkey: hash_value}
+        address = f"{table}-{hash_text}"
+        if "sortkey" in entries:
+            sortkey = self.text(entries, "sortkey", kp)
+            if sortkey == hashkey:
+                raise self.error(entries["sortkey"][1], f"{kp}.sortkey", f"must differ from hashkey {_show(hashkey)}")
+            sort_text, sort_value = self.key_value(entries, "sort", kp)
+            key[sortkey] = sort_value
+            address += f"-{sort_text}"
+        if "name" in entries:
+            address = self.text(entries, "name", kp)
+
+        item = Item(
+            "dynamodb", address, self.region(entries, node, kp), self.ttl(entries, kp),
+            table=table, key=key, line=_line(node),
+        )
+        self.add(item, kp)
+
+    def key_value(self, entries: _Entries, prefix: str, kp: str) -> tuple[str, dict]:
+        """The key value as written, and its low-level attribute value ({"S": ...})."""
+        type_key, value_key = f"{prefix}keytype", f"{prefix}keyvalue"
+        kind = "S"
+        if type_key in entries:
+            kind = self.text(entries, type_key, kp)
+            if kind not in KEY_TYPES:
+                raise self.error(entries[type_key][1], f"{kp}.{type_key}",
+                                 f"must be one of {', '.join(KEY_TYPES)}, got {_show(kind)}")
+        text = self.text(entries, value_key, kp, allow_blank=True)
+        where, vkp = entries[value_key][1], f"{kp}.{value_key}"
+        if text == "":
+            raise self.error(where, vkp, "must not be empty (DynamoDB key values cannot be empty)")
+        if kind == "N":
+            if not _NUMBER.match(text):
+                raise self.error(where, vkp, f"{_show(text)} is not a number ({type_key} is N)")
+            return text, {"N": text}
+        if kind == "B":
+            import base64  # only needed for binary keys; keeps the common import path lean
+            import binascii
+
+            try:
+                data = base64.b64decode(text, validate=True)
+            except (binascii.Error, ValueError):
+                raise self.error(where, vkp, f"{_show(text)} is not valid base64 ({type_key} is B)") from None
+            if not data:
+                raise self.error(where, vkp, "must not be empty (DynamoDB key values cannot be empty)")
+            return text, {"B": data}
+        return text, {"S": text}
+
+    def add(self, item: Item, kp: str) -> None:
+        address = (item.source, item.name)
+        previous = self.seen.get(address)
+        if previous is not None:
+            line, where = previous
+            raise self.error(item.line, kp, f"{item.source} address {_show(item.name)} is already defined "
+                                            f"at line {line} ({where})")
+        if len(self.items) >= MAX_ITEMS:
+            raise self.error(item.line, kp, f"more than {MAX_ITEMS} items; split the configuration")
+        self.seen[address] = (item.line, kp)
+        self.items.append(item)
+
+    # -- shared fields ------------------------------------------------------------
+
+    def region(self, entries: _Entries, node: Node, kp: str) -> str:
+        if "region" in entries:
+            return self.text(entries, "region", kp)
+        if self.default_region:
+            return self.default_region
+        raise self.error(node, kp, "no region: add 'region:' here or set AWS_REGION")
+
+    def ttl(self, entries: _Entries, kp: str) -> float:
+        if "ttl" not in entries:
+            return self.default_ttl
+        text = self.text(entries, "ttl", kp)
+        where, tkp = entries["ttl"][1], f"{kp}.ttl"
+        try:
+            seconds = parse_duration(text)
+        except ValueError as e:
+            raise self.error(where, tkp, f"{e} (use a Go duration such as 30s, 5m or 1h30m)") from None
+        if seconds <= 0:
+            raise self.error(where, tkp, f"must be greater than zero, got {_show(text)}")
+        return seconds
+
+    # -- node helpers -----------------------------------------------------------
+
+    def mapping(self, node: Node, kp: str, allowed: tuple[str, ...]) -> _Entries:
+        if not isinstance(node, MappingNode):
+            raise self.error(node, kp or None, f"must be a mapping, got {_kind(node)}")
+        entries: _Entries = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, ScalarNode):
+                raise self.error(key_node, kp or None, f"keys must be plain names, got {_kind(key_node)}")
+            name = key_node.value
+            key_path = f"{kp}.{name}" if kp else name
+            if name not in allowed:
+                raise self.error(key_node, key_path, f"unknown key {_show(name)}; allowed: {', '.join(allowed)}")
+            if name in entries:
+                first = _line(entries[name][0])
+                raise self.error(key_node, key_path, f"duplicate key {_show(name)} (first at line {first})")
+            entries[name] = (key_node, value_node)
+        return entries
+
+    def sequence(self, key_node: Node, value_node: Node, kp: str) -> SequenceNode:
+        if _is_null(value_node):
+            raise self.error(key_node, kp, "missing value: expected a list")
+        if not isinstance(value_node, SequenceNode):
+            raise self.error(value_node, kp, f"must be a list, got {_kind(value_node)}")
+        return value_node
+
+    def text(self, entries: _Entries, key: str, kp: str, *, allow_blank: bool = False) -> str:
+        key_node, value_node = entries[key]
+        return self.scalar(value_node, f"{kp}.{key}", null_line=_line(key_node), allow_blank=allow_blank)
+
+    def scalar(self, node: Node, kp: str, *, null_line: int | None = None, allow_blank: bool = False) -> str:
+        if not isinstance(node, ScalarNode):
+            raise self.error(node, kp, f"must be text, got {_kind(node)}")
+        if _is_null(node):
+            # An empty value's mark can sit on a later line; the key's line is where to look.
+            where = null_line if null_line is not None else node
+            if node.value:
+                raise self.error(where, kp, f"is null ({node.value}); quote it if you mean the text")
+            raise self.error(where, kp, "missing value")
+        if not allow_blank and not node.value.strip():
+            raise self.error(node, kp, "must not be empty")
+        return node.value

@@ -1,0 +1,149 @@
+"""The fetcher interface, the error type every source maps its failures to, and boto3 clients.
+
+Fetchers never know about HTTP or the cache: they turn configured items into values (or errors).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+if TYPE_CHECKING:
+    from ..config import Item
+
+# Short timeouts: a cache that hangs on AWS is worse than none. Standard retry mode backs off with jitter.
+CONNECT_TIMEOUT = 1.0
+READ_TIMEOUT = 3.0
+MAX_ATTEMPTS = 3
+
+# AWS error codes that mean "it is not there" rather than "AWS failed".
+NOT_FOUND_CODES = frozenset(
+    {"ParameterNotFound", "ParameterVersionNotFound", "ResourceNotFoundException", "ItemNotFound"}
+)
+
+
+@dataclass(frozen=True)
+class Value:
+    """A fetched value, already in the bytes the HTTP layer sends."""
+
+    body: bytes
+    content_type: str
+
+    def __repr__(self) -> str:  # values are secrets: never let one reach a log line or traceback
+        return f"Value(<{len(self.body)} bytes>, {self.content_type!r})"
+
+
+class FetchError(Exception):
+    """An upstream failure with nothing in it but a code: AWS messages can quote request data."""
+
+    def __init__(self, code: str, status: int, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.status = status  # what the HTTP layer answers when nothing is servable: 404, 502 or 504
+        self.message = message
+
+    @classmethod
+    def from_exception(cls, exc: BaseException, operation: str) -> FetchError:
+        """Map a botocore exception (or anything else) to a code and status, without its text."""
+        if isinstance(exc, FetchError):
+            return exc
+        response = getattr(exc, "response", None)
+        if isinstance(response, dict):  # botocore ClientError
+            code = str(response.get("Error", {}).get("Code") or "UnknownError")
+            status = 404 if code in NOT_FOUND_CODES else 502
+            return cls(code, status, f"{operation} failed with {code}")
+        name = type(exc).__name__
+        if name in ("ReadTimeoutError", "ConnectTimeoutError"):
+            return cls("Timeout", 504, f"{operation} timed out")
+        if name in ("EndpointConnectionError", "ConnectionClosedError", "ProxyConnectionError"):
+            return cls("ConnectionError", 502, f"{operation} could not reach AWS")
+        if name in ("NoCredentialsError", "PartialCredentialsError"):
+            return cls("NoCredentials", 502, f"{operation} has no AWS credentials")
+        return cls(name, 502, f"{operation} failed with {name}")
+
+
+def not_found(what: str) -> FetchError:
+    return FetchError("NotFound", 404, f"{what} was not found upstream")
+
+
+class ClientFactory:
+    """botocore clients, created on first use per (service, region) and shared by all threads.
+
+    botocore rather than boto3: the extension needs no resources, and the endpoint still comes from
+    botocore's own configuration, so AWS_ENDPOINT_URL(_SSM, ...) points it at an emulator unchanged.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._session: Any = None
+        self._clients: dict[tuple[str, str], Any] = {}
+
+    def get(self, service: str, region: str) -> Any:
+        key = (service, region)
+        client = self._clients.get(key)
+        if client is not None:
+            return client
+        with self._lock:  # sessions are not thread-safe; clients are
+            client = self._clients.get(key)
+            if client is None:
+                import botocore.session
+                from botocore.config import Config
+
+                if self._session is None:
+                    self._session = botocore.session.get_session()
+                config = Config(
+                    connect_timeout=CONNECT_TIMEOUT,
+                    read_timeout=READ_TIMEOUT,
+                    retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+                    max_pool_connections=16,
+                    user_agent_extra="lambda-cache-extension",
+                )
+                client = self._session.create_client(service, region_name=region, config=config)
+                self._clients[key] = client
+        return client
+
+
+class Fetcher:
+    """One AWS source. Subclasses set `source` and `batch_size` and implement `fetch_batch`."""
+
+    source = ""
+    operation = ""  # the AWS API call named in errors and logs
+    batch_size = 1
+
+    def __init__(self, clients: ClientFactory) -> None:
+        self.clients = clients
+
+    def get(self, item: Item) -> Value:
+        outcome = self.get_many([item])[item.name]
+        if isinstance(outcome, FetchError):
+            raise outcome
+        return outcome
+
+    def get_many(self, items: Sequence[Item]) -> dict[str, Value | FetchError]:
+        """Fetch up to `batch_size` items; one outcome per item name, never an exception."""
+        outcomes: dict[str, Value | FetchError] = {}
+        for group in _by_region(items):
+            try:
+                outcomes.update(self.fetch_batch(group))
+            except Exception as exc:  # one failed call fails its batch, not the process
+                error = FetchError.from_exception(exc, self.operation)
+                outcomes.update((item.name, error) for item in group)
+        for item in items:  # a response that silently left an item out is an error too
+            outcomes.setdefault(item.name, FetchError("NoResult", 502, f"{self.operation} returned no result"))
+        return outcomes
+
+    def fetch_batch(self, items: Sequence[Item]) -> dict[str, Value | FetchError]:
+        """Fetch items that share a region, in as few calls as the API allows."""
+        raise NotImplementedError
+
+
+def _by_region(items: Iterable[Item]) -> list[list[Item]]:
+    groups: dict[str, list[Item]] = {}
+    for item in items:
+        groups.setdefault(item.region, []).append(item)
+    return list(groups.values())
+
+
+def text_value(text: str) -> Value:
+    return Value(text.encode("utf-8"), "text/plain; charset=utf-8")

@@ -1,0 +1,69 @@
+"""Secrets Manager, read directly (the /secrets route)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+from .base import NOT_FOUND_CODES, Fetcher, FetchError, Value, text_value
+
+if TYPE_CHECKING:
+    from ..config import Item
+
+
+class SecretFetcher(Fetcher):
+    source = "secrets"
+    operation = "secretsmanager:BatchGetSecretValue"
+    batch_size = 20  # BatchGetSecretValue takes at most 20 ids
+
+    def fetch_batch(self, items: Sequence[Item]) -> dict[str, Value | FetchError]:
+        client = self.clients.get("secretsmanager", items[0].region)
+        # The batch call only returns AWSCURRENT; pinned stages need GetSecretValue one by one.
+        current = [item for item in items if item.version_stage in (None, "AWSCURRENT")]
+        pinned = [item for item in items if item.version_stage not in (None, "AWSCURRENT")]
+        outcomes = {item.name: self._get_one(client, item) for item in pinned}
+        if len(current) == 1:
+            outcomes[current[0].name] = self._get_one(client, current[0])
+        elif current:
+            try:
+                outcomes.update(self._get_batch(client, current))
+            except Exception as exc:
+                # Roles often allow GetSecretValue on named secrets but not BatchGetSecretValue.
+                if FetchError.from_exception(exc, self.operation).code != "AccessDeniedException":
+                    raise
+                outcomes.update((item.name, self._get_one(client, item)) for item in current)
+        return outcomes
+
+    def _get_batch(self, client, items: Sequence[Item]) -> dict[str, Value | FetchError]:
+        response = client.batch_get_secret_value(SecretIdList=[item.name for item in items])
+        by_id: dict[str, dict] = {}
+        for secret in response.get("SecretValues", []):
+            arn = secret.get("ARN", "")
+            # An id may be the name, the full ARN, or the ARN without its random 6-character suffix.
+            for alias in (secret.get("Name"), arn, arn[:-7] if len(arn) > 7 else None):
+                if alias:
+                    by_id[alias] = secret
+        errors = {error.get("SecretId"): error.get("ErrorCode") or "UnknownError" for error in response.get("Errors", [])}
+        outcomes: dict[str, Value | FetchError] = {}
+        for item in items:
+            if item.name in by_id:
+                outcomes[item.name] = _secret_value(by_id[item.name])
+            elif item.name in errors:
+                code = errors[item.name]
+                status = 404 if code in NOT_FOUND_CODES else 502
+                outcomes[item.name] = FetchError(code, status, f"{self.operation} failed with {code}")
+        return outcomes
+
+    def _get_one(self, client, item: Item) -> Value | FetchError:
+        kwargs = {"SecretId": item.name}
+        if item.version_stage:
+            kwargs["VersionStage"] = item.version_stage
+        try:
+            return _secret_value(client.get_secret_value(**kwargs))
+        except Exception as exc:
+            return FetchError.from_exception(exc, "secretsmanager:GetSecretValue")
+
+
+def _secret_value(secret: dict) -> Value:
+    if "SecretString" in secret:
+        return text_value(secret["SecretString"])
+    return Value(bytes(secret.get("SecretBinary", b"")), "application/octet-stream")

@@ -1,0 +1,100 @@
+"""Settings from environment variables.
+
+`load_settings` takes the environment as an argument (it never reads os.environ), so the
+rules below are unit-testable. Every invalid value raises one SettingsError naming the
+variable and its value; the token is a secret, so only its variable name is ever shown.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass, field
+from collections.abc import Mapping
+
+from .goparse import parse_bool, parse_duration, quote
+
+DEFAULT_TASK_ROOT = "/var/task"
+DEFAULT_TTL = 300.0  # 5m, the original sample's default
+DEFAULT_PORT = 4000
+
+_LOG_LEVELS = {"debug": "DEBUG", "info": "INFO", "warn": "WARNING", "warning": "WARNING", "error": "ERROR"}
+
+
+class SettingsError(Exception):
+    """An environment variable has an invalid value (the message names the variable)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    config_path: str
+    init_startup: bool
+    ttl: float
+    port: int
+    log_level: str
+    token: str = field(repr=False)  # keep the secret out of reprs that end up in logs
+    region: str | None
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    def get(name: str) -> str | None:
+        value = env.get(name)
+        return value if value else None  # an empty string counts as unset
+
+    def invalid(name: str, value: str, problem: str) -> SettingsError:
+        return SettingsError(f"{name}={quote(value)}: {problem}")
+
+    config_path = get("CACHE_EXTENSION_CONFIG") or posixpath.join(
+        get("LAMBDA_TASK_ROOT") or DEFAULT_TASK_ROOT, "config.yaml"
+    )
+
+    init_startup = True
+    raw = get("CACHE_EXTENSION_INIT_STARTUP")
+    if raw is not None:
+        try:
+            init_startup = parse_bool(raw)
+        except ValueError as e:
+            raise invalid("CACHE_EXTENSION_INIT_STARTUP", raw, str(e)) from None
+
+    ttl = DEFAULT_TTL
+    raw = get("CACHE_EXTENSION_TTL")
+    if raw is not None:
+        try:
+            ttl = parse_duration(raw)
+        except ValueError as e:
+            raise invalid("CACHE_EXTENSION_TTL", raw, str(e)) from None
+        if ttl <= 0:
+            raise invalid("CACHE_EXTENSION_TTL", raw, "must be greater than zero (e.g. 30s, 5m, 1h30m)")
+
+    port = DEFAULT_PORT
+    raw = get("CACHE_EXTENSION_PORT")
+    if raw is not None:
+        # Digits only: int() would also take " 80", "+80", "8_0" and non-ASCII digits.
+        significant = raw.lstrip("0")
+        if not (raw.isascii() and raw.isdigit()) or len(significant) > 5 or not 1 <= int(significant or "0") <= 65535:
+            raise invalid("CACHE_EXTENSION_PORT", raw, "must be a port number from 1 to 65535")
+        port = int(significant)
+
+    log_level = "INFO"
+    raw = get("CACHE_EXTENSION_LOG_LEVEL")
+    if raw is not None:
+        level = _LOG_LEVELS.get(raw.lower())
+        if level is None:
+            raise invalid("CACHE_EXTENSION_LOG_LEVEL", raw, "must be one of debug, info, warn, error")
+        log_level = level
+
+    token = get("CACHE_EXTENSION_TOKEN") or get("AWS_SESSION_TOKEN")
+    if token is None:
+        raise SettingsError(
+            "neither CACHE_EXTENSION_TOKEN nor AWS_SESSION_TOKEN is set: "
+            "the HTTP API needs a token to check requests against and refuses to run unauthenticated"
+        )
+
+    return Settings(
+        config_path=config_path,
+        init_startup=init_startup,
+        ttl=ttl,
+        port=port,
+        log_level=log_level,
+        token=token,
+        region=get("AWS_REGION") or get("AWS_DEFAULT_REGION"),
+    )

@@ -1,0 +1,122 @@
+"""The cache: one entry per configured item, TTL per entry, single-flight refresh, stale on failure.
+
+Reads of a fresh entry return at once without taking a lock. Reads of an expired or missing entry
+share one in-flight fetch (a concurrent.futures.Future the HTTP layer awaits), so N concurrent readers
+cause one upstream call. Prefetch marks every entry in flight before its first call goes out, so a read
+that arrives during INIT waits for the prefetch instead of missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass
+from typing import Callable, Iterable, Mapping
+
+from .config import Item
+from .fetchers import Fetcher, FetchError, Value
+
+log = logging.getLogger("cache_extension.store")
+
+
+class NotConfigured(LookupError):
+    """The name is not in config.yaml: answered 404 without any AWS call."""
+
+
+@dataclass(frozen=True)
+class Result:
+    value: Value
+    state: str  # "hit", "miss" or "stale": the X-Cache header
+    age: float  # seconds since the value was fetched
+
+
+class _Entry:
+    __slots__ = ("item", "cached", "pending")
+
+    def __init__(self, item: Item) -> None:
+        self.item = item
+        # (value, fetched_at, expires_at), replaced as one tuple so lock-free readers never see a mix.
+        self.cached: tuple[Value, float, float] | None = None
+        self.pending: Future | None = None
+
+
+class Store:
+    def __init__(
+        self,
+        items: Iterable[Item],
+        fetchers: Mapping[str, Fetcher],
+        executor: Executor,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._entries = {(item.source, item.name): _Entry(item) for item in items}
+        self._fetchers = fetchers
+        self._executor = executor
+        self._clock = clock
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def read(self, source: str, name: str) -> Result | Future:
+        """A fresh Result, or a Future of one (it raises FetchError when nothing is servable)."""
+        entry = self._entries.get((source, name))
+        if entry is None:
+            raise NotConfigured(source)
+        cached = entry.cached
+        if cached is not None:
+            now = self._clock()
+            if now < cached[2]:
+                return Result(cached[0], "hit", now - cached[1])
+        with self._lock:
+            if entry.pending is None:
+                self._start([entry])
+            return entry.pending
+
+    def prefetch(self) -> list[Future]:
+        """Fetch every configured item, batched per source; returns the in-flight futures."""
+        with self._lock:
+            idle = [entry for entry in self._entries.values() if entry.pending is None]
+            self._start(idle)
+            return [entry.pending for entry in self._entries.values() if entry.pending is not None]
+
+    def _start(self, entries: list[_Entry]) -> None:
+        """Mark entries in flight and submit their fetches in batches. Caller holds the lock."""
+        by_source: dict[str, list[_Entry]] = {}
+        for entry in entries:
+            entry.pending = Future()
+            by_source.setdefault(entry.item.source, []).append(entry)
+        for source, group in by_source.items():
+            fetcher = self._fetchers[source]
+            for start in range(0, len(group), fetcher.batch_size):
+                batch = group[start : start + fetcher.batch_size]
+                self._executor.submit(self._fetch, fetcher, batch)
+
+    def _fetch(self, fetcher: Fetcher, batch: list[_Entry]) -> None:
+        try:
+            outcomes = fetcher.get_many([entry.item for entry in batch])
+        except BaseException as exc:  # a fetcher bug must not leave readers waiting forever
+            error = FetchError.from_exception(exc, fetcher.operation)
+            outcomes = {entry.item.name: error for entry in batch}
+        for entry in batch:
+            self._settle(entry, outcomes.get(entry.item.name) or FetchError("NoResult", 502, "no result"))
+
+    def _settle(self, entry: _Entry, outcome: Value | FetchError) -> None:
+        now = self._clock()
+        item = entry.item
+        with self._lock:
+            future, entry.pending = entry.pending, None
+            if isinstance(outcome, Value):
+                entry.cached = (outcome, now, now + item.ttl)
+            previous = entry.cached
+        if isinstance(outcome, Value):
+            log.debug("fetched %s %s", item.source, item.name)
+            future.set_result(Result(outcome, "miss", 0.0))
+        elif previous is not None:
+            log.warning("refresh of %s %s failed (%s); serving the stale value", item.source, item.name, outcome.code)
+            future.set_result(Result(previous[0], "stale", now - previous[1]))
+        else:
+            log.error("fetch of %s %s failed: %s", item.source, item.name, outcome.code)
+            future.set_exception(outcome)

@@ -1,0 +1,695 @@
+"""A local emulator of the Lambda Extensions API (``/2020-01-01/extension``).
+
+Written from AWS's published API reference. It launches extension executables as real
+subprocesses, as Lambda does from ``/opt/extensions``, and drives them through the
+Init -> Invoke -> Shutdown lifecycle. Every wait is bounded so a misbehaving extension can
+fail a test but never hang it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from collections import deque
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, NamedTuple
+
+BASE_PATH = "/2020-01-01/extension"
+ACCOUNT_ID = "123456789012"
+VALID_EVENTS = frozenset({"INVOKE", "SHUTDOWN"})
+
+# path -> the one method Lambda accepts on it
+ROUTES = {
+    f"{BASE_PATH}/register": "POST",
+    f"{BASE_PATH}/event/next": "GET",
+    f"{BASE_PATH}/init/error": "POST",
+    f"{BASE_PATH}/exit/error": "POST",
+}
+
+_print_lock = threading.Lock()
+
+
+class EmulatorError(Exception):
+    """Base class for lifecycle failures the emulator detects."""
+
+
+class InitFailed(EmulatorError):
+    """Init failed: an extension posted init/error or exited before calling event/next."""
+
+    def __init__(self, message: str, errors: list[dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.errors = errors
+
+
+class ExtensionCrashed(EmulatorError):
+    """An extension process exited after Init (Lambda would reset the environment)."""
+
+
+class ApiCall(NamedTuple):
+    """One request to the API, recorded in arrival order (for ordering assertions)."""
+
+    at: float  # time.monotonic() when the request arrived
+    extension: str | None  # extension name, when the request could be attributed
+    call: str  # "register", "event/next", "init/error", "exit/error" or the raw path
+    status: int
+
+
+class Extension:
+    """One launched extension process, as the emulator sees it.
+
+    Mutable lifecycle fields are written under the emulator's lock; reading them from a
+    test is fine once the relevant wait_* call has returned.
+    """
+
+    def __init__(self, name: str, launched_at: float) -> None:
+        self.name = name
+        self.process: subprocess.Popen[str] | None = None  # set right after Popen
+        self.identifier: str | None = None
+        self.events: list[str] = []
+        self.launched_at = launched_at
+        self.registered_at: float | None = None
+        self.init_done_at: float | None = None
+        self.exited_at: float | None = None
+        self.init_errors: list[dict[str, Any]] = []
+        self.exit_errors: list[dict[str, Any]] = []
+        # Event delivery: events wait in the queue until an event/next call takes them.
+        # `idle` (waiting in event/next with nothing queued) is what Lambda waits for
+        # before freezing, so count next calls and remember which call took the last event.
+        self._queue: deque[dict[str, Any]] = deque()
+        self._next_calls = 0
+        self._delivered_on = 0
+        self._exited = threading.Event()
+        self._output: list[str] = []
+        self._output_lock = threading.Lock()
+        self._reader: threading.Thread | None = None
+
+    @property
+    def output(self) -> str:
+        with self._output_lock:
+            return "".join(self._output)
+
+    @property
+    def idle(self) -> bool:
+        return not self._queue and self._next_calls > self._delivered_on
+
+    def wait_exit(self, timeout: float) -> int | None:
+        """Wait for the process to exit; its return code, or None if still running."""
+        if not self._exited.wait(timeout):
+            return None
+        if self._reader is not None:
+            # Let the reader drain the pipe so `output` is complete (bounded: a
+            # grandchild could keep the pipe open).
+            self._reader.join(timeout=1.0)
+        assert self.process is not None
+        return self.process.returncode
+
+    def _append_output(self, line: str) -> None:
+        with self._output_lock:
+            self._output.append(line)
+
+    def __repr__(self) -> str:
+        pid = self.process.pid if self.process else None
+        return f"<Extension {self.name} pid={pid} events={self.events}>"
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, emulator: ExtensionsApiEmulator) -> None:
+        self.emulator = emulator
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    # HTTP/1.1 keep-alive, like Lambda; every response carries Content-Length.
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # silent by default: tests and run-local print what matters themselves
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.emulator._track_connection(self.connection, add=True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.emulator._track_connection(self.connection, add=False)
+
+    def do_GET(self) -> None:
+        self._route()
+
+    def do_POST(self) -> None:
+        self._route()
+
+    def do_PUT(self) -> None:
+        self._route()
+
+    def do_DELETE(self) -> None:
+        self._route()
+
+    def do_PATCH(self) -> None:
+        self._route()
+
+    def _route(self) -> None:
+        body = self._read_body()
+        path = self.path.split("?", 1)[0]
+        method = ROUTES.get(path)
+        emulator = self.server.emulator
+        if method is None:
+            self._error(HTTPStatus.NOT_FOUND, "InvalidRequest", f"unknown path {path}", call=path)
+        elif method != self.command:
+            self._error(
+                HTTPStatus.METHOD_NOT_ALLOWED,
+                "InvalidRequest",
+                f"{self.command} not allowed on {path}",
+                call=path,
+                headers={"Allow": method},
+            )
+        else:
+            call = path[len(BASE_PATH) + 1 :]
+            try:
+                status, headers, payload, name = emulator._handle(call, self.headers, body)
+            except _Closed:
+                status, headers, name = HTTPStatus.INTERNAL_SERVER_ERROR, {}, None
+                payload = {"errorMessage": "emulator is closing", "errorType": "Extension.Closed"}
+            self._send(status, payload, headers, call=call, extension=name)
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    # trailers end with an empty line
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _error(
+        self,
+        status: int,
+        error_type: str,
+        message: str,
+        *,
+        call: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        payload = {"errorMessage": message, "errorType": error_type}
+        self._send(status, payload, headers or {}, call=call, extension=None)
+
+    def _send(
+        self,
+        status: int,
+        payload: dict[str, Any],
+        headers: dict[str, str],
+        *,
+        call: str,
+        extension: str | None,
+    ) -> None:
+        self.server.emulator._record(call, extension, int(status))
+        data = json.dumps(payload).encode()
+        try:
+            self.send_response(int(status))
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the extension went away mid-request
+
+
+class _Closed(Exception):
+    """Raised inside a blocked event/next when the emulator closes."""
+
+
+class _Reply(Exception):
+    """An API error response, raised from deep inside request handling."""
+
+    def __init__(self, status: int, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_type = error_type
+
+
+class ExtensionsApiEmulator:
+    """Serves the Extensions API on 127.0.0.1 and launches extensions against it."""
+
+    def __init__(
+        self,
+        *,
+        function_name: str = "cache-extension-example",
+        function_version: str = "$LATEST",
+        handler: str = "app.handler",
+        region: str | None = None,
+        echo: bool = False,
+    ) -> None:
+        self.function_name = function_name
+        self.function_version = function_version
+        self.handler = handler
+        self.region = region or os.environ.get("AWS_REGION") or "us-east-1"
+        self.echo = echo
+        self.extensions: list[Extension] = []
+        self.calls: list[ApiCall] = []
+        # One condition guards all lifecycle state; waits release it, so a blocked
+        # event/next never stalls other requests.
+        self._cond = threading.Condition()
+        self._closed = False
+        self._shut_down = False
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._connections: set[Any] = set()
+
+    # -- lifecycle of the emulator itself ---------------------------------------------
+
+    @property
+    def address(self) -> str:
+        """host:port, the value for AWS_LAMBDA_RUNTIME_API."""
+        if self._server is None:
+            raise RuntimeError("emulator not started")
+        host, port = self._server.server_address[:2]
+        return f"{host}:{port}"
+
+    def start(self) -> ExtensionsApiEmulator:
+        if self._server is not None:
+            raise RuntimeError("emulator already started")
+        self._server = _Server(self)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="extensions-api",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            self._cond.notify_all()  # wakes blocked event/next calls
+        for ext in self.extensions:
+            _kill(ext)
+        for ext in self.extensions:
+            ext.wait_exit(2.0)
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            # Keep-alive connections would otherwise keep their handler threads alive.
+            with self._cond:
+                connections = list(self._connections)
+            for conn in connections:
+                try:
+                    conn.shutdown(2)  # socket.SHUT_RDWR
+                except OSError:
+                    pass
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+
+    def __enter__(self) -> ExtensionsApiEmulator:
+        return self.start() if self._server is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- driving the lifecycle ---------------------------------------------------------
+
+    def launch(
+        self,
+        executable: str,
+        env: dict[str, str],
+        *,
+        capture_output: bool = True,
+        cwd: str | None = None,
+    ) -> Extension:
+        """Start an extension executable with exactly `env` (+ AWS_LAMBDA_RUNTIME_API)."""
+        name = os.path.basename(executable)
+        full_env = dict(env)
+        full_env["AWS_LAMBDA_RUNTIME_API"] = self.address
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("emulator is closed")
+            if any(e.name == name for e in self.extensions):
+                # /opt/extensions can't hold two files of the same name either.
+                raise ValueError(f"an extension named {name!r} was already launched")
+            ext = Extension(name, time.monotonic())
+            # Listed before Popen so that a very fast register finds it.
+            self.extensions.append(ext)
+        try:
+            ext.process = subprocess.Popen(
+                [executable],
+                env=full_env,
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE if capture_output else None,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+                bufsize=1,
+                # Own process group, so kill reaches whatever the launcher spawned.
+                start_new_session=True,
+            )
+        except BaseException:
+            with self._cond:
+                self.extensions.remove(ext)
+            raise
+        if capture_output:
+            ext._reader = threading.Thread(
+                target=self._read_output, args=(ext,), name=f"output-{name}", daemon=True
+            )
+            ext._reader.start()
+        threading.Thread(
+            target=self._watch_exit, args=(ext,), name=f"wait-{name}", daemon=True
+        ).start()
+        return ext
+
+    def wait_init(self, timeout: float = 10.0) -> None:
+        """Block until every extension finished Init, failed it, or exited."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                pending = [e for e in self.extensions if not _init_settled(e)]
+                if not pending:
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    names = ", ".join(e.name for e in pending)
+                    raise TimeoutError(
+                        f"Init not finished after {timeout:.1f}s, waiting for: {names}"
+                        + self._outputs(pending)
+                    )
+                self._cond.wait(remaining)
+            failed = [e for e in self.extensions if e.init_errors or e.init_done_at is None]
+        if not failed:
+            return
+        errors: list[dict[str, Any]] = []
+        for ext in failed:
+            for err in ext.init_errors:
+                errors.append({"extension": ext.name, **err})
+            if ext.init_done_at is None and ext._exited.is_set():
+                code = ext.wait_exit(0)  # also drains its output
+                errors.append(
+                    {
+                        "extension": ext.name,
+                        "error_type": "Extension.Crash",
+                        "body": f"exited with code {code} before Init finished",
+                    }
+                )
+        summary = "; ".join(f"{e['extension']}: {e['error_type']}" for e in errors)
+        raise InitFailed(f"Init failed: {summary}" + self._outputs(failed), errors)
+
+    def invoke(self, request_id: str | None = None, *, timeout: float = 10.0) -> dict[str, Any]:
+        """Send INVOKE and wait until every subscriber is back in event/next."""
+        request_id = request_id or str(uuid.uuid4())
+        event = {
+            "eventType": "INVOKE",
+            "deadlineMs": _epoch_ms() + int(timeout * 1000),
+            "requestId": request_id,
+            "invokedFunctionArn": (
+                f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{self.function_name}"
+            ),
+            "tracing": {"type": "X-Amzn-Trace-Id", "value": _trace_id()},
+        }
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            if self._closed or self._shut_down:
+                raise RuntimeError("emulator is closed or already shut down")
+            not_ready = [e.name for e in self.extensions if e.init_done_at is None]
+            if not_ready:
+                raise RuntimeError(f"Init not finished for {not_ready}; call wait_init() first")
+            self._raise_if_crashed()
+            targets = [e for e in self.extensions if "INVOKE" in e.events]
+            for ext in targets:
+                ext._queue.append(event)
+            self._cond.notify_all()
+            while True:
+                self._raise_if_crashed()
+                busy = [e for e in targets if not e.idle]
+                if not busy:
+                    return event
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    names = ", ".join(e.name for e in busy)
+                    raise TimeoutError(
+                        f"invoke {request_id}: no event/next after {timeout:.1f}s from {names}"
+                    )
+                self._cond.wait(remaining)
+
+    def shutdown(self, reason: str = "spindown", *, timeout: float = 2.0) -> dict[str, float | None]:
+        """Send SHUTDOWN, give processes `timeout` seconds to exit, then kill the rest.
+
+        Returns seconds from SHUTDOWN to each process's exit (0.0 if it had already
+        exited), or None for those that had to be killed.
+        """
+        sent = time.monotonic()
+        event = {
+            "eventType": "SHUTDOWN",
+            "shutdownReason": reason,
+            "deadlineMs": _epoch_ms() + int(timeout * 1000),
+        }
+        with self._cond:
+            self._shut_down = True
+            subscribers = [
+                e for e in self.extensions if "SHUTDOWN" in e.events and not e._exited.is_set()
+            ]
+            for ext in subscribers:
+                ext._queue.append(event)
+            self._cond.notify_all()
+        deadline = sent + timeout
+        for ext in subscribers:
+            ext._exited.wait(max(0.0, deadline - time.monotonic()))
+        result: dict[str, float | None] = {}
+        killed = []
+        for ext in self.extensions:
+            if ext._exited.is_set():
+                assert ext.exited_at is not None
+                result[ext.name] = max(0.0, ext.exited_at - sent)
+            else:
+                result[ext.name] = None
+                killed.append(ext)
+            _kill(ext)  # also ends anything left in its process group
+        for ext in killed:
+            ext.wait_exit(2.0)
+        return result
+
+    # -- request handling (called from server threads) ---------------------------------
+
+    def _handle(
+        self, call: str, headers: Any, body: bytes
+    ) -> tuple[int, dict[str, str], dict[str, Any], str | None]:
+        """Returns (status, extra headers, JSON payload, extension name)."""
+        if call == "register":
+            return self._register(headers, body)
+        with self._cond:
+            ext = self._by_identifier(headers.get("Lambda-Extension-Identifier"))
+        name = ext.name if ext else None
+        try:
+            if ext is None:
+                raise _Reply(
+                    HTTPStatus.FORBIDDEN,
+                    "Extension.UnknownExtensionIdentifier",
+                    "missing or unknown Lambda-Extension-Identifier",
+                )
+            if call == "event/next":
+                event = self._next_event(ext)
+                headers_out = {"Lambda-Extension-Event-Identifier": str(uuid.uuid4())}
+                return HTTPStatus.OK, headers_out, event, name
+            self._report_error(ext, call, headers, body)
+            return HTTPStatus.ACCEPTED, {}, {"status": "OK"}, name
+        except _Reply as reply:
+            payload = {"errorMessage": str(reply), "errorType": reply.error_type}
+            return reply.status, {}, payload, name
+
+    def _register(
+        self, headers: Any, body: bytes
+    ) -> tuple[int, dict[str, str], dict[str, Any], str | None]:
+        name = headers.get("Lambda-Extension-Name")
+        try:
+            with self._cond:
+                ext = next((e for e in self.extensions if e.name == name), None)
+                if not name or ext is None:
+                    raise _Reply(
+                        HTTPStatus.FORBIDDEN,
+                        "Extension.InvalidExtensionName",
+                        f"Lambda-Extension-Name {name!r} is not a launched extension",
+                    )
+                if ext.identifier is not None:
+                    # Also covers "after Init": event/next needs an identifier.
+                    raise _Reply(
+                        HTTPStatus.FORBIDDEN,
+                        "Extension.AlreadyRegistered",
+                        f"extension {name!r} already registered; register is only allowed during Init",
+                    )
+                events = _parse_events(body)
+                ext.identifier = str(uuid.uuid4())
+                ext.events = events
+                ext.registered_at = time.monotonic()
+                self._cond.notify_all()
+        except _Reply as reply:
+            payload = {"errorMessage": str(reply), "errorType": reply.error_type}
+            return reply.status, {}, payload, name
+        payload: dict[str, Any] = {
+            "functionName": self.function_name,
+            "functionVersion": self.function_version,
+            "handler": self.handler,
+        }
+        features = headers.get("Lambda-Extension-Accept-Feature") or ""
+        if "accountId" in [f.strip() for f in features.split(",")]:
+            payload["accountId"] = ACCOUNT_ID
+        return HTTPStatus.OK, {"Lambda-Extension-Identifier": ext.identifier}, payload, name
+
+    def _next_event(self, ext: Extension) -> dict[str, Any]:
+        with self._cond:
+            ext._next_calls += 1
+            call_number = ext._next_calls
+            if ext.init_done_at is None:
+                ext.init_done_at = time.monotonic()
+            self._cond.notify_all()  # init done / back to idle: wake waiters
+            while not ext._queue:
+                if self._closed:
+                    raise _Closed()
+                # Bounded wait; close() also notifies, this is belt and braces.
+                self._cond.wait(1.0)
+            ext._delivered_on = call_number
+            return ext._queue.popleft()
+
+    def _report_error(self, ext: Extension, call: str, headers: Any, body: bytes) -> None:
+        error_type = headers.get("Lambda-Extension-Function-Error-Type")
+        if not error_type:
+            raise _Reply(
+                HTTPStatus.BAD_REQUEST,
+                "Extension.MissingHeader",
+                "missing Lambda-Extension-Function-Error-Type header",
+            )
+        record = {"error_type": error_type, "body": _parse_body(body)}
+        with self._cond:
+            if call == "init/error":
+                if ext.init_done_at is not None:
+                    raise _Reply(
+                        HTTPStatus.FORBIDDEN,
+                        "Extension.InvalidState",
+                        "init/error is only allowed during Init",
+                    )
+                ext.init_errors.append(record)
+            else:
+                ext.exit_errors.append(record)
+            self._cond.notify_all()
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _by_identifier(self, identifier: str | None) -> Extension | None:
+        if not identifier:
+            return None
+        return next((e for e in self.extensions if e.identifier == identifier), None)
+
+    def _record(self, call: str, extension: str | None, status: int) -> None:
+        with self._cond:
+            self.calls.append(ApiCall(time.monotonic(), extension, call, status))
+
+    def _track_connection(self, conn: Any, *, add: bool) -> None:
+        with self._cond:
+            if add:
+                self._connections.add(conn)
+            else:
+                self._connections.discard(conn)
+
+    def _raise_if_crashed(self) -> None:
+        crashed = [e for e in self.extensions if e._exited.is_set()]
+        if crashed:
+            details = ", ".join(f"{e.name} (exit {e.process and e.process.returncode})" for e in crashed)
+            raise ExtensionCrashed(f"extension exited: {details}" + self._outputs(crashed))
+
+    def _read_output(self, ext: Extension) -> None:
+        assert ext.process is not None and ext.process.stdout is not None
+        for line in ext.process.stdout:
+            ext._append_output(line)
+            if self.echo:
+                with _print_lock:
+                    print(f"[{ext.name}] {line}", end="" if line.endswith("\n") else "\n", flush=True)
+        ext.process.stdout.close()
+
+    def _watch_exit(self, ext: Extension) -> None:
+        assert ext.process is not None
+        ext.process.wait()
+        with self._cond:
+            ext.exited_at = time.monotonic()
+            ext._exited.set()
+            self._cond.notify_all()
+
+    @staticmethod
+    def _outputs(extensions: list[Extension], limit: int = 4000) -> str:
+        parts = []
+        for ext in extensions:
+            text = ext.output
+            if len(text) > limit:
+                text = "..." + text[-limit:]
+            parts.append(f"\n--- output of {ext.name} ---\n{text.rstrip()}")
+        return "".join(parts)
+
+
+def _init_settled(ext: Extension) -> bool:
+    return ext.init_done_at is not None or bool(ext.init_errors) or ext._exited.is_set()
+
+
+def _parse_events(body: bytes) -> list[str]:
+    try:
+        data = json.loads(body or b"null")
+    except ValueError:
+        raise _Reply(HTTPStatus.BAD_REQUEST, "InvalidRequestFormat", "body is not JSON") from None
+    events = data.get("events") if isinstance(data, dict) else None
+    if not isinstance(events, list) or not all(isinstance(e, str) for e in events):
+        raise _Reply(
+            HTTPStatus.BAD_REQUEST,
+            "InvalidRequestFormat",
+            'body must be {"events": [...]}',
+        )
+    invalid = [e for e in events if e not in VALID_EVENTS]
+    if invalid:
+        raise _Reply(
+            HTTPStatus.BAD_REQUEST,
+            "Extension.InvalidEventType",
+            f"invalid events {invalid}; allowed: {sorted(VALID_EVENTS)}",
+        )
+    return events
+
+
+def _parse_body(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return body.decode("utf-8", errors="replace")
+
+
+def _kill(ext: Extension) -> None:
+    """SIGKILL the extension's whole process group, as Lambda ends the sandbox."""
+    if ext.process is None:
+        return
+    try:
+        os.killpg(ext.process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _epoch_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _trace_id() -> str:
+    root = f"1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]}"
+    return f"Root={root};Parent={uuid.uuid4().hex[:16]};Sampled=0"
+
