@@ -1,9 +1,14 @@
-"""A client of the Lambda Extensions API. Standard library only: it runs before any heavy import."""
+"""A client of the Lambda Extensions API.
+
+It speaks HTTP/1.1 over a plain socket because it runs before anything else: http.client pulls in the
+email, ssl and re packages (tens of milliseconds of imports) and registration must not wait for them.
+The API is Lambda's own, on loopback, with Content-Length on every response: a minimal client suffices.
+"""
 
 from __future__ import annotations
 
-import http.client
 import json
+import socket
 
 BASE = "/2020-01-01/extension"
 
@@ -14,24 +19,26 @@ class ExtensionsApiError(Exception):
 
 class ExtensionsApi:
     def __init__(self, address: str, name: str) -> None:
-        self.address = address  # host:port, no scheme, as in AWS_LAMBDA_RUNTIME_API
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise ExtensionsApiError("AWS_LAMBDA_RUNTIME_API is not host:port")
+        self.host, self.port = host.strip("[]"), int(port)
         self.name = name
         self.identifier: str | None = None
 
     def register(self, events: list[str]) -> dict:
-        status, headers, body = self._call(
-            "POST", "/register", {"events": events}, {"Lambda-Extension-Name": self.name}
-        )
-        if status != 200 or not headers.get("Lambda-Extension-Identifier"):
-            raise ExtensionsApiError(f"register answered HTTP {status}")
-        self.identifier = headers["Lambda-Extension-Identifier"]
+        status, headers, body = self._call("POST", "/register", {"events": events}, {"Lambda-Extension-Name": self.name})
+        identifier = headers.get("lambda-extension-identifier")
+        if status != 200 or not identifier:
+            raise ExtensionsApiError(f"register answered HTTP {status}: {_error_text(body)}")
+        self.identifier = identifier
         return json.loads(body or b"{}")
 
     def next_event(self) -> dict:
         """Blocks until Lambda sends the next event; no timeout, as Lambda may keep us frozen."""
         status, _, body = self._call("GET", "/event/next", timeout=None)
         if status != 200:
-            raise ExtensionsApiError(f"event/next answered HTTP {status}")
+            raise ExtensionsApiError(f"event/next answered HTTP {status}: {_error_text(body)}")
         return json.loads(body)
 
     def init_error(self, error_type: str, message: str) -> None:
@@ -44,21 +51,55 @@ class ExtensionsApi:
         body = {"errorMessage": message, "errorType": error_type, "stackTrace": []}
         self._call("POST", path, body, {"Lambda-Extension-Function-Error-Type": error_type})
 
-    def _call(self, method: str, path: str, body: dict | None = None, headers: dict | None = None, timeout: float | None = 5.0):
-        host, _, port = self.address.rpartition(":")
-        connection = http.client.HTTPConnection(host, int(port), timeout=timeout)
-        all_headers = dict(headers or {})
-        if self.identifier:
-            all_headers["Lambda-Extension-Identifier"] = self.identifier
-        payload = None
+    def _call(self, method: str, path: str, body: dict | None = None, headers: dict | None = None,
+              timeout: float | None = 5.0) -> tuple[int, dict[str, str], bytes]:
+        payload = b"" if body is None else json.dumps(body).encode("utf-8")
+        lines = [f"{method} {BASE}{path} HTTP/1.1", f"Host: {self.host}:{self.port}", "Connection: close",
+                 f"Content-Length: {len(payload)}"]
         if body is not None:
-            payload = json.dumps(body).encode("utf-8")
-            all_headers["Content-Type"] = "application/json"
+            lines.append("Content-Type: application/json")
+        if self.identifier:
+            lines.append(f"Lambda-Extension-Identifier: {self.identifier}")
+        lines += [f"{key}: {value}" for key, value in (headers or {}).items()]
+        request = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8") + payload
         try:
-            connection.request(method, BASE + path, body=payload, headers=all_headers)
-            response = connection.getresponse()
-            return response.status, response.headers, response.read()
-        except (OSError, http.client.HTTPException) as exc:
+            with socket.create_connection((self.host, self.port), timeout=5.0) as sock:
+                sock.settimeout(timeout)
+                sock.sendall(request)
+                return _read_response(sock)
+        except (OSError, ValueError) as exc:
             raise ExtensionsApiError(f"{method} {path} failed: {type(exc).__name__}: {exc}") from None
-        finally:
-            connection.close()
+
+
+def _read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ValueError("connection closed before the response headers")
+        data += chunk
+        if len(data) > 1 << 20:
+            raise ValueError("response headers too large")
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    status = int(status_line.split(" ", 2)[1])
+    headers = {}
+    for line in header_lines:
+        key, _, value = line.partition(":")
+        headers[key.strip().lower()] = value.strip()
+    length = headers.get("content-length")
+    while length is None or len(body) < int(length):  # without a length the body ends at close
+        chunk = sock.recv(65536)
+        if not chunk:
+            if length is None:
+                break
+            raise ValueError("connection closed in the middle of the response body")
+        body += chunk
+    return status, headers, body if length is None else body[: int(length)]
+
+
+def _error_text(body: bytes) -> str:
+    try:
+        return str(json.loads(body).get("errorMessage") or body[:200])
+    except (ValueError, AttributeError):
+        return repr(body[:200])

@@ -55,6 +55,10 @@ def build(arch: str, python: str, out: Path, *, log=print) -> Path:
     shutil.copytree(ROOT / "extension" / "cache_extension", package_dir / "cache_extension",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     shutil.copy2(ROOT / "extension" / "__main__.py", package_dir / "__main__.py")
+    for extra in sorted((ROOT / "layer").iterdir()):  # client libraries, at each runtime's own path
+        if extra.is_dir():
+            shutil.copytree(extra, out / extra.name, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "node_modules"))
     launcher = out / "extensions" / EXTENSION_NAME
     # LF line endings whatever the checkout did: the kernel reads the shebang line byte for byte.
     launcher.write_bytes((ROOT / "extension" / EXTENSION_NAME).read_bytes().replace(b"\r\n", b"\n"))

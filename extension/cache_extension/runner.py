@@ -1,0 +1,174 @@
+"""After registration: load settings and config, prefetch, serve, then follow Lambda's events.
+
+The prefetch starts before the HTTP stack is imported, so its threads (which import botocore and
+make the AWS calls) overlap with that import.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+
+from . import logs
+from .lifecycle import ExtensionsApi, ExtensionsApiError
+
+log = logging.getLogger("cache_extension")
+
+# Lambda allows 10 s for INIT: after this long INIT ends and slow fetches finish in the background
+# (a read of such an item waits for its fetch rather than missing).
+PREFETCH_BUDGET = 6.0
+# SHUTDOWN must end the process within 1 s; graceful shutdown gets most of it, then we exit anyway.
+GRACEFUL_SHUTDOWN = 0.5
+EXIT_DEADLINE = 0.9
+FETCH_THREADS = 8
+
+
+def run(api: ExtensionsApi, started: float, registered: float) -> int:
+    logs.configure()
+    from .config import ConfigError, load_config
+    from .settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings(os.environ)
+        logging.getLogger().setLevel(settings.log_level)
+        log.debug("registered as %s in %.1f ms", api.name, (registered - started) * 1000)
+        config = load_config(settings.config_path, default_region=settings.region, default_ttl=settings.ttl)
+    except (SettingsError, ConfigError) as exc:
+        return fail_init(api, "Extension.ConfigInvalid", str(exc))
+    try:
+        listener = listen(settings.port)
+    except OSError as exc:
+        message = f"cannot listen on 127.0.0.1:{settings.port} (CACHE_EXTENSION_PORT): {exc.strerror or exc}"
+        return fail_init(api, "Extension.PortUnavailable", message)
+    return Extension(api, settings, config, listener, started).run()
+
+
+def fail_init(api: ExtensionsApi, error_type: str, message: str) -> int:
+    log.error("%s", message)
+    try:
+        api.init_error(error_type, message)
+    except ExtensionsApiError as exc:
+        log.error("could not report the init error: %s", exc)
+    return 1
+
+
+def listen(port: int) -> socket.socket:
+    """Bind before anything else can fail later: the port is listening before INIT ends."""
+    # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose proto says TCP,
+    # and with Nagle on, every keep-alive response waits ~40 ms for a delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))  # loopback only: nothing outside the sandbox can connect
+        sock.listen(512)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class Extension:
+    def __init__(self, api, settings, config, listener: socket.socket, started: float) -> None:
+        self.api = api
+        self.settings = settings
+        self.config = config
+        self.listener = listener
+        self.started = started
+        self.server = None
+        self.exit_code = 0
+
+    def run(self) -> int:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from .fetchers import ClientFactory, create_fetchers
+        from .store import Store
+
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        executor = ThreadPoolExecutor(max_workers=FETCH_THREADS, thread_name_prefix="fetch")
+        fetchers = create_fetchers({item.source for item in self.config.items}, ClientFactory())
+        store = Store(self.config.items, fetchers, executor)
+        pending = store.prefetch() if self.settings.init_startup else []
+
+        import asyncio
+
+        import uvicorn
+
+        from .app import create_app
+
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(store, self.settings.token),
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+                server_header=False,
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
+            )
+        )
+        try:
+            asyncio.run(self._serve(pending))
+        except Exception as exc:
+            log.error("the HTTP server failed: %s", type(exc).__name__)
+            self.exit_code = 1
+        logging.shutdown()
+        # Exit now: a fetch thread stuck on a slow AWS call must not hold the process past its deadline.
+        os._exit(self.exit_code)
+
+    async def _serve(self, pending) -> None:
+        import asyncio
+
+        serving = asyncio.ensure_future(self.server.serve(sockets=[self.listener]))
+        if pending:
+            prefetch = asyncio.ensure_future(asyncio.wait([asyncio.wrap_future(f) for f in pending], timeout=PREFETCH_BUDGET))
+            await asyncio.wait([serving, prefetch], return_when=asyncio.FIRST_COMPLETED)
+            failed = sum(1 for f in pending if f.done() and f.exception() is not None)
+            unfinished = sum(1 for f in pending if not f.done())
+            log.info(
+                "prefetched %d items in %.0f ms (%d failed, %d still in flight)",
+                len(pending) - failed - unfinished, (time.monotonic() - self.started) * 1000, failed, unfinished,
+            )
+        while not self.server.started and not serving.done():
+            await asyncio.sleep(0.002)
+        if serving.done():
+            serving.result()  # re-raises a start-up failure
+            return
+        log.info("ready on 127.0.0.1:%d in %.0f ms", self.settings.port, (time.monotonic() - self.started) * 1000)
+        threading.Thread(target=self._follow_events, name="events", daemon=True).start()
+        await serving
+
+    def _follow_events(self) -> None:
+        """Block on event/next; the first call tells Lambda this extension's INIT is done."""
+        try:
+            while True:
+                event = self.api.next_event()
+                kind = event.get("eventType")
+                if kind == "INVOKE":
+                    log.debug("invoke %s", event.get("requestId"))
+                elif kind == "SHUTDOWN":
+                    log.info("shutdown (%s)", event.get("shutdownReason"))
+                    self.stop(0)
+                    return
+        except (ExtensionsApiError, ValueError) as exc:
+            log.error("lost the Extensions API: %s", exc)
+            try:
+                self.api.exit_error("Extension.ApiError", str(exc))
+            except ExtensionsApiError:
+                pass
+            self.stop(1)
+
+    def stop(self, code: int) -> None:
+        self.exit_code = self.exit_code or code
+        if self.server is not None:
+            self.server.should_exit = True
+        deadline = threading.Timer(EXIT_DEADLINE, os._exit, (self.exit_code,))
+        deadline.daemon = True
+        deadline.start()
+
+    def _on_signal(self, signum, frame) -> None:
+        log.info("stopping on signal %d", signum)
+        self.stop(0)

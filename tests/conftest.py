@@ -1,0 +1,116 @@
+"""Fixtures for end-to-end tests: the built layer, moto's HTTP server, and the extension launched
+from the layer under the Extensions API emulator, exactly as Lambda would start it."""
+
+from __future__ import annotations
+
+import http.client
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from local_lambda import layer
+from local_lambda.aws import SAMPLE_SECRET, MotoServer, create_sample_resources, free_port, lambda_environment
+from local_lambda.extensions_api import ExtensionsApiEmulator
+
+ROOT = Path(__file__).resolve().parents[1]
+REGION = "us-west-2"
+# The interpreter itself, not this venv: the extension must run on the layer's vendored packages alone.
+PATH = f"{Path(sys.base_prefix) / 'bin'}:/usr/bin:/bin"
+SAMPLE_CONFIG = (ROOT / "config.yaml").read_text()
+
+# Every secret value a test puts upstream; none may ever appear in the extension's output.
+SECRET_VALUES: set[str] = {SAMPLE_SECRET[1]}
+
+
+def unique(prefix: str) -> str:
+    """moto's state is shared by the whole session: each test names its own resources."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8")
+
+
+class RunningExtension:
+    def __init__(self, emulator: ExtensionsApiEmulator, extension, port: int, token: str, config_path: Path) -> None:
+        self.emulator = emulator
+        self.extension = extension
+        self.port = port
+        self.token = token
+        self.config_path = config_path
+
+    @property
+    def output(self) -> str:
+        return self.extension.output
+
+    def request(self, path: str, *, method: str = "GET", headers: dict[str, str] | None = None, token: str | None = "") -> Reply:
+        all_headers = dict(headers or {})
+        if token is not None:
+            all_headers["X-Aws-Parameters-Secrets-Token"] = token or self.token
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            connection.request(method, path, headers=all_headers)
+            response = connection.getresponse()
+            return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
+        finally:
+            connection.close()
+
+    def read(self, source: str, name: str) -> Reply:
+        from urllib.parse import quote
+
+        return self.request(f"/{source}?name={quote(name, safe='')}")
+
+
+@pytest.fixture(scope="session")
+def layer_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("build") / "layer"
+    layer.build(layer.machine_arch(), f"{sys.version_info.major}.{sys.version_info.minor}", out, log=lambda *_: None)
+    return out
+
+
+@pytest.fixture(scope="session")
+def moto():
+    with MotoServer() as server:
+        create_sample_resources(server, REGION)
+        yield server
+
+
+@pytest.fixture
+def start_extension(layer_dir, moto, tmp_path):
+    """start_extension(config_text, env=..., wait=True) -> RunningExtension."""
+    running: list[RunningExtension] = []
+
+    def start(config_text: str = SAMPLE_CONFIG, *, env: dict[str, str] | None = None, wait: bool = True,
+              port: int | None = None) -> RunningExtension:
+        task_root = tmp_path / f"task{len(running)}"
+        task_root.mkdir()
+        config_path = task_root / "config.yaml"
+        config_path.write_text(config_text)
+        port = port or free_port()
+        token = f"session-token-{uuid.uuid4().hex}"
+        extra = {"PATH": PATH, "CACHE_EXTENSION_PORT": str(port), **(env or {})}
+        environment = lambda_environment(endpoint=moto.endpoint, region=REGION, token=token,
+                                         task_root=str(task_root), extra=extra)
+        emulator = ExtensionsApiEmulator(region=REGION).start()
+        extension = emulator.launch(str(layer_dir / "extensions" / "cache-extension"), environment)
+        handle = RunningExtension(emulator, extension, port, token, config_path)
+        running.append(handle)
+        if wait:
+            emulator.wait_init(timeout=20)
+        return handle
+
+    yield start
+    for handle in running:
+        handle.emulator.close()
+        leaked = [value for value in SECRET_VALUES | {handle.token} if value in handle.output]
+        assert not leaked, "a secret value appeared in the extension's output"
