@@ -58,7 +58,7 @@ def build(arch: str, python: str, out: Path, *, log=print) -> Path:
     for extra in sorted((ROOT / "layer").iterdir()):  # client libraries, at each runtime's own path
         if extra.is_dir():
             shutil.copytree(extra, out / extra.name, dirs_exist_ok=True,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "node_modules"))
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     launcher = out / "extensions" / EXTENSION_NAME
     # LF line endings whatever the checkout did: the kernel reads the shebang line byte for byte.
     launcher.write_bytes((ROOT / "extension" / EXTENSION_NAME).read_bytes().replace(b"\r\n", b"\n"))
