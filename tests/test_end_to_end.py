@@ -27,6 +27,7 @@ def poll(condition, timeout: float = 10.0, interval: float = 0.05):
 
 
 def put_parameter(moto, name: str, value: str, kind: str = "String") -> None:
+    SECRET_VALUES.add(value)  # any value may be a secret: none may reach the extension's output
     moto.client("ssm", REGION).put_parameter(Name=name, Value=value, Type=kind, Overwrite=True)
 
 
@@ -121,17 +122,17 @@ def _read_if_listening(ext, name):
 
 def test_expired_items_are_refreshed(start_extension, moto):
     name = unique("ttl")
-    put_parameter(moto, name, "old")
+    put_parameter(moto, name, "old ttl value")
     ext = start_extension(parameters_config(name, ttl="200ms"))
-    assert ext.read("parameters", name).text == "old"
-    put_parameter(moto, name, "new")
-    reply = poll(lambda: (r := ext.read("parameters", name)).text == "new" and r)
+    assert ext.read("parameters", name).text == "old ttl value"
+    put_parameter(moto, name, "new ttl value")
+    reply = poll(lambda: (r := ext.read("parameters", name)).text == "new ttl value" and r)
     assert reply.headers["x-cache"] in ("miss", "hit")
 
 
 def test_concurrent_reads_of_an_expired_item_make_one_upstream_call(start_extension, moto):
     name = unique("flight")
-    put_parameter(moto, name, "value")
+    put_parameter(moto, name, "single-flight value")
     ext = start_extension(parameters_config(name, ttl="100ms"))
     time.sleep(0.15)  # let the 100 ms TTL lapse (bounded; not waiting on a poll)
     moto.reset_calls()
@@ -314,3 +315,11 @@ def test_signals_exit_zero_within_a_second(start_extension, signum):
     ext.extension.process.send_signal(signum)
     assert ext.extension.wait_exit(1.0) == 0, ext.output
     assert time.monotonic() - sent < 1.0
+
+
+def test_losing_the_extensions_api_after_init_reports_exit_error_and_exits_nonzero(start_extension):
+    ext = start_extension()
+    ext.emulator.fail_events()
+    assert ext.extension.wait_exit(5) not in (None, 0)
+    [error] = ext.extension.exit_errors
+    assert error["error_type"] == "Extension.ApiError"

@@ -269,6 +269,7 @@ class ExtensionsApiEmulator:
         # event/next never stalls other requests.
         self._cond = threading.Condition()
         self._closed = False
+        self._failing_events = False  # fail_events(): event/next answers 500, as Lambda does when an extension must exit
         self._shut_down = False
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -450,6 +451,12 @@ class ExtensionsApiEmulator:
                     )
                 self._cond.wait(remaining)
 
+    def fail_events(self) -> None:
+        """From now on event/next answers 500 (blocked calls included): the API's "you must exit" answer."""
+        with self._cond:
+            self._failing_events = True
+            self._cond.notify_all()
+
     def shutdown(self, reason: str = "spindown", *, timeout: float = 2.0) -> dict[str, float | None]:
         """Send SHUTDOWN, give processes `timeout` seconds to exit, then kill the rest.
 
@@ -563,6 +570,8 @@ class ExtensionsApiEmulator:
             while not ext._queue:
                 if self._closed:
                     raise _Closed()
+                if self._failing_events:
+                    raise _Reply(HTTPStatus.INTERNAL_SERVER_ERROR, "Extension.Unknown", "injected Extensions API failure")
                 # Bounded wait; close() also notifies, this is belt and braces.
                 self._cond.wait(1.0)
             ext._delivered_on = call_number
