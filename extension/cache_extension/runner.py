@@ -12,6 +12,7 @@ import signal
 import socket
 import threading
 import time
+from concurrent.futures import wait
 
 from . import logs
 from .lifecycle import ExtensionsApi, ExtensionsApiError
@@ -124,7 +125,8 @@ class Extension:
 
         serving = asyncio.ensure_future(self.server.serve(sockets=[self.listener]))
         if pending:
-            prefetch = asyncio.ensure_future(asyncio.wait([asyncio.wrap_future(f) for f in pending], timeout=PREFETCH_BUDGET))
+            # Waited for in a thread: wrapping each future in asyncio would log every failed fetch twice.
+            prefetch = asyncio.get_running_loop().run_in_executor(None, wait, pending, PREFETCH_BUDGET)
             await asyncio.wait([serving, prefetch], return_when=asyncio.FIRST_COMPLETED)
             failed = sum(1 for f in pending if f.done() and f.exception() is not None)
             unfinished = sum(1 for f in pending if not f.done())

@@ -47,40 +47,19 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         get("LAMBDA_TASK_ROOT") or DEFAULT_TASK_ROOT, "config.yaml"
     )
 
-    init_startup = True
-    raw = get("CACHE_EXTENSION_INIT_STARTUP")
-    if raw is not None:
+    def parsed(name: str, default, parse):
+        raw = get(name)
+        if raw is None:
+            return default
         try:
-            init_startup = parse_bool(raw)
+            return parse(raw)
         except ValueError as e:
-            raise invalid("CACHE_EXTENSION_INIT_STARTUP", raw, str(e)) from None
+            raise invalid(name, raw, str(e)) from None
 
-    ttl = DEFAULT_TTL
-    raw = get("CACHE_EXTENSION_TTL")
-    if raw is not None:
-        try:
-            ttl = parse_duration(raw)
-        except ValueError as e:
-            raise invalid("CACHE_EXTENSION_TTL", raw, str(e)) from None
-        if ttl <= 0:
-            raise invalid("CACHE_EXTENSION_TTL", raw, "must be greater than zero (e.g. 30s, 5m, 1h30m)")
-
-    port = DEFAULT_PORT
-    raw = get("CACHE_EXTENSION_PORT")
-    if raw is not None:
-        # Digits only: int() would also take " 80", "+80", "8_0" and non-ASCII digits.
-        significant = raw.lstrip("0")
-        if not (raw.isascii() and raw.isdigit()) or len(significant) > 5 or not 1 <= int(significant or "0") <= 65535:
-            raise invalid("CACHE_EXTENSION_PORT", raw, "must be a port number from 1 to 65535")
-        port = int(significant)
-
-    log_level = "INFO"
-    raw = get("CACHE_EXTENSION_LOG_LEVEL")
-    if raw is not None:
-        level = _LOG_LEVELS.get(raw.lower())
-        if level is None:
-            raise invalid("CACHE_EXTENSION_LOG_LEVEL", raw, "must be one of debug, info, warn, error")
-        log_level = level
+    init_startup = parsed("CACHE_EXTENSION_INIT_STARTUP", True, parse_bool)
+    ttl = parsed("CACHE_EXTENSION_TTL", DEFAULT_TTL, _positive_duration)
+    port = parsed("CACHE_EXTENSION_PORT", DEFAULT_PORT, _port)
+    log_level = parsed("CACHE_EXTENSION_LOG_LEVEL", "INFO", _log_level)
 
     token = get("CACHE_EXTENSION_TOKEN") or get("AWS_SESSION_TOKEN")
     if token is None:
@@ -98,3 +77,25 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         token=token,
         region=get("AWS_REGION") or get("AWS_DEFAULT_REGION"),
     )
+
+
+def _positive_duration(raw: str) -> float:
+    seconds = parse_duration(raw)
+    if seconds <= 0:
+        raise ValueError("must be greater than zero (e.g. 30s, 5m, 1h30m)")
+    return seconds
+
+
+def _port(raw: str) -> int:
+    # Digits only: int() would also take " 80", "+80", "8_0" and non-ASCII digits.
+    significant = raw.lstrip("0")
+    if not (raw.isascii() and raw.isdigit()) or len(significant) > 5 or not 1 <= int(significant or "0") <= 65535:
+        raise ValueError("must be a port number from 1 to 65535")
+    return int(significant)
+
+
+def _log_level(raw: str) -> str:
+    level = _LOG_LEVELS.get(raw.lower())
+    if level is None:
+        raise ValueError("must be one of debug, info, warn, error")
+    return level
