@@ -85,12 +85,16 @@ def compile_bytecode(tree: Path, python: str, *, log=print) -> None:
 
 
 def find_python(version: str) -> str | None:
+    """An interpreter of that version: this one, pyenv's, or one on PATH (pyenv shims answer but may not run)."""
     if version == f"{sys.version_info.major}.{sys.version_info.minor}":
         return sys.executable
-    candidates = [shutil.which(f"python{version}")]
     pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
-    candidates += sorted(str(p) for p in pyenv_root.glob(f"versions/{version}.*/bin/python{version}"))
-    return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
+    candidates = sorted(str(p) for p in pyenv_root.glob(f"versions/{version}.*/bin/python{version}"))
+    candidates.append(shutil.which(f"python{version}"))
+    for candidate in filter(None, candidates):
+        if subprocess.run([candidate, "-c", ""], capture_output=True).returncode == 0:
+            return candidate
+    return None
 
 
 def write_zip(tree: Path, zip_path: Path) -> None:
