@@ -85,32 +85,45 @@ def moto():
         yield server
 
 
+def launch(layer_dir: Path, moto: MotoServer, task_root: Path, config_text: str, *, env: dict[str, str] | None = None,
+           wait: bool = True, port: int | None = None, register_delay: float = 0.0) -> RunningExtension:
+    """The extension from the built layer, under its own Extensions API emulator, with config_text."""
+    task_root.mkdir(parents=True, exist_ok=True)
+    config_path = task_root / "config.yaml"
+    config_path.write_text(config_text)
+    port = port or free_port()
+    token = f"session-token-{uuid.uuid4().hex}"
+    extra = {"PATH": PATH, "CACHE_EXTENSION_PORT": str(port), **(env or {})}
+    environment = lambda_environment(endpoint=moto.endpoint, region=REGION, token=token,
+                                     task_root=str(task_root), extra=extra)
+    emulator = ExtensionsApiEmulator(region=REGION, register_delay=register_delay).start()
+    extension = emulator.launch(str(layer_dir / "extensions" / "cache-extension"), environment)
+    handle = RunningExtension(emulator, extension, port, token, config_path)
+    if wait:
+        try:
+            emulator.wait_init(timeout=20)
+        except BaseException:
+            emulator.close()
+            raise
+    return handle
+
+
+def close_and_check(handle: RunningExtension) -> None:
+    handle.emulator.close()
+    leaked = [value for value in SECRET_VALUES | {handle.token} if value in handle.output]
+    assert not leaked, "a secret value appeared in the extension's output"
+
+
 @pytest.fixture
 def start_extension(layer_dir, moto, tmp_path):
-    """start_extension(config_text, env=..., wait=True) -> RunningExtension."""
+    """start_extension(config_text, env=..., wait=True, port=None, register_delay=0) -> RunningExtension."""
     running: list[RunningExtension] = []
 
-    def start(config_text: str = SAMPLE_CONFIG, *, env: dict[str, str] | None = None, wait: bool = True,
-              port: int | None = None) -> RunningExtension:
-        task_root = tmp_path / f"task{len(running)}"
-        task_root.mkdir()
-        config_path = task_root / "config.yaml"
-        config_path.write_text(config_text)
-        port = port or free_port()
-        token = f"session-token-{uuid.uuid4().hex}"
-        extra = {"PATH": PATH, "CACHE_EXTENSION_PORT": str(port), **(env or {})}
-        environment = lambda_environment(endpoint=moto.endpoint, region=REGION, token=token,
-                                         task_root=str(task_root), extra=extra)
-        emulator = ExtensionsApiEmulator(region=REGION).start()
-        extension = emulator.launch(str(layer_dir / "extensions" / "cache-extension"), environment)
-        handle = RunningExtension(emulator, extension, port, token, config_path)
+    def start(config_text: str = SAMPLE_CONFIG, **options) -> RunningExtension:
+        handle = launch(layer_dir, moto, tmp_path / f"task{len(running)}", config_text, **options)
         running.append(handle)
-        if wait:
-            emulator.wait_init(timeout=20)
         return handle
 
     yield start
     for handle in running:
-        handle.emulator.close()
-        leaked = [value for value in SECRET_VALUES | {handle.token} if value in handle.output]
-        assert not leaked, "a secret value appeared in the extension's output"
+        close_and_check(handle)

@@ -426,3 +426,65 @@ def test_arbitrary_structures_raise_only_config_error(document):
         parse_config(text, path=PATH, default_region="us-east-1", default_ttl=1.0)
     except ConfigError as e:
         assert e.line is not None and e.line >= 1
+
+
+# --- allow: names read on demand ------------------------------------------------------------------
+
+ALLOW_CONFIG = """\
+parameters:
+  - names: [/app/prefetched]
+secrets:
+  - names: [app/db]
+    versionstage: AWSPREVIOUS
+    ttl: 1m
+allow:
+  parameters: [/app/*, ExactName]
+  secrets: [shared/*]
+  ttl: 30s
+"""
+
+
+def allow_config():
+    return parse_config(ALLOW_CONFIG, path="config.yaml", default_region="eu-west-1", default_ttl=300.0)
+
+
+def test_allow_lists_names_read_on_demand():
+    config = allow_config()
+    assert config.resolve("parameters", "/app/prefetched") is config.get("parameters", "/app/prefetched")
+    on_demand = config.resolve("parameters", "/app/other")
+    assert (on_demand.name, on_demand.region, on_demand.ttl) == ("/app/other", "eu-west-1", 30.0)
+    assert config.resolve("parameters", "ExactName") is not None
+    assert config.resolve("parameters", "ExactNameAndMore") is None
+    assert config.resolve("parameters", "/other/x") is None
+    assert config.resolve("secrets", "shared/key").ttl == 30.0
+    assert config.resolve("secrets", "/app/other") is None  # patterns apply to their own source only
+    assert config.resolve("dynamodb", "/app/other") is None
+
+
+def test_versions_of_configured_items_and_allowed_names():
+    config = allow_config()
+    configured = config.get("secrets", "app/db")
+    assert config.resolve_version("secrets", "app/db", "app/db", version_stage="AWSPREVIOUS") is configured
+    current = config.resolve_version("secrets", "app/db", "app/db")
+    assert (current.version_stage, current.ttl) == (None, 60.0)  # another stage of a configured secret
+    by_id = config.resolve_version("secrets", "app/db", "app/db", version_id="v-1")
+    assert by_id.version_id == "v-1"
+    labelled = config.resolve_version("parameters", "/app/prefetched", "/app/prefetched:prod")
+    assert labelled.name == "/app/prefetched:prod"
+    assert config.resolve_version("parameters", "Nope", "Nope:3") is None
+
+
+@pytest.mark.parametrize(
+    "text, line, key, problem",
+    [
+        ("allow:\n  parameters: [/a*b]\n", 2, "allow.parameters[0]", "'*' may only end a pattern"),
+        ("allow:\n  dynamodb: [x]\n", 2, "allow.dynamodb", "unknown key 'dynamodb'"),
+        ("allow:\n  parameters: x\n", 2, "allow.parameters", "must be a list"),
+        ("allow:\n  parameters: [a]\n  ttl: 5\n", 3, "allow.ttl", "missing unit"),
+    ],
+)
+def test_allow_errors(text, line, key, problem):
+    with pytest.raises(ConfigError) as error:
+        parse_config(text, path="config.yaml", default_region="us-east-1", default_ttl=300.0)
+    assert str(error.value).startswith(f"config.yaml:{line}: {key}: ")
+    assert problem in str(error.value)

@@ -8,7 +8,8 @@ import pytest
 from cache_extension.config import Item
 from cache_extension.fetchers import Fetcher, FetchError, Value
 from cache_extension.fetchers.base import text_value
-from cache_extension.store import NotConfigured, Result, Store
+from cache_extension import store as store_module
+from cache_extension.store import Result, Store
 
 
 class Clock:
@@ -68,30 +69,34 @@ def make(executor, names, **kwargs):
 
 def test_first_read_misses_then_hits_until_the_ttl(executor):
     store, source, clock = make(executor, ["a"])
-    first = settle(store.read("parameters", "a"))
+    first = settle(store.read(item("a")))
     assert (first.state, first.value.body) == ("miss", b"value of a")
     clock.now += 9.9
-    hit = store.read("parameters", "a")
+    hit = store.read(item("a"))
     assert isinstance(hit, Result) and hit.state == "hit" and hit.age == pytest.approx(9.9)
     source.values["a"] = "new"
     clock.now += 0.1  # exactly at expiry: refreshed synchronously
-    assert settle(store.read("parameters", "a")).value.body == b"new"
+    assert settle(store.read(item("a"))).value.body == b"new"
     assert len(source.calls) == 2
 
 
-def test_unknown_names_raise_without_a_fetch(executor):
-    store, source, _ = make(executor, ["a"])
-    with pytest.raises(NotConfigured):
-        store.read("parameters", "b")
-    with pytest.raises(NotConfigured):
-        store.read("secrets", "a")
-    assert source.calls == []
+def test_on_demand_entries_are_bounded_and_configured_ones_stay(executor, monkeypatch):
+    monkeypatch.setattr(store_module, "MAX_ON_DEMAND", 3)
+    store, source, _ = make(executor, ["configured"])
+    names = [f"demand{i}" for i in range(5)]
+    source.values.update({name: f"value of {name}" for name in names})
+    for name in ["configured"] + names:
+        assert settle(store.read(item(name))).state == "miss"
+    assert isinstance(store.read(item("configured")), Result)  # never evicted
+    assert isinstance(store.read(item("demand4")), Result)
+    assert isinstance(store.read(item("demand0")), Future)  # the oldest on-demand entries went first
+    assert len(store) <= 1 + 3
 
 
 def test_concurrent_reads_of_a_missing_entry_share_one_fetch(executor):
     store, source, _ = make(executor, ["a"])
     source.gate.clear()
-    futures = [store.read("parameters", "a") for _ in range(50)]
+    futures = [store.read(item("a")) for _ in range(50)]
     assert len({id(f) for f in futures}) == 1
     source.gate.set()
     assert {settle(f).value.body for f in futures} == {b"value of a"}
@@ -103,26 +108,26 @@ def test_prefetch_batches_and_reads_during_it_wait(executor):
     store, source, _ = make(executor, names)
     source.gate.clear()
     pending = store.prefetch()
-    during = store.read("parameters", "p6")
+    during = store.read(item("p6"))
     assert isinstance(during, Future) and during in pending
     source.gate.set()
     assert settle(during).value.body == b"value of p6"
     for future in pending:
         future.result(timeout=5)
     assert sorted(len(batch) for batch in source.calls) == [1, 3, 3]
-    assert all(isinstance(store.read("parameters", n), Result) for n in names)
+    assert all(isinstance(store.read(item(n)), Result) for n in names)
 
 
 def test_failed_refresh_serves_the_old_value_as_stale(executor):
     store, source, clock = make(executor, ["a"])
-    settle(store.read("parameters", "a"))
+    settle(store.read(item("a")))
     clock.now += 30
     source.failing.add("a")
-    stale = settle(store.read("parameters", "a"))
+    stale = settle(store.read(item("a")))
     assert (stale.state, stale.value.body, stale.age) == ("stale", b"value of a", 30)
     source.failing.clear()
     source.values["a"] = "recovered"
-    assert settle(store.read("parameters", "a")).value.body == b"recovered"
+    assert settle(store.read(item("a"))).value.body == b"recovered"
 
 
 def test_failure_with_nothing_cached_raises_the_upstream_error(executor):
@@ -130,20 +135,20 @@ def test_failure_with_nothing_cached_raises_the_upstream_error(executor):
     del source.values["gone"]
     source.failing.add("a")
     with pytest.raises(FetchError) as failed:
-        settle(store.read("parameters", "a"))
+        settle(store.read(item("a")))
     assert (failed.value.status, failed.value.code) == (502, "ThrottlingException")
     with pytest.raises(FetchError) as missing:
-        settle(store.read("parameters", "gone"))
+        settle(store.read(item("gone")))
     assert missing.value.status == 404
     source.failing.clear()  # a failed fetch is retried on the next read
-    assert settle(store.read("parameters", "a")).state == "miss"
+    assert settle(store.read(item("a"))).state == "miss"
 
 
 def test_a_fetcher_crash_fails_its_readers_instead_of_hanging(executor):
     store, source, _ = make(executor, ["a"])
     source.fetch_batch = lambda items: 1 / 0
     with pytest.raises(FetchError) as failed:
-        settle(store.read("parameters", "a"))
+        settle(store.read(item("a")))
     assert failed.value.status == 502
 
 

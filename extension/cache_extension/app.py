@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hmac
+import json
 import logging
 from concurrent.futures import Future
 
@@ -14,8 +16,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .config import Config, Item
 from .fetchers import FetchError
-from .store import NotConfigured, Store
+from .store import Result, Store
 
 log = logging.getLogger("cache_extension.http")
 
@@ -54,44 +57,131 @@ class Guard:
         elif not hmac.compare_digest(presented, self.token):
             response = error(403, "InvalidToken", "header X-Aws-Parameters-Secrets-Token does not match")
         else:
-            return await self.app(scope, receive, send)
+            try:
+                return await self.app(scope, receive, send)
+            except Exception:
+                # Starlette has answered 500 and logged the type (internal_error), then re-raises for the
+                # server to log a traceback, which could quote a value: it stops here.
+                return
         await response(scope, receive, send)
 
 
-def query_name(request: Request) -> str:
-    """The single `name` query parameter, or an HTTPException(400)."""
+def query_value(request: Request, key: str, *, required: bool = True) -> str | None:
+    """A query parameter given at most once, non-empty and of sane length, or an HTTPException(400)."""
     if len(request.scope["query_string"]) > MAX_QUERY_LENGTH:
         raise HTTPException(400, "the query string is too long")
-    names = request.query_params.getlist("name")
-    if not names:
-        raise HTTPException(400, "query parameter 'name' is required")
-    if len(names) > 1:
-        raise HTTPException(400, "query parameter 'name' is repeated")
-    name = names[0]
-    if not name:
-        raise HTTPException(400, "query parameter 'name' is empty")
-    if len(name) > MAX_NAME_LENGTH:
-        raise HTTPException(400, f"query parameter 'name' is longer than {MAX_NAME_LENGTH} characters")
-    return name
+    values = request.query_params.getlist(key)
+    if not values:
+        if required:
+            raise HTTPException(400, f"query parameter '{key}' is required")
+        return None
+    if len(values) > 1:
+        raise HTTPException(400, f"query parameter '{key}' is repeated")
+    value = values[0]
+    if not value:
+        raise HTTPException(400, f"query parameter '{key}' is empty")
+    if len(value) > MAX_NAME_LENGTH:
+        raise HTTPException(400, f"query parameter '{key}' is longer than {MAX_NAME_LENGTH} characters")
+    return value
 
 
-def reader(store: Store, source: str):
-    async def read(request: Request) -> Response:
-        name = query_name(request)
+def not_configured(source: str) -> Response:
+    log.debug("refused %s read of a name not in the config", source)
+    return error(404, "NotConfigured", f"the name is not configured or allowed under '{source}' in config.yaml")
+
+
+async def fetch(store: Store, item: Item) -> Result | Response:
+    """The item's value from the cache (waiting for an in-flight fetch), or the error response."""
+    result = store.read(item)
+    if isinstance(result, Future):
         try:
-            result = store.read(source, name)
-        except NotConfigured:
-            log.debug("refused %s read of a name not in the config", source)
-            return error(404, "NotConfigured", f"the name is not configured under '{source}' in config.yaml")
-        if isinstance(result, Future):
-            try:
-                result = await asyncio.wrap_future(result)
-            except FetchError as exc:
-                return error(exc.status, exc.code, exc.message)
-        headers = {"X-Cache": result.state, "Age": str(int(result.age))}
-        return Response(result.value.body, headers=headers, media_type=result.value.content_type)
+            result = await asyncio.wrap_future(result)
+        except FetchError as exc:
+            return error(exc.status, exc.code, exc.message)
+    return result
+
+
+def cache_headers(result: Result) -> dict[str, str]:
+    return {"X-Cache": result.state, "Age": str(int(result.age))}
+
+
+def reader(config: Config, store: Store, source: str):
+    """The original sample's routes: the body is the value itself."""
+
+    async def read(request: Request) -> Response:
+        item = config.resolve(source, query_value(request, "name"))
+        if item is None:
+            return not_configured(source)
+        result = await fetch(store, item)
+        if isinstance(result, Response):
+            return result
+        return Response(result.value.body, headers=cache_headers(result), media_type=result.value.content_type)
 
     return read
+
+
+def ssm_compatible(config: Config, store: Store):
+    """AWS Parameters and Secrets extension's GET /systemsmanager/parameters/get: GetParameter's JSON."""
+
+    async def get(request: Request) -> Response:
+        name = query_value(request, "name")
+        version = query_value(request, "version", required=False)
+        label = query_value(request, "label", required=False)
+        decrypt = (query_value(request, "withDecryption", required=False) or "false").lower()
+        if decrypt not in ("true", "false"):
+            raise HTTPException(400, "query parameter 'withDecryption' must be true or false")
+        if version and label:
+            raise HTTPException(400, "give 'version' or 'label', not both")
+        if version and not version.isdigit():
+            raise HTTPException(400, "query parameter 'version' must be a number")
+        selector = version or label
+        item = config.resolve_version("parameters", name, f"{name}:{selector}" if selector else name)
+        if item is None:
+            return not_configured("parameters")
+        result = await fetch(store, item)
+        if isinstance(result, Response):
+            return result
+        meta = dict(result.value.meta or {})
+        if meta.get("Type") == "SecureString" and decrypt != "true":
+            # Values are cached decrypted only; the ciphertext is of no use inside the function.
+            return error(400, "DecryptionRequired", "this is a SecureString: add withDecryption=true")
+        meta["Value"] = result.value.body.decode("utf-8")
+        parameter = {key: meta.get(key) for key in sorted(meta)}
+        return json_response({"Parameter": parameter, "ResultMetadata": {}}, result)
+
+    return get
+
+
+def secrets_compatible(config: Config, store: Store):
+    """AWS Parameters and Secrets extension's GET /secretsmanager/get: GetSecretValue's JSON."""
+
+    async def get(request: Request) -> Response:
+        secret_id = query_value(request, "secretId")
+        version_id = query_value(request, "versionId", required=False)
+        stage = query_value(request, "versionStage", required=False)
+        if version_id and stage:
+            raise HTTPException(400, "give 'versionId' or 'versionStage', not both")
+        item = config.resolve_version("secrets", secret_id, secret_id, version_stage=stage, version_id=version_id)
+        if item is None:
+            return not_configured("secrets")
+        result = await fetch(store, item)
+        if isinstance(result, Response):
+            return result
+        value = result.value
+        binary = value.content_type == "application/octet-stream"
+        body = dict(value.meta or {})
+        body["SecretBinary"] = base64.b64encode(value.body).decode("ascii") if binary else None
+        body["SecretString"] = None if binary else value.body.decode("utf-8")
+        body = {key: body.get(key) for key in sorted(body)}
+        body["ResultMetadata"] = {}
+        return json_response(body, result)
+
+    return get
+
+
+def json_response(body: dict, result: Result) -> Response:
+    return Response(json.dumps(body, ensure_ascii=False).encode("utf-8"), headers=cache_headers(result),
+                    media_type="application/json")
 
 
 async def http_error(request: Request, exc: HTTPException) -> Response:
@@ -107,7 +197,11 @@ async def internal_error(request: Request, exc: Exception) -> Response:
     return error(500, "InternalError", "the extension failed to answer this request")
 
 
-def create_app(store: Store, token: str) -> ASGIApp:
-    routes = [Route(f"/{source}", reader(store, source), methods=["GET"]) for source in ("parameters", "secrets", "dynamodb")]
+def create_app(config: Config, store: Store, token: str) -> ASGIApp:
+    routes = [Route(f"/{source}", reader(config, store, source), methods=["GET"]) for source in ("parameters", "secrets", "dynamodb")]
+    routes += [
+        Route("/systemsmanager/parameters/get", ssm_compatible(config, store), methods=["GET"]),
+        Route("/secretsmanager/get", secrets_compatible(config, store), methods=["GET"]),
+    ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error, Exception: internal_error})
     return Guard(app, token)

@@ -20,6 +20,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from .goparse import parse_duration
 
 SOURCES = ("parameters", "secrets", "dynamodb")
+SECTIONS = SOURCES + ("allow",)
 KEY_TYPES = ("S", "N", "B")
 MAX_ITEMS = 10_000  # sanity bound: also stops YAML aliases from multiplying entries
 
@@ -27,6 +28,7 @@ _GROUP_KEYS = {
     "parameters": ("region", "names", "ttl"),
     "secrets": ("region", "names", "versionstage", "ttl"),
 }
+_ALLOW_KEYS = ("parameters", "secrets", "region", "ttl")
 _DYNAMODB_KEYS = (
     "table", "hashkey", "hashkeytype", "hashkeyvalue",
     "sortkey", "sortkeytype", "sortkeyvalue", "region", "name", "ttl",
@@ -55,6 +57,7 @@ class Item:
     region: str
     ttl: float                  # seconds
     version_stage: str | None = None  # secrets only
+    version_id: str | None = None     # secrets only, on demand (the AWS-compatible route's versionId)
     table: str | None = None          # dynamodb only
     # dynamodb only: boto3 low-level key, e.g. {"pKey": {"S": "pKey1"}}; B values are bytes.
     # Left out of the hash so items stay hashable (a dict is not).
@@ -63,9 +66,25 @@ class Item:
 
 
 @dataclass(frozen=True)
+class Allow:
+    """Names that may be read on demand without being prefetched: exact, or a prefix ending in '*'."""
+
+    patterns: dict  # source -> tuple of patterns
+    region: str
+    ttl: float
+
+    def allows(self, source: str, name: str) -> bool:
+        for pattern in self.patterns.get(source, ()):
+            if name == pattern or (pattern.endswith("*") and name.startswith(pattern[:-1])):
+                return True
+        return False
+
+
+@dataclass(frozen=True)
 class Config:
     path: str
     items: tuple[Item, ...]
+    allow: Allow | None = None
     _index: dict = field(init=False, repr=False, compare=False)
     _sources: dict = field(init=False, repr=False, compare=False)
 
@@ -83,6 +102,37 @@ class Config:
 
     def by_source(self, source: str) -> list[Item]:
         return list(self._sources.get(source, ()))
+
+    @property
+    def sources(self) -> set[str]:
+        """Sources that can be read: configured ones and those `allow:` opens for reads on demand."""
+        allowed = {source for source, patterns in self.allow.patterns.items() if patterns} if self.allow else set()
+        return set(self._sources) | allowed
+
+    def resolve(self, source: str, name: str) -> Item | None:
+        """The item a request may read: configured, or on demand when `allow:` permits the name."""
+        return self._index.get((source, name)) or self._on_demand(source, name, name)
+
+    def resolve_version(self, source: str, base: str, name: str, *, version_stage: str | None = None,
+                        version_id: str | None = None) -> Item | None:
+        """For the AWS-compatible routes: `name` is `base` with a version selector (SSM's "N:3") or
+        with a stage or version id (secrets). Other versions of a configured item may be read too."""
+        item = self._index.get((source, name))
+        current = version_stage or "AWSCURRENT"
+        if item is not None and version_id is None and current == (item.version_stage or "AWSCURRENT"):
+            return item
+        return self._on_demand(source, name, base, version_stage, version_id)
+
+    def _on_demand(self, source: str, name: str, base: str, version_stage: str | None = None,
+                   version_id: str | None = None) -> Item | None:
+        if source == "dynamodb":
+            return None  # items are addressed by configured keys only
+        template = self._index.get((source, base))
+        if template is None:
+            if not (self.allow and self.allow.allows(source, base)):
+                return None
+            template = Item(source, base, self.allow.region, self.allow.ttl)
+        return Item(source, name, template.region, template.ttl, version_stage=version_stage, version_id=version_id)
 
 
 def load_config(path: str, *, default_region: str | None, default_ttl: float) -> Config:
@@ -139,6 +189,7 @@ class _Parser:
         self.default_region = default_region
         self.default_ttl = float(default_ttl)
         self.items: list[Item] = []
+        self.allow: Allow | None = None
         self.seen: dict[tuple[str, str], tuple[int, str]] = {}  # address -> (line, key path)
 
     def error(self, where: Node | int, key: str | None, problem: str) -> ConfigError:
@@ -151,18 +202,21 @@ class _Parser:
         root = self.compose(text)
         if root is not None and not _is_null(root):  # empty file, or only comments / "---"
             if not isinstance(root, MappingNode):
-                raise self.error(root, None, f"the top level must be a mapping with parameters, secrets "
-                                             f"and/or dynamodb, got {_kind(root)}")
-            for name, (key_node, value_node) in self.mapping(root, "", SOURCES).items():
+                raise self.error(root, None, f"the top level must be a mapping with parameters, secrets, "
+                                             f"dynamodb and/or allow, got {_kind(root)}")
+            for name, (key_node, value_node) in self.mapping(root, "", SECTIONS).items():
                 if _is_null(value_node):
                     continue  # a section with every entry commented out
+                if name == "allow":
+                    self.allow_section(value_node)
+                    continue
                 section = self.sequence(key_node, value_node, name)
                 for i, node in enumerate(section.value):
                     if name == "dynamodb":
                         self.dynamodb(node, f"dynamodb[{i}]")
                     else:
                         self.group(name, node, f"{name}[{i}]")
-        return Config(self.path, tuple(self.items))
+        return Config(self.path, tuple(self.items), self.allow)
 
     def compose(self, text: str) -> Node | None:
         try:
@@ -198,6 +252,23 @@ class _Parser:
             nkp = f"{kp}.names[{j}]"
             name = self.scalar(name_node, nkp)
             self.add(Item(source, name, region, ttl, version_stage=stage, line=_line(name_node)), nkp)
+
+    def allow_section(self, node: Node) -> None:
+        entries = self.mapping(node, "allow", _ALLOW_KEYS)
+        patterns: dict[str, tuple[str, ...]] = {}
+        for source in ("parameters", "secrets"):
+            if source not in entries:
+                continue
+            key_node, value_node = entries[source]
+            found = []
+            for j, pattern_node in enumerate(self.sequence(key_node, value_node, f"allow.{source}").value):
+                pkp = f"allow.{source}[{j}]"
+                pattern = self.scalar(pattern_node, pkp)
+                if "*" in pattern[:-1]:
+                    raise self.error(pattern_node, pkp, f"{_show(pattern)}: '*' may only end a pattern (a prefix)")
+                found.append(pattern)
+            patterns[source] = tuple(found)
+        self.allow = Allow(patterns, self.region(entries, node, "allow"), self.ttl(entries, "allow"))
 
     def dynamodb(self, node: Node, kp: str) -> None:
         entries = self.mapping(node, kp, _DYNAMODB_KEYS)

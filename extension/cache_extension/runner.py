@@ -91,7 +91,7 @@ class Extension:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         executor = ThreadPoolExecutor(max_workers=FETCH_THREADS, thread_name_prefix="fetch")
-        fetchers = create_fetchers({item.source for item in self.config.items}, ClientFactory())
+        fetchers = create_fetchers(self.config.sources, ClientFactory())
         store = Store(self.config.items, fetchers, executor)
         pending = store.prefetch() if self.settings.init_startup else []
 
@@ -103,7 +103,7 @@ class Extension:
 
         self.server = uvicorn.Server(
             uvicorn.Config(
-                create_app(store, self.settings.token),
+                create_app(self.config, store, self.settings.token),
                 log_config=None,
                 access_log=False,
                 lifespan="off",

@@ -21,8 +21,12 @@ from .fetchers import Fetcher, FetchError, Value
 log = logging.getLogger("cache_extension.store")
 
 
-class NotConfigured(LookupError):
-    """The name is not in config.yaml: answered 404 without any AWS call."""
+# On-demand entries (names `allow:` permits) are bounded; configured items are never evicted.
+MAX_ON_DEMAND = 1000
+
+
+def entry_key(item: Item) -> tuple:
+    return (item.source, item.name, item.version_stage, item.version_id)
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,8 @@ class Store:
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._entries = {(item.source, item.name): _Entry(item) for item in items}
+        self._entries = {entry_key(item): _Entry(item) for item in items}
+        self._on_demand: dict[tuple, None] = {}  # insertion-ordered: the oldest is evicted first
         self._fetchers = fetchers
         self._executor = executor
         self._clock = clock
@@ -60,11 +65,12 @@ class Store:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def read(self, source: str, name: str) -> Result | Future:
-        """A fresh Result, or a Future of one (it raises FetchError when nothing is servable)."""
-        entry = self._entries.get((source, name))
-        if entry is None:
-            raise NotConfigured(source)
+    def read(self, item: Item) -> Result | Future:
+        """A fresh Result, or a Future of one (it raises FetchError when nothing is servable).
+
+        `item` comes from the config: configured, or on demand as `allow:` permits.
+        """
+        entry = self._entries.get(entry_key(item)) or self._add_on_demand(item)
         cached = entry.cached
         if cached is not None:
             now = self._clock()
@@ -74,6 +80,19 @@ class Store:
             if entry.pending is None:
                 self._start([entry])
             return entry.pending
+
+    def _add_on_demand(self, item: Item) -> _Entry:
+        key = entry_key(item)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                if len(self._on_demand) >= MAX_ON_DEMAND:
+                    oldest = next((k for k in self._on_demand if self._entries[k].pending is None), None)
+                    if oldest is not None:
+                        del self._on_demand[oldest], self._entries[oldest]
+                entry = self._entries[key] = _Entry(item)
+                self._on_demand[key] = None
+            return entry
 
     def prefetch(self) -> list[Future]:
         """Fetch every configured item, batched per source; returns the in-flight futures."""

@@ -10,6 +10,7 @@ any ``mock_aws`` in the same process). ``reset()`` wipes it.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
@@ -132,10 +133,14 @@ class MotoServer:
         status: int = 500,
         code: str = "InternalFailure",
         times: int | None = None,
+        match: str | None = None,
     ) -> None:
-        """Make the next `times` requests for `operation` fail with an AWS JSON error."""
+        """Make the next `times` requests for `operation` fail with an AWS JSON error.
+
+        With `match`, only requests whose body contains that text fail (say, one parameter's name).
+        """
         with self._lock:
-            self._failures[operation] = _Fault(times, status=status, code=code)
+            self._failures[operation] = _Fault(times, status=status, code=code, match=match)
 
     def delay(self, operation: str, seconds: float, *, times: int | None = None) -> None:
         """Sleep `seconds` before handling the next `times` requests for `operation`."""
@@ -171,10 +176,11 @@ class MotoServer:
         if environ.get("PATH_INFO", "").startswith("/moto-api/"):
             return self._app(environ, start_response)  # moto's control plane: not counted
         operation = _operation(environ)
+        body = _buffer_body(environ)
         with self._lock:
             self._calls[operation] += 1
-            delay = _take(self._delays, operation)
-            failure = _take(self._failures, operation)
+            delay = _take(self._delays, operation, body)
+            failure = _take(self._failures, operation, body)
         if delay is not None:
             time.sleep(delay["seconds"])
         if failure is not None:
@@ -195,10 +201,21 @@ def _operation(environ: dict[str, Any]) -> str:
     return f"{environ.get('REQUEST_METHOD', '?')} {environ.get('PATH_INFO', '')}"
 
 
-def _take(faults: dict[str, _Fault], operation: str) -> dict[str, Any] | None:
-    """Consume one use of the fault for `operation`, if any (caller holds the lock)."""
+def _buffer_body(environ: dict[str, Any]) -> bytes:
+    """Read the request body and put it back, so faults can match on it and moto still reads it."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length > 0 else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    return body
+
+
+def _take(faults: dict[str, _Fault], operation: str, body: bytes = b"") -> dict[str, Any] | None:
+    """Consume one use of the fault for `operation`, if any applies (caller holds the lock)."""
     fault = faults.get(operation)
     if fault is None:
+        return None
+    match = fault.details.get("match")
+    if match is not None and match.encode("utf-8") not in body:
         return None
     if fault.remaining is not None:
         fault.remaining -= 1

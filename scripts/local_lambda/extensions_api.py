@@ -257,12 +257,15 @@ class ExtensionsApiEmulator:
         handler: str = "app.handler",
         region: str | None = None,
         echo: bool = False,
+        register_delay: float = 0.0,
     ) -> None:
         self.function_name = function_name
         self.function_version = function_version
         self.handler = handler
         self.region = region or os.environ.get("AWS_REGION") or "us-east-1"
         self.echo = echo
+        # Holds register answers back, so tests can catch an extension before its port is open.
+        self.register_delay = register_delay
         self.extensions: list[Extension] = []
         self.calls: list[ApiCall] = []
         # One condition guards all lifecycle state; waits release it, so a blocked
@@ -501,6 +504,7 @@ class ExtensionsApiEmulator:
     ) -> tuple[int, dict[str, str], dict[str, Any], str | None]:
         """Returns (status, extra headers, JSON payload, extension name)."""
         if call == "register":
+            time.sleep(self.register_delay)
             return self._register(headers, body)
         with self._cond:
             ext = self._by_identifier(headers.get("Lambda-Extension-Identifier"))

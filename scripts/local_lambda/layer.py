@@ -21,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 ARCHES = {"x86_64": "x86_64", "amd64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64"}
 EXTENSION_NAME = "cache-extension"
+JAVA_CLIENT_JAR = "cache-extension-client.jar"
 ZIP_TIME = (2020, 1, 1, 0, 0, 0)  # fixed, so the same inputs give the same zip
 
 
@@ -56,7 +57,9 @@ def build(arch: str, python: str, out: Path, *, log=print) -> Path:
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     shutil.copy2(ROOT / "extension" / "__main__.py", package_dir / "__main__.py")
     for extra in sorted((ROOT / "layer").iterdir()):  # client libraries, at each runtime's own path
-        if extra.is_dir():
+        if extra.name == "java":
+            build_java_client(out / "java" / "lib" / JAVA_CLIENT_JAR, log=log)
+        elif extra.is_dir():
             shutil.copytree(extra, out / extra.name, dirs_exist_ok=True,
                             ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     launcher = out / "extensions" / EXTENSION_NAME
@@ -64,10 +67,21 @@ def build(arch: str, python: str, out: Path, *, log=print) -> Path:
     launcher.write_bytes((ROOT / "extension" / EXTENSION_NAME).read_bytes().replace(b"\r\n", b"\n"))
     launcher.chmod(0o755)
     compile_bytecode(package_dir, python, log=log)
+    if (out / "python").exists():
+        compile_bytecode(out / "python", python, log=log)
     zip_path = out.parent / f"cache-extension-layer-{arch}.zip"
     write_zip(out, zip_path)
     log(f"built {zip_path} ({zip_path.stat().st_size / 1048576:.1f} MiB)")
     return zip_path
+
+
+def build_java_client(jar: Path, *, log=print) -> None:
+    """Compile the Java client into the jar Java runtimes find on their classpath (/opt/java/lib)."""
+    if shutil.which("javac") is None or shutil.which("jar") is None:
+        log("no JDK (javac, jar) here: the layer is built without the Java client")
+        return
+    jar.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["bash", str(ROOT / "layer" / "java" / "build.sh"), str(jar)], check=True, stdout=subprocess.DEVNULL)
 
 
 def compile_bytecode(tree: Path, python: str, *, log=print) -> None:

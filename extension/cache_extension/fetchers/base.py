@@ -6,7 +6,8 @@ Fetchers never know about HTTP or the cache: they turn configured items into val
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 if TYPE_CHECKING:
@@ -29,6 +30,9 @@ class Value:
 
     body: bytes
     content_type: str
+    # What AWS said about the value besides the value itself (ARN, version, type, dates), for the
+    # AWS-compatible routes. Never secret.
+    meta: dict | None = field(default=None, compare=False)
 
     def __repr__(self) -> str:  # values are secrets: never let one reach a log line or traceback
         return f"Value(<{len(self.body)} bytes>, {self.content_type!r})"
@@ -145,5 +149,16 @@ def _by_region(items: Iterable[Item]) -> list[list[Item]]:
     return list(groups.values())
 
 
-def text_value(text: str) -> Value:
-    return Value(text.encode("utf-8"), "text/plain; charset=utf-8")
+def text_value(text: str, meta: dict | None = None) -> Value:
+    return Value(text.encode("utf-8"), "text/plain; charset=utf-8", meta)
+
+
+def metadata(response: dict, fields: tuple[str, ...]) -> dict:
+    """The named fields of an AWS response, dates as RFC 3339 (as AWS's Go SDK writes them in JSON)."""
+    meta = {}
+    for name in fields:
+        value = response.get(name)
+        if isinstance(value, datetime):
+            value = value.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        meta[name] = value
+    return meta

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence
 
-from .base import NOT_FOUND_CODES, Fetcher, FetchError, Value, text_value
+from .base import NOT_FOUND_CODES, Fetcher, FetchError, Value, metadata, text_value
+
+# GetSecretValue's fields besides the secret, for the AWS-compatible route.
+META_FIELDS = ("ARN", "CreatedDate", "Name", "VersionId", "VersionStages")
 
 if TYPE_CHECKING:
     from ..config import Item
@@ -17,9 +20,9 @@ class SecretFetcher(Fetcher):
 
     def fetch_batch(self, items: Sequence[Item]) -> dict[str, Value | FetchError]:
         client = self.clients.get("secretsmanager", items[0].region)
-        # The batch call only returns AWSCURRENT; pinned stages need GetSecretValue one by one.
-        current = [item for item in items if item.version_stage in (None, "AWSCURRENT")]
-        pinned = [item for item in items if item.version_stage not in (None, "AWSCURRENT")]
+        # The batch call only returns AWSCURRENT; pinned stages and versions need GetSecretValue one by one.
+        current = [item for item in items if item.version_stage in (None, "AWSCURRENT") and not item.version_id]
+        pinned = [item for item in items if item.version_stage not in (None, "AWSCURRENT") or item.version_id]
         outcomes = {item.name: self._get_one(client, item) for item in pinned}
         if len(current) == 1:
             outcomes[current[0].name] = self._get_one(client, current[0])
@@ -57,6 +60,8 @@ class SecretFetcher(Fetcher):
         kwargs = {"SecretId": item.name}
         if item.version_stage:
             kwargs["VersionStage"] = item.version_stage
+        if item.version_id:
+            kwargs["VersionId"] = item.version_id
         try:
             return _secret_value(client.get_secret_value(**kwargs))
         except Exception as exc:
@@ -64,6 +69,7 @@ class SecretFetcher(Fetcher):
 
 
 def _secret_value(secret: dict) -> Value:
+    meta = metadata(secret, META_FIELDS)
     if "SecretString" in secret:
-        return text_value(secret["SecretString"])
-    return Value(bytes(secret.get("SecretBinary", b"")), "application/octet-stream")
+        return text_value(secret["SecretString"], meta)
+    return Value(bytes(secret.get("SecretBinary", b"")), "application/octet-stream", meta)

@@ -1,0 +1,578 @@
+package dev.cacheextension.client;
+
+import java.io.IOException;
+import java.net.ConnectException;
+import java.net.URI;
+import java.net.URLEncoder;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.net.http.HttpTimeoutException;
+import java.nio.ByteBuffer;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Base64;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Optional;
+
+/**
+ * Reads SSM parameters, Secrets Manager secrets and DynamoDB items from the cache extension running beside
+ * the function, with one local HTTP GET each.
+ *
+ * <pre>{@code
+ * private static final CacheClient CACHE = new CacheClient();   // once per execution environment
+ *
+ * String url = CACHE.getParameter("/app/url");
+ * Map<String, Object> settings = CACHE.getParameter("/app/settings", Transform.JSON);
+ * String password = CACHE.getSecret("app/db-password");
+ * byte[] key = CACHE.getSecret("app/signing-key", Transform.BINARY);
+ * Map<String, Object> item = CACHE.getItem("Table-hashValue-sortValue");
+ * }</pre>
+ *
+ * <p>Defaults come from the environment: the port from {@code CACHE_EXTENSION_PORT} (else 4000), the token
+ * from {@code CACHE_EXTENSION_TOKEN} when non-empty, else {@code AWS_SESSION_TOKEN}. Each call waits at most
+ * {@link #DEFAULT_TIMEOUT} for an answer; while the extension is still starting (connection refused, a broken
+ * connection before any answer, or 503) it is retried with a short backoff for up to
+ * {@link #DEFAULT_STARTUP_TIMEOUT}. Failures are unchecked {@link CacheExtensionException}s.
+ *
+ * <p>For unit tests of a handler without an extension, substitute the values: {@link Builder#values(Map)}, or
+ * the environment variable {@code CACHE_EXTENSION_CLIENT_VALUES} naming a JSON file of the same shape,
+ * {@code {"parameters": {name: value}, "secrets": {name: value}, "dynamodb": {key: {item}}}}. Such a client
+ * makes no HTTP request at all; a name it does not hold is a {@link NotFoundException} with code
+ * {@code "NotConfigured"}, as the extension answers for a name missing from its config.yaml.
+ *
+ * <p>Instances are immutable and thread-safe; each keeps its own HTTP/1.1 connections alive, so create one
+ * per execution environment (a static field) or use {@link #getDefault()}.
+ */
+public final class CacheClient {
+
+    /** The header that carries the token. */
+    public static final String TOKEN_HEADER = "X-Aws-Parameters-Secrets-Token";
+    public static final int DEFAULT_PORT = 4000;
+    public static final Duration DEFAULT_TIMEOUT = Duration.ofSeconds(1);
+    public static final Duration DEFAULT_STARTUP_TIMEOUT = Duration.ofSeconds(2);
+    /** The variable naming a JSON file of substituted values. */
+    public static final String VALUES_VARIABLE = "CACHE_EXTENSION_CLIENT_VALUES";
+
+    private static final String HOST = "127.0.0.1";
+    private static final String PARAMETERS = "parameters";
+    private static final String SECRETS = "secrets";
+    private static final String DYNAMODB = "dynamodb";
+    private static final long FIRST_BACKOFF_MS = 10;
+    private static final long MAX_BACKOFF_MS = 100;
+    private static final int MAX_EXTENSION_MESSAGE = 300;
+
+    private static final Object DEFAULT_LOCK = new Object();
+    private static volatile CacheClient defaultClient;
+
+    private final Duration timeout;
+    private final Duration startupTimeout;
+    /** Substituted values by source, then name; null for a client of the real extension. */
+    private final Map<String, Map<String, Body>> values;
+    private final int port;
+    private final String token;
+    private final HttpClient http;
+
+    /** A client configured from the environment (see the class description). */
+    public CacheClient() {
+        this(new Builder());
+    }
+
+    private CacheClient(Builder builder) {
+        Map<String, String> env = builder.environment != null ? builder.environment : System.getenv();
+        this.timeout = builder.timeout;
+        this.startupTimeout = builder.startupTimeout;
+        if (builder.values != null) {
+            this.values = substitutes(builder.values, "values");
+        } else {
+            this.values = valuesFile(env);
+        }
+        if (values != null) {
+            this.port = 0;
+            this.token = null;
+            this.http = null;
+            return;
+        }
+        this.port = builder.port != null ? builder.port : portFromEnvironment(env);
+        String chosen = builder.token;
+        if (chosen == null) {
+            chosen = env.get("CACHE_EXTENSION_TOKEN");
+            if (chosen == null || chosen.isEmpty()) {
+                chosen = env.get("AWS_SESSION_TOKEN");
+            }
+        }
+        this.token = chosen == null || chosen.isEmpty() ? null : checkToken(chosen);
+        this.http = HttpClient.newBuilder()
+                .version(HttpClient.Version.HTTP_1_1)
+                .connectTimeout(timeout)
+                .followRedirects(HttpClient.Redirect.NEVER)
+                .proxy(HttpClient.Builder.NO_PROXY) // never through a proxy: the extension is on loopback
+                .build();
+    }
+
+    /** Starts a builder; options not set come from the environment as for {@link #CacheClient()}. */
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /** A client shared by the whole process, created from the environment on first use. */
+    public static CacheClient getDefault() {
+        CacheClient client = defaultClient;
+        if (client == null) {
+            synchronized (DEFAULT_LOCK) {
+                client = defaultClient;
+                if (client == null) {
+                    client = new CacheClient();
+                    defaultClient = client;
+                }
+            }
+        }
+        return client;
+    }
+
+    /** An SSM parameter's value ({@code GET /parameters?name=}); a name may be {@code /aws/reference/secretsmanager/ID}. */
+    public String getParameter(String name) {
+        return (String) read(PARAMETERS, "parameter", name, null);
+    }
+
+    /**
+     * An SSM parameter's value decoded by {@code transform}: JSON gives an Object, BINARY a {@code byte[]}, null
+     * the text as {@link #getParameter(String)} does.
+     */
+    public <T> T getParameter(String name, Transform transform) {
+        return cast(read(PARAMETERS, "parameter", name, transform));
+    }
+
+    /**
+     * A secret's {@code SecretString} ({@code GET /secrets?name=}). A binary secret is a
+     * {@link CacheExtensionException}: read it with {@code getSecret(name, Transform.BINARY)}.
+     */
+    public String getSecret(String name) {
+        return (String) read(SECRETS, "secret", name, null);
+    }
+
+    /**
+     * A secret decoded by {@code transform}: JSON gives an Object, BINARY a {@code byte[]} (a binary secret's
+     * bytes as they are, a text secret decoded from base64), null the text as {@link #getSecret(String)} does.
+     */
+    public <T> T getSecret(String name, Transform transform) {
+        return cast(read(SECRETS, "secret", name, transform));
+    }
+
+    /**
+     * A DynamoDB item ({@code GET /dynamodb?name=}) by its key {@code TABLE-HASH[-SORT]} or its alias, as a
+     * plain JSON object: numbers are {@link java.math.BigDecimal}s with every digit, binary values base64 text.
+     */
+    public Map<String, Object> getItem(String key) {
+        return cast(read(DYNAMODB, "item", key, Transform.JSON));
+    }
+
+    @Override
+    public String toString() {
+        return values != null ? "CacheClient[substituted values]" : "CacheClient[" + HOST + ":" + port + "]";
+    }
+
+    @SuppressWarnings("unchecked")
+    private static <T> T cast(Object value) {
+        return (T) value;
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+
+    /** A value as the extension serves it: bytes, and whether they are binary (application/octet-stream). */
+    private static final class Body {
+        final byte[] bytes;
+        final boolean binary;
+
+        Body(byte[] bytes, boolean binary) {
+            this.bytes = bytes;
+            this.binary = binary;
+        }
+    }
+
+    private Object read(String source, String noun, String name, Transform transform) {
+        Objects.requireNonNull(name, "name");
+        String what = noun + " '" + name + "'";
+        Body body = values != null ? substituted(source, name, what) : fetch(source, name, what);
+        if (DYNAMODB.equals(source)) {
+            Object item = decodeJson(body, what);
+            if (!(item instanceof Map)) {
+                throw new CacheExtensionException(what + " is not a JSON object");
+            }
+            return item;
+        }
+        if (transform == null) {
+            if (body.binary) {
+                throw new CacheExtensionException(what + " is binary (application/octet-stream): read it with get"
+                        + Character.toUpperCase(noun.charAt(0)) + noun.substring(1) + "(name, Transform.BINARY)");
+            }
+            return new String(body.bytes, StandardCharsets.UTF_8);
+        }
+        if (transform == Transform.JSON) {
+            return decodeJson(body, what);
+        }
+        if (body.binary) {
+            return body.bytes.clone();
+        }
+        try {
+            return Base64.getDecoder().decode(new String(body.bytes, StandardCharsets.UTF_8).trim());
+        } catch (IllegalArgumentException e) {
+            // no cause: the decoder's message quotes a character of the value
+            throw new CacheExtensionException(what + " is not valid base64 (Transform.BINARY)");
+        }
+    }
+
+    private static Object decodeJson(Body body, String what) {
+        String text;
+        try {
+            text = StandardCharsets.UTF_8.newDecoder()
+                    .onMalformedInput(CodingErrorAction.REPORT)
+                    .onUnmappableCharacter(CodingErrorAction.REPORT)
+                    .decode(ByteBuffer.wrap(body.bytes)).toString();
+        } catch (CharacterCodingException e) {
+            throw new CacheExtensionException(what + " is not valid UTF-8 text, so not JSON");
+        }
+        try {
+            return Json.parse(text);
+        } catch (IllegalArgumentException e) {
+            // Json's messages give an offset, never the text
+            throw new CacheExtensionException(what + " is not valid JSON: " + e.getMessage());
+        }
+    }
+
+    private Body substituted(String source, String name, String what) {
+        Body body = values.get(source).get(name);
+        if (body == null) {
+            throw new NotFoundException(what + ": 404 NotConfigured: not among the values given to this client"
+                    + " (builder values or " + VALUES_VARIABLE + ")", 404, "NotConfigured");
+        }
+        return body;
+    }
+
+    private Body fetch(String source, String name, String what) {
+        String encoded = URLEncoder.encode(name, StandardCharsets.UTF_8).replace("+", "%20");
+        HttpRequest.Builder request = HttpRequest.newBuilder(URI.create("http://" + HOST + ":" + port + "/" + source + "?name=" + encoded))
+                .timeout(timeout)
+                .GET();
+        if (token != null) {
+            request.header(TOKEN_HEADER, token);
+        }
+        HttpRequest built = request.build();
+        String call = what + " (GET /" + source + ")";
+        long start = System.nanoTime();
+        long window = startupTimeout.toNanos();
+        long backoff = FIRST_BACKOFF_MS;
+        boolean retriedBrokenConnection = false;
+        while (true) {
+            HttpResponse<byte[]> response = null;
+            IOException failure = null;
+            try {
+                response = http.send(built, HttpResponse.BodyHandlers.ofByteArray());
+            } catch (HttpTimeoutException e) { // also the connect timeout
+                throw new ExtensionUnavailableException("the cache extension on " + HOST + ":" + port
+                        + " did not answer " + call + " within " + timeout.toMillis() + " ms", 0, null, e);
+            } catch (IOException e) {
+                // Connection refused while the extension starts, or a kept-alive connection closed under us
+                // before any answer: GET is idempotent, so try again.
+                failure = e;
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new CacheExtensionException(call + " was interrupted", 0, null, e);
+            }
+            if (response != null && response.statusCode() != 503) {
+                return answer(response, call);
+            }
+            if (failure != null && !(failure instanceof ConnectException) && !retriedBrokenConnection) {
+                // A kept-alive connection the extension closed (say, across a freeze of the environment): one
+                // immediate retry on a new connection, even when the start-up window is zero or over.
+                retriedBrokenConnection = true;
+                continue;
+            }
+            long elapsed = System.nanoTime() - start;
+            if (elapsed >= window) {
+                throw unavailable(response, failure, call, elapsed);
+            }
+            long sleepMs = Math.min(backoff, Math.max(1, (window - elapsed + 999_999) / 1_000_000));
+            try {
+                Thread.sleep(sleepMs);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new CacheExtensionException(call + " was interrupted", 0, null, e);
+            }
+            backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+        }
+    }
+
+    private ExtensionUnavailableException unavailable(HttpResponse<byte[]> response, IOException failure, String call, long elapsedNanos) {
+        long ms = elapsedNanos / 1_000_000;
+        if (response != null) {
+            String[] error = errorBody(response.body());
+            return new ExtensionUnavailableException("the cache extension on " + HOST + ":" + port
+                    + " was not ready (503" + (error[0] != null ? " " + error[0] : "") + ") for " + call
+                    + " and stayed so for " + ms + " ms", 503, error[0], null);
+        }
+        String why = failure instanceof ConnectException
+                ? "connection refused, retried for " + ms + " ms); is its layer attached to the function and"
+                        + " CACHE_EXTENSION_PORT the same for both?"
+                : "the connection closed without an answer (" + failure.getClass().getSimpleName() + "), retried for "
+                        + ms + " ms)";
+        return new ExtensionUnavailableException("the cache extension is not reachable on " + HOST + ":" + port
+                + " (" + call + ": " + why, 0, null, failure);
+    }
+
+    private Body answer(HttpResponse<byte[]> response, String call) {
+        int status = response.statusCode();
+        if (status == 200) {
+            Optional<String> type = response.headers().firstValue("Content-Type");
+            boolean binary = type.isPresent()
+                    && type.get().trim().toLowerCase(Locale.ROOT).startsWith("application/octet-stream");
+            return new Body(response.body(), binary);
+        }
+        String[] error = errorBody(response.body());
+        String code = error[0];
+        StringBuilder message = new StringBuilder(call).append(": ").append(status);
+        if (code != null) {
+            message.append(' ').append(code);
+        }
+        if (error[1] != null) {
+            message.append(": ").append(error[1]);
+        }
+        if (status == 404) {
+            throw new NotFoundException(message.toString(), status, code);
+        }
+        if (status == 502 || status == 504) {
+            throw new UpstreamException(message.toString(), status, code);
+        }
+        throw new CacheExtensionException(message.toString(), status, code);
+    }
+
+    /** {code, message} from the extension's {"error": ..., "message": ...}; nulls when absent. */
+    private String[] errorBody(byte[] body) {
+        String[] result = new String[2];
+        try {
+            Object parsed = Json.parse(new String(body, StandardCharsets.UTF_8));
+            if (parsed instanceof Map) {
+                Object code = ((Map<?, ?>) parsed).get("error");
+                Object message = ((Map<?, ?>) parsed).get("message");
+                if (code instanceof String && !((String) code).isEmpty() && ((String) code).length() <= 100) {
+                    result[0] = (String) code;
+                }
+                if (message instanceof String && !((String) message).isEmpty()) {
+                    String text = (String) message;
+                    if (text.length() > MAX_EXTENSION_MESSAGE) {
+                        text = text.substring(0, MAX_EXTENSION_MESSAGE) + "...";
+                    }
+                    // The extension's messages never carry a value; never repeat the token either.
+                    if (token == null || !text.contains(token)) {
+                        result[1] = text;
+                    }
+                }
+            }
+        } catch (IllegalArgumentException e) {
+            // not the extension's JSON error body: the status alone says enough
+        }
+        return result;
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+
+    private static int portFromEnvironment(Map<String, String> env) {
+        String text = env.get("CACHE_EXTENSION_PORT");
+        if (text == null || text.trim().isEmpty()) {
+            return DEFAULT_PORT;
+        }
+        try {
+            return checkPort(Integer.parseInt(text.trim()), "CACHE_EXTENSION_PORT");
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("CACHE_EXTENSION_PORT is not a port number: '" + text + "'");
+        }
+    }
+
+    private static int checkPort(int port, String what) {
+        if (port < 1 || port > 65535) {
+            throw new IllegalArgumentException(what + " is not a port number (1-65535): " + port);
+        }
+        return port;
+    }
+
+    private static String checkToken(String token) {
+        for (int i = 0; i < token.length(); i++) {
+            char c = token.charAt(i);
+            if (c < 0x20 || c > 0x7e) {
+                throw new IllegalArgumentException("the token contains a character that cannot be sent in an HTTP header");
+            }
+        }
+        if (token.trim().length() != token.length()) {
+            throw new IllegalArgumentException("the token starts or ends with a space");
+        }
+        return token;
+    }
+
+    /** The substituted values named by CACHE_EXTENSION_CLIENT_VALUES, or null when it is not set. */
+    private static Map<String, Map<String, Body>> valuesFile(Map<String, String> env) {
+        String path = env.get(VALUES_VARIABLE);
+        if (path == null || path.isEmpty()) {
+            return null;
+        }
+        String where = VALUES_VARIABLE + " file " + path;
+        String text;
+        try {
+            text = Files.readString(Path.of(path), StandardCharsets.UTF_8);
+        } catch (IOException | RuntimeException e) {
+            throw new CacheExtensionException("cannot read the " + where + " (" + e.getClass().getSimpleName() + ")");
+        }
+        if (text.startsWith("\uFEFF")) {
+            text = text.substring(1);
+        }
+        Object parsed;
+        try {
+            parsed = Json.parse(text);
+        } catch (IllegalArgumentException e) {
+            throw new CacheExtensionException("the " + where + " is not valid JSON: " + e.getMessage());
+        }
+        if (!(parsed instanceof Map)) {
+            throw new CacheExtensionException("the " + where + " must hold a JSON object");
+        }
+        try {
+            return substitutes((Map<?, ?>) parsed, "the " + where);
+        } catch (IllegalArgumentException e) {
+            throw new CacheExtensionException(e.getMessage());
+        }
+    }
+
+    /**
+     * Validates and freezes substituted values. Strings are served as text; byte[] as a binary value; any
+     * other value (Map, List, Number, Boolean, null) as its JSON text. DynamoDB items must be Maps.
+     */
+    private static Map<String, Map<String, Body>> substitutes(Map<?, ?> given, String where) {
+        Map<String, Map<String, Body>> result = new LinkedHashMap<>();
+        result.put(PARAMETERS, Collections.emptyMap());
+        result.put(SECRETS, Collections.emptyMap());
+        result.put(DYNAMODB, Collections.emptyMap());
+        for (Map.Entry<?, ?> source : given.entrySet()) {
+            Object key = source.getKey();
+            if (!result.containsKey(key)) {
+                throw new IllegalArgumentException(where + ": unknown key '" + key
+                        + "' (expected parameters, secrets, dynamodb)");
+            }
+            if (!(source.getValue() instanceof Map)) {
+                throw new IllegalArgumentException(where + ": '" + key + "' must map names to values");
+            }
+            Map<String, Body> bodies = new LinkedHashMap<>();
+            for (Map.Entry<?, ?> entry : ((Map<?, ?>) source.getValue()).entrySet()) {
+                if (!(entry.getKey() instanceof String)) {
+                    throw new IllegalArgumentException(where + ": the names under '" + key + "' must be strings");
+                }
+                String name = (String) entry.getKey();
+                Object value = entry.getValue();
+                Body body;
+                if (DYNAMODB.equals(key) && !(value instanceof Map)) {
+                    throw new IllegalArgumentException(where + ": dynamodb item '" + name + "' must be an object (a Map)");
+                } else if (value instanceof String) {
+                    body = new Body(((String) value).getBytes(StandardCharsets.UTF_8), false);
+                } else if (value instanceof byte[]) {
+                    body = new Body(((byte[]) value).clone(), true);
+                } else {
+                    try {
+                        body = new Body(Json.write(value).getBytes(StandardCharsets.UTF_8), false);
+                    } catch (IllegalArgumentException e) {
+                        throw new IllegalArgumentException(where + ": " + key + " '" + name + "': " + e.getMessage());
+                    }
+                }
+                bodies.put(name, body);
+            }
+            result.put((String) key, Collections.unmodifiableMap(bodies));
+        }
+        return Collections.unmodifiableMap(result);
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+
+    /** Options for a {@link CacheClient}; whatever is not set comes from the environment. Not thread-safe. */
+    public static final class Builder {
+        private Integer port;
+        private String token;
+        private Duration timeout = DEFAULT_TIMEOUT;
+        private Duration startupTimeout = DEFAULT_STARTUP_TIMEOUT;
+        private Map<?, ?> values;
+        private Map<String, String> environment;
+
+        private Builder() {
+        }
+
+        /** The extension's port (default: {@code CACHE_EXTENSION_PORT}, else 4000). */
+        public Builder port(int port) {
+            this.port = checkPort(port, "port");
+            return this;
+        }
+
+        /**
+         * The token sent in {@code X-Aws-Parameters-Secrets-Token} (default: {@code CACHE_EXTENSION_TOKEN} when non-empty, else
+         * {@code AWS_SESSION_TOKEN}); null restores the default.
+         */
+        public Builder token(String token) {
+            if (token != null && token.isEmpty()) {
+                throw new IllegalArgumentException("the token is empty");
+            }
+            this.token = token == null ? null : checkToken(token);
+            return this;
+        }
+
+        /** How long one request may take, connecting included (default 1 s). */
+        public Builder timeout(Duration timeout) {
+            Objects.requireNonNull(timeout, "timeout");
+            if (timeout.isNegative() || timeout.isZero()) {
+                throw new IllegalArgumentException("the timeout must be positive");
+            }
+            this.timeout = timeout;
+            return this;
+        }
+
+        /**
+         * How long a call keeps retrying, from its first attempt, while the extension is not yet reachable or
+         * answers 503 (default 2 s; zero: no retry).
+         */
+        public Builder startupTimeout(Duration startupTimeout) {
+            Objects.requireNonNull(startupTimeout, "startupTimeout");
+            if (startupTimeout.isNegative()) {
+                throw new IllegalArgumentException("the startup timeout must not be negative");
+            }
+            this.startupTimeout = startupTimeout;
+            return this;
+        }
+
+        /**
+         * Serve these values instead of asking the extension (for unit tests): keys {@code "parameters"},
+         * {@code "secrets"}, {@code "dynamodb"}, each a map of name to value. Strings are served as they are,
+         * {@code byte[]} as a binary value, anything else as its JSON text; DynamoDB items must be Maps. The
+         * values are copied when the client is built. Null restores the default
+         * ({@code CACHE_EXTENSION_CLIENT_VALUES}, else the extension).
+         */
+        public Builder values(Map<String, ? extends Map<String, ?>> values) {
+            this.values = values;
+            return this;
+        }
+
+        /** Read the defaults from this map instead of the process environment (for tests); null restores it. */
+        public Builder environment(Map<String, String> environment) {
+            this.environment = environment == null ? null : Collections.unmodifiableMap(new LinkedHashMap<>(environment));
+            return this;
+        }
+
+        /**
+         * @throws IllegalArgumentException  if the environment holds an invalid port or token
+         * @throws CacheExtensionException   if {@code CACHE_EXTENSION_CLIENT_VALUES} names an unreadable or invalid file
+         */
+        public CacheClient build() {
+            return new CacheClient(this);
+        }
+    }
+}

@@ -1,0 +1,235 @@
+"""Read values the Lambda cache extension holds, with one local HTTP call.
+
+    from cache_extension_client import get_parameter, get_secret, get_item
+
+    region = get_parameter("/app/region")
+    db = get_secret("app/db", transform="json")
+    item = get_item("Table-hash-sort")
+
+Standard library only: it ships in the layer at /opt/python, which Python runtimes put on sys.path.
+One keep-alive connection per client, reused across calls and invocations.
+
+For tests without an extension, give values instead of a port, either in code,
+``CacheClient(values={"parameters": {...}, "secrets": {...}, "dynamodb": {...}})``, or in a JSON file of
+that shape named by the environment variable CACHE_EXTENSION_CLIENT_VALUES.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import http.client
+import json
+import os
+import threading
+import time
+from typing import Any
+from urllib.parse import quote
+
+__all__ = [
+    "CacheClient", "get_parameter", "get_secret", "get_item",
+    "CacheExtensionError", "NotFoundError", "UpstreamError", "ExtensionUnavailableError",
+]
+
+TOKEN_HEADER = "X-Aws-Parameters-Secrets-Token"
+TRANSFORMS = (None, "json", "binary")
+OFFLINE_SECTIONS = ("parameters", "secrets", "dynamodb")
+
+
+class CacheExtensionError(Exception):
+    """The extension answered with an error. `status` is the HTTP status (0 without one), `code` its
+    `error` field. Messages name the route and the name, never a value."""
+
+    def __init__(self, message: str, status: int = 0, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class NotFoundError(CacheExtensionError):
+    """404: not configured in config.yaml, or not found upstream."""
+
+
+class UpstreamError(CacheExtensionError):
+    """502/504: AWS failed and the extension had nothing to serve."""
+
+
+class ExtensionUnavailableError(CacheExtensionError):
+    """The extension did not answer: not running, still starting past the bound, or timed out."""
+
+
+class CacheClient:
+    def __init__(self, *, port: int | None = None, token: str | None = None, timeout: float = 1.0,
+                 startup_timeout: float = 2.0, values: dict | None = None) -> None:
+        env = os.environ
+        self.port = int(port if port is not None else env.get("CACHE_EXTENSION_PORT") or 4000)
+        self._token = token if token is not None else (env.get("CACHE_EXTENSION_TOKEN") or env.get("AWS_SESSION_TOKEN") or "")
+        self.timeout = timeout
+        self.startup_timeout = startup_timeout
+        if values is None and env.get("CACHE_EXTENSION_CLIENT_VALUES"):
+            values = _load_values(env["CACHE_EXTENSION_CLIENT_VALUES"])
+        self._values = _check_values(values) if values is not None else None
+        self._connection: http.client.HTTPConnection | None = None
+        self._lock = threading.Lock()  # one connection: one request at a time
+
+    def __repr__(self) -> str:  # the token stays out of reprs and logs
+        return f"CacheClient(port={self.port}, offline={self._values is not None})"
+
+    def get_parameter(self, name: str, transform: str | None = None) -> Any:
+        """An SSM parameter (or /aws/reference/secretsmanager/ID): str, or as transformed."""
+        return _transform(self._get("parameters", name), transform, "parameters", name)
+
+    def get_secret(self, name: str, transform: str | None = None) -> Any:
+        """A Secrets Manager secret: str (bytes for a binary secret), or as transformed."""
+        return _transform(self._get("secrets", name), transform, "secrets", name)
+
+    def get_item(self, key: str) -> dict:
+        """A DynamoDB item, by its TABLE-HASH[-SORT] address or configured name, as a dict."""
+        value = self._get("dynamodb", key)
+        return json.loads(value) if isinstance(value, bytes) else _copy(value)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    # -- transport ----------------------------------------------------------------------
+
+    def _get(self, route: str, name: str) -> Any:
+        if not isinstance(name, str) or not name:
+            raise TypeError("name must be a non-empty string")
+        if self._values is not None:
+            section = self._values.get(route, {})
+            if name not in section:
+                raise NotFoundError(f"/{route} {name!r} is not among the offline values", 404, "NotConfigured")
+            return section[name]
+        path = f"/{route}?name={quote(name, safe='')}"
+        deadline = time.monotonic() + self.startup_timeout
+        delay = 0.01
+        with self._lock:
+            while True:
+                try:
+                    status, content_type, body = self._request(path)
+                except (ConnectionRefusedError, ConnectionResetError, http.client.RemoteDisconnected,
+                        http.client.CannotSendRequest, http.client.BadStatusLine) as exc:
+                    reason = type(exc).__name__
+                    status = None
+                except (TimeoutError, OSError) as exc:
+                    self._drop()
+                    raise ExtensionUnavailableError(
+                        f"/{route} {name!r}: no answer from the cache extension on 127.0.0.1:{self.port} "
+                        f"within {self.timeout} s ({type(exc).__name__})") from None
+                if status == 200:
+                    return body if not content_type.startswith("text/") else body.decode("utf-8")
+                if status is not None and status != 503:
+                    raise _error(status, body, route, name)
+                if status == 503:
+                    reason = "503 not ready"
+                if time.monotonic() + delay > deadline:
+                    raise ExtensionUnavailableError(
+                        f"/{route} {name!r}: the cache extension is not reachable on 127.0.0.1:{self.port} "
+                        f"after {self.startup_timeout} s ({reason})", 503 if status == 503 else 0)
+                time.sleep(delay)  # the extension may still be starting: back off briefly
+                delay = min(delay * 2, 0.1)
+
+    def _request(self, path: str) -> tuple[int, str, bytes]:
+        for attempt in (1, 2):
+            if self._connection is None:
+                self._connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+            reused = self._connection.sock is not None
+            try:
+                self._connection.request("GET", path, headers={TOKEN_HEADER: self._token})
+                response = self._connection.getresponse()
+                body = response.read()
+            except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
+                self._drop()
+                if reused and attempt == 1:
+                    continue  # the kept-alive connection was closed (e.g. while Lambda froze us): reconnect once
+                raise
+            except BaseException:
+                self._drop()
+                raise
+            if response.will_close:
+                self._drop()
+            return response.status, response.getheader("Content-Type") or "", body
+        raise AssertionError("unreachable")
+
+    def _drop(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+def _error(status: int, body: bytes, route: str, name: str) -> CacheExtensionError:
+    try:
+        detail = json.loads(body)
+        code, message = str(detail.get("error")), str(detail.get("message"))
+    except (ValueError, AttributeError):
+        code, message = None, "no details"
+    text = f"/{route} {name!r}: HTTP {status} {code}: {message}"
+    kind = NotFoundError if status == 404 else UpstreamError if status in (502, 504) else CacheExtensionError
+    return kind(text, status, code)
+
+
+def _transform(value: Any, transform: str | None, route: str, name: str) -> Any:
+    if transform not in TRANSFORMS:
+        raise ValueError(f"transform must be one of json, binary or None, got {transform!r}")
+    if transform is None:
+        return _copy(value)
+    if transform == "json":
+        if not isinstance(value, (str, bytes)):
+            return _copy(value)  # an offline value given as an object already
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise CacheExtensionError(f"/{route} {name!r}: the value is not valid JSON") from None
+    if isinstance(value, bytes):
+        return value
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError, TypeError):
+        raise CacheExtensionError(f"/{route} {name!r}: the value is not valid base64") from None
+
+
+def _copy(value: Any) -> Any:
+    return json.loads(json.dumps(value)) if isinstance(value, (dict, list)) else value
+
+
+def _load_values(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError) as exc:
+        raise CacheExtensionError(f"CACHE_EXTENSION_CLIENT_VALUES={path!r} cannot be read as JSON ({type(exc).__name__})") from None
+
+
+def _check_values(values: Any) -> dict:
+    if not isinstance(values, dict) or not set(values) <= set(OFFLINE_SECTIONS):
+        raise ValueError(f"offline values must be a dict with the keys {', '.join(OFFLINE_SECTIONS)}")
+    return values
+
+
+_default: CacheClient | None = None
+_default_lock = threading.Lock()
+
+
+def default_client() -> CacheClient:
+    """The shared client behind the module-level functions, created on first use."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = CacheClient()
+        return _default
+
+
+def get_parameter(name: str, transform: str | None = None) -> Any:
+    return default_client().get_parameter(name, transform)
+
+
+def get_secret(name: str, transform: str | None = None) -> Any:
+    return default_client().get_secret(name, transform)
+
+
+def get_item(key: str) -> dict:
+    return default_client().get_item(key)

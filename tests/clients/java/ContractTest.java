@@ -1,0 +1,333 @@
+import dev.cacheextension.client.CacheClient;
+import dev.cacheextension.client.CacheExtensionException;
+import dev.cacheextension.client.ExtensionUnavailableException;
+import dev.cacheextension.client.Json;
+import dev.cacheextension.client.NotFoundException;
+import dev.cacheextension.client.Transform;
+import dev.cacheextension.client.UpstreamException;
+
+import java.math.BigDecimal;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Base64;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * The Java client's run of the shared contract table (tests/contract/cases.json, whose "about" field defines
+ * the format) against a real extension.
+ *
+ * <pre>
+ *   CONTRACT_CASES=... CACHE_EXTENSION_PORT=... AWS_SESSION_TOKEN=... CONTRACT_DOWN_PORT=... \
+ *     java -cp cache-extension-client.jar:classes ContractTest
+ * </pre>
+ *
+ * With CONTRACT_STARTUP=1 only the cases marked "startup" run, otherwise only the others. Prints one line per
+ * case ("ok ID" or "FAIL ID: why"), then a summary; exits 1 when a case failed.
+ */
+public class ContractTest {
+
+    public static void main(String[] args) throws Exception {
+        String casesPath = System.getenv("CONTRACT_CASES");
+        if (casesPath == null || casesPath.isEmpty()) {
+            System.out.println("skipped: CONTRACT_CASES is not set");
+            return;
+        }
+        boolean startup = "1".equals(System.getenv("CONTRACT_STARTUP"));
+        Map<String, Object> table = asMap(Json.parse(Files.readString(Path.of(casesPath), StandardCharsets.UTF_8)));
+        List<Object> cases = asList(table.get("cases"));
+
+        // Everything a message must never contain: expected values (texts, JSON texts, longer JSON strings).
+        Set<String> values = new LinkedHashSet<>();
+        for (Object c : cases) {
+            collectValues(asMap(asMap(c).get("expect")), values);
+        }
+
+        int passed = 0;
+        List<String> failed = new ArrayList<>();
+        long started = System.nanoTime();
+        for (Object c : cases) {
+            Map<String, Object> testCase = asMap(c);
+            if (Boolean.TRUE.equals(testCase.get("startup")) != startup) {
+                continue;
+            }
+            String id = (String) testCase.get("id");
+            String why;
+            try {
+                why = run(testCase, values);
+            } catch (Exception e) {
+                why = "test error: " + e;
+            }
+            if (why == null) {
+                passed++;
+                System.out.println("ok " + id);
+            } else {
+                failed.add(id);
+                System.out.println("FAIL " + id + ": " + why);
+            }
+        }
+        long ms = (System.nanoTime() - started) / 1_000_000;
+        System.out.println((failed.isEmpty() ? "passed: " : "FAILED: ") + passed + " passed, " + failed.size()
+                + " failed" + (startup ? " (startup cases)" : "") + " in " + ms + " ms");
+        System.exit(failed.isEmpty() ? 0 : 1);
+    }
+
+    /** Runs one case; null when it passed, else why not. */
+    private static String run(Map<String, Object> testCase, Set<String> values) {
+        Map<String, Object> options = testCase.containsKey("client") ? asMap(testCase.get("client")) : null;
+        CacheClient client = options == null ? new CacheClient() : build(options);
+        String token = options != null && options.get("token") instanceof String
+                ? (String) options.get("token") : defaultToken();
+        String name = (String) testCase.get("name");
+        Transform transform = transform((String) testCase.get("transform"));
+        Map<String, Object> expect = asMap(testCase.get("expect"));
+
+        Object result;
+        try {
+            result = call(client, (String) testCase.get("call"), name, transform);
+        } catch (CacheExtensionException e) {
+            String leak = leak(e, token, values);
+            if (leak != null) {
+                return leak;
+            }
+            if (!expect.containsKey("error")) {
+                return "unexpected " + describe(e);
+            }
+            return checkError(e, expect);
+        }
+        if (expect.containsKey("error")) {
+            return "expected error " + expect.get("error") + ", got a " + typeOf(result);
+        }
+        if (expect.containsKey("value")) {
+            return expect.get("value").equals(result) ? null : "value differs (got a " + typeOf(result) + ")";
+        }
+        if (expect.containsKey("json")) {
+            String diff = diff(expect.get("json"), result, "$");
+            return diff == null ? null : "json differs at " + diff;
+        }
+        if (expect.containsKey("base64")) {
+            if (!(result instanceof byte[])) {
+                return "expected bytes, got a " + typeOf(result);
+            }
+            byte[] want = Base64.getDecoder().decode((String) expect.get("base64"));
+            return Arrays.equals(want, (byte[]) result) ? null : "bytes differ";
+        }
+        return "test error: nothing to expect";
+    }
+
+    private static Object call(CacheClient client, String call, String name, Transform transform) {
+        switch (call) {
+            case "parameter":
+                return transform == null ? client.getParameter(name) : client.getParameter(name, transform);
+            case "secret":
+                return transform == null ? client.getSecret(name) : client.getSecret(name, transform);
+            case "item":
+                if (transform != null) {
+                    throw new IllegalArgumentException("an item call takes no transform");
+                }
+                return client.getItem(name);
+            default:
+                throw new IllegalArgumentException("unknown call " + call);
+        }
+    }
+
+    private static CacheClient build(Map<String, Object> options) {
+        CacheClient.Builder builder = CacheClient.builder();
+        for (Map.Entry<String, Object> option : options.entrySet()) {
+            Object value = option.getValue();
+            switch (option.getKey()) {
+                case "port":
+                    if ("$DOWN_PORT".equals(value)) {
+                        builder.port(Integer.parseInt(System.getenv("CONTRACT_DOWN_PORT")));
+                    } else {
+                        builder.port(((BigDecimal) value).intValueExact());
+                    }
+                    break;
+                case "token":
+                    builder.token((String) value);
+                    break;
+                case "timeoutMs":
+                    builder.timeout(Duration.ofMillis(((BigDecimal) value).longValueExact()));
+                    break;
+                case "startupTimeoutMs":
+                    builder.startupTimeout(Duration.ofMillis(((BigDecimal) value).longValueExact()));
+                    break;
+                case "values":
+                    @SuppressWarnings("unchecked")
+                    Map<String, Map<String, Object>> substituted = (Map<String, Map<String, Object>>) value;
+                    builder.values(substituted);
+                    break;
+                default:
+                    throw new IllegalArgumentException("unknown client option " + option.getKey());
+            }
+        }
+        return builder.build();
+    }
+
+    private static String checkError(CacheExtensionException e, Map<String, Object> expect) {
+        String kind = (String) expect.get("error");
+        boolean matches;
+        switch (kind) {
+            case "NotFound":
+                matches = e instanceof NotFoundException;
+                break;
+            case "Unavailable":
+                matches = e instanceof ExtensionUnavailableException;
+                break;
+            case "Upstream":
+                matches = e instanceof UpstreamException;
+                break;
+            case "Error":
+                matches = e.getClass() == CacheExtensionException.class;
+                break;
+            default:
+                return "test error: unknown error kind " + kind;
+        }
+        if (!matches) {
+            return "expected " + kind + ", got " + describe(e);
+        }
+        if (expect.containsKey("status") && ((BigDecimal) expect.get("status")).intValueExact() != e.status()) {
+            return "expected status " + expect.get("status") + ", got " + describe(e);
+        }
+        if (expect.containsKey("code") && !expect.get("code").equals(e.code())) {
+            return "expected code " + expect.get("code") + ", got " + describe(e);
+        }
+        return null;
+    }
+
+    /** Why the exception (or one of its causes) says too much, or null. */
+    private static String leak(Throwable e, String token, Set<String> values) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            String message = String.valueOf(t.getMessage());
+            if (token != null && !token.isEmpty() && message.contains(token)) {
+                return "an exception message contains the token";
+            }
+            for (String value : values) {
+                if (message.contains(value)) {
+                    return "an exception message contains an expected value";
+                }
+            }
+        }
+        return null;
+    }
+
+    private static void collectValues(Map<String, Object> expect, Set<String> values) {
+        if (expect.get("value") instanceof String) {
+            values.add((String) expect.get("value"));
+        }
+        if (expect.get("base64") instanceof String) {
+            values.add((String) expect.get("base64"));
+        }
+        if (expect.containsKey("json")) {
+            Object json = expect.get("json");
+            values.add(Json.write(json));
+            collectStrings(json, values);
+        }
+    }
+
+    /** Strings inside expected JSON, from 8 characters up (shorter ones, like "x", occur in any sentence). */
+    private static void collectStrings(Object json, Set<String> values) {
+        if (json instanceof String && ((String) json).length() >= 8) {
+            values.add((String) json);
+        } else if (json instanceof Map) {
+            for (Object v : ((Map<?, ?>) json).values()) {
+                collectStrings(v, values);
+            }
+        } else if (json instanceof List) {
+            for (Object v : (List<?>) json) {
+                collectStrings(v, values);
+            }
+        }
+    }
+
+    /** Where two JSON values differ (numbers compared as numbers), or null when equal. */
+    private static String diff(Object want, Object got, String path) {
+        if (want instanceof Map) {
+            if (!(got instanceof Map)) {
+                return path + " (expected an object, got a " + typeOf(got) + ")";
+            }
+            Map<?, ?> w = (Map<?, ?>) want;
+            Map<?, ?> g = (Map<?, ?>) got;
+            if (!w.keySet().equals(g.keySet())) {
+                return path + " (keys " + g.keySet() + ", expected " + w.keySet() + ")";
+            }
+            for (Map.Entry<?, ?> entry : w.entrySet()) {
+                String d = diff(entry.getValue(), g.get(entry.getKey()), path + "." + entry.getKey());
+                if (d != null) {
+                    return d;
+                }
+            }
+            return null;
+        }
+        if (want instanceof List) {
+            if (!(got instanceof List)) {
+                return path + " (expected an array, got a " + typeOf(got) + ")";
+            }
+            List<?> w = (List<?>) want;
+            List<?> g = (List<?>) got;
+            if (w.size() != g.size()) {
+                return path + " (" + g.size() + " elements, expected " + w.size() + ")";
+            }
+            for (int i = 0; i < w.size(); i++) {
+                String d = diff(w.get(i), g.get(i), path + "[" + i + "]");
+                if (d != null) {
+                    return d;
+                }
+            }
+            return null;
+        }
+        if (want instanceof Number) {
+            if (!(got instanceof Number)) {
+                return path + " (expected a number, got a " + typeOf(got) + ")";
+            }
+            return new BigDecimal(want.toString()).compareTo(new BigDecimal(got.toString())) == 0 ? null : path;
+        }
+        if (want == null) {
+            return got == null ? null : path + " (expected null, got a " + typeOf(got) + ")";
+        }
+        return want.equals(got) ? null : path + " (" + typeOf(got) + " differs)";
+    }
+
+    private static Transform transform(String name) {
+        if (name == null) {
+            return null;
+        }
+        switch (name) {
+            case "json":
+                return Transform.JSON;
+            case "binary":
+                return Transform.BINARY;
+            default:
+                throw new IllegalArgumentException("unknown transform " + name);
+        }
+    }
+
+    private static String defaultToken() {
+        String token = System.getenv("CACHE_EXTENSION_TOKEN");
+        return token == null || token.isEmpty() ? System.getenv("AWS_SESSION_TOKEN") : token;
+    }
+
+    private static String describe(CacheExtensionException e) {
+        return e.getClass().getSimpleName() + " (status " + e.status() + ", code " + e.code() + "): " + e.getMessage();
+    }
+
+    private static String typeOf(Object value) {
+        return value == null ? "null" : value.getClass().getSimpleName();
+    }
+
+    @SuppressWarnings("unchecked")
+    private static Map<String, Object> asMap(Object value) {
+        return (Map<String, Object>) value;
+    }
+
+    @SuppressWarnings("unchecked")
+    private static List<Object> asList(Object value) {
+        return (List<Object>) value;
+    }
+}

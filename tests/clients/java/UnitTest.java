@@ -1,0 +1,916 @@
+import com.sun.net.httpserver.HttpExchange;
+import com.sun.net.httpserver.HttpServer;
+import dev.cacheextension.client.CacheClient;
+import dev.cacheextension.client.CacheExtensionException;
+import dev.cacheextension.client.ExtensionUnavailableException;
+import dev.cacheextension.client.Json;
+import dev.cacheextension.client.NotFoundException;
+import dev.cacheextension.client.Transform;
+import dev.cacheextension.client.UpstreamException;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.math.BigDecimal;
+import java.math.BigInteger;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.net.URLDecoder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * Unit tests of the Java client: its JSON reader and writer, and its HTTP behaviour against a local test
+ * double of the extension's HTTP surface (com.sun.net.httpserver on an ephemeral loopback port) that records
+ * what it receives. No JUnit (no Maven repository is reachable): each check is a named lambda; prints
+ * "ok NAME" or "FAIL NAME: why", then a summary, and exits 1 when a check failed. A watchdog ends the run
+ * after 20 s.
+ *
+ * <pre>java -cp cache-extension-client.jar:classes UnitTest</pre>
+ */
+public class UnitTest {
+
+    interface Check {
+        void run() throws Exception;
+    }
+
+    private static final Map<String, Check> CHECKS = new LinkedHashMap<>();
+    private static final String TOKEN = "session-token-4f1b";
+    private static final String SECRET = "s3cr3t-value-9c2e";
+
+    private static void check(String name, Check check) {
+        CHECKS.put(name, check);
+    }
+
+    public static void main(String[] args) {
+        Thread watchdog = new Thread(() -> {
+            try {
+                Thread.sleep(20_000);
+                System.out.println("FAIL: the unit tests did not finish within 20 s");
+                Runtime.getRuntime().halt(2);
+            } catch (InterruptedException e) {
+                // finished in time
+            }
+        });
+        watchdog.setDaemon(true);
+        watchdog.start();
+
+        jsonChecks();
+        httpChecks();
+        offlineChecks();
+
+        long started = System.nanoTime();
+        int passed = 0;
+        List<String> failed = new ArrayList<>();
+        for (Map.Entry<String, Check> entry : CHECKS.entrySet()) {
+            if (args.length > 0 && !entry.getKey().contains(args[0])) {
+                continue;
+            }
+            long start = System.nanoTime();
+            try {
+                entry.getValue().run();
+                passed++;
+                System.out.println("ok " + entry.getKey() + " (" + (System.nanoTime() - start) / 1_000_000 + " ms)");
+            } catch (Throwable e) {
+                failed.add(entry.getKey());
+                System.out.println("FAIL " + entry.getKey() + ": " + e);
+            }
+        }
+        long ms = (System.nanoTime() - started) / 1_000_000;
+        System.out.println((failed.isEmpty() ? "passed: " : "FAILED: ") + passed + " passed, " + failed.size()
+                + " failed in " + ms + " ms");
+        System.exit(failed.isEmpty() ? 0 : 1);
+    }
+
+    // ---------------------------------------------------------------------------------------------- JSON
+
+    private static void jsonChecks() {
+        check("json: objects keep member order, arrays, literals", () -> {
+            Object parsed = Json.parse(" {\"b\": [1, true, false, null, \"x\"], \"a\": {}, \"c\": []} ");
+            Map<String, Object> map = asMap(parsed);
+            equal(Arrays.asList("b", "a", "c"), new ArrayList<>(map.keySet()));
+            equal(LinkedHashMap.class, map.getClass());
+            List<?> b = (List<?>) map.get("b");
+            equal(ArrayList.class, b.getClass());
+            equal(new BigDecimal("1"), b.get(0));
+            equal(Boolean.TRUE, b.get(1));
+            equal(Boolean.FALSE, b.get(2));
+            equal(null, b.get(3));
+            equal("x", b.get(4));
+            equal(Collections.emptyMap(), map.get("a"));
+            equal(Collections.emptyList(), map.get("c"));
+        });
+        check("json: top-level scalars and surrounding whitespace", () -> {
+            equal("a", Json.parse("\"a\""));
+            equal(null, Json.parse("null"));
+            equal(Boolean.TRUE, Json.parse("\t\r\n true \n"));
+            equal(new BigDecimal("-0"), Json.parse("-0"));
+        });
+        check("json: numbers are exact BigDecimals", () -> {
+            String big = "123456789012345678901234567890.123456789012345678901234567890";
+            equal(new BigDecimal(big), Json.parse(big));
+            equal(big, ((BigDecimal) Json.parse(big)).toPlainString());
+            equal(new BigDecimal("9007199254740993"), Json.parse("9007199254740993")); // 2^53 + 1
+            equal(new BigDecimal("1E+400"), Json.parse("1e400"));
+            equal(new BigDecimal("-2.5E-7"), Json.parse("-2.5E-7"));
+            equal(new BigDecimal("1E+2"), Json.parse("1E+2"));
+            equal(new BigDecimal("0.10"), Json.parse("0.10")); // scale kept: "0.10" stays 0.10
+        });
+        check("json: string escapes", () -> {
+            equal("\" \\ / \b \f \n \r \t", Json.parse("\"\\\" \\\\ \\/ \\b \\f \\n \\r \\t\""));
+            equal("é\u0000\u001f", Json.parse("\"\\u00e9\\u0000\\u001F\""));
+            equal("é and ü raw", Json.parse("\"é and ü raw\""));
+        });
+        check("json: surrogate pairs, escaped and raw", () -> {
+            String s = (String) Json.parse("\"\\ud83d\\ude00|\\uD834\\uDD1E|😀\"");
+            equal(0x1F600, s.codePointAt(0));
+            equal(0x1D11E, s.codePointAt(3));
+            equal(0x1F600, s.codePointAt(6));
+            equal(8, s.length());
+        });
+        check("json: a repeated member keeps the last value", () ->
+                equal(new BigDecimal("2"), asMap(Json.parse("{\"a\": 1, \"a\": 2}")).get("a")));
+        check("json: nesting up to 512 levels, not 513", () -> {
+            Json.parse("[".repeat(512) + "]".repeat(512));
+            Json.parse("{\"a\":".repeat(511) + "[]" + "}".repeat(511));
+            rejects("[".repeat(513) + "]".repeat(513));
+            rejects("{\"a\":".repeat(513) + "1" + "}".repeat(513));
+            rejects("[".repeat(100_000)); // an error, not a StackOverflowError
+        });
+        check("json: malformed inputs are rejected", () -> {
+            String[] bad = {"", " ", "{", "}", "[", "]", "[1,]", "[,1]", "{\"a\":1,}", "{,}", "{\"a\" 1}", "{\"a\":}",
+                "{1:2}", "{'a':1}", "[1 2]", "[]]", "{}{}", "1 2", "01", "-01", "1.", ".5", "+1", "-", "1e", "1e+",
+                "0x10", "1_000", "NaN", "Infinity", "-Infinity", "tru", "nul", "True", "nulll", "'a'", "\"abc",
+                "\"\\x\"", "\"\\u12G4\"", "\"\\u00e\"", "\"\\u", "\"\\", "\"a\nb\"", "\"tab\there\"",
+                "\uFEFF1", "\u00a01", "/* c */1", "[1]x", "1e999999999999", "\"\\u\u0660\u0660\u0660\u0660\""};
+            for (String text : bad) {
+                rejects(text);
+            }
+        });
+        check("json: parse errors name an offset, never the text", () -> {
+            try {
+                Json.parse("{\"password\": \"" + SECRET + "\" x}");
+                throw new AssertionError("accepted");
+            } catch (IllegalArgumentException e) {
+                contains(e.getMessage(), "offset");
+                notContains(e.getMessage(), SECRET);
+            }
+        });
+        check("json: write compact objects, arrays, scalars", () -> {
+            Map<String, Object> map = new LinkedHashMap<>();
+            map.put("s", "x");
+            map.put("n", 1);
+            map.put("l", 2L);
+            map.put("d", 2.5);
+            map.put("b", true);
+            map.put("z", null);
+            map.put("list", Arrays.asList(1, "two", null));
+            map.put("arr", new int[] {1, 2});
+            map.put("objs", new Object[] {Collections.emptyMap(), new ArrayList<>()});
+            equal("{\"s\":\"x\",\"n\":1,\"l\":2,\"d\":2.5,\"b\":true,\"z\":null,\"list\":[1,\"two\",null],"
+                    + "\"arr\":[1,2],\"objs\":[{},[]]}", Json.write(map));
+            equal("null", Json.write(null));
+            equal("\"c\"", Json.write('c'));
+        });
+        check("json: write numbers exactly", () -> {
+            equal("123456789012345678901234567890.000000000000000000001",
+                    Json.write(new BigDecimal("123456789012345678901234567890.000000000000000000001")));
+            equal("123456789012345678901234567890", Json.write(new BigInteger("123456789012345678901234567890")));
+            equal(new BigDecimal("1E+400"), Json.parse(Json.write(new BigDecimal("1E+400"))));
+            equal("1.0E10", Json.write(1e10));
+            equal(new BigDecimal("1.0E10"), Json.parse(Json.write(1e10)));
+            equal("-7", Json.write((short) -7));
+            throwsIllegal(() -> Json.write(Double.NaN));
+            throwsIllegal(() -> Json.write(Float.POSITIVE_INFINITY));
+        });
+        check("json: write escapes strings", () -> {
+            equal("\"q\\\" b\\\\ s/ \\n\\r\\t\\b\\f \\u0000\\u001f \\u2028\"", Json.write("q\" b\\ s/ \n\r\t\b\f \u0000\u001f \u2028"));
+            equal("\"é😀\"", Json.write("é😀")); // a well-formed pair stays as it is
+            equal("\"\\ud83d|\\ude00\"", Json.write("\ud83d|\ude00")); // lone surrogates are escaped
+            String tricky = "\"\\/\u0001\uffff😀 \ud800";
+            equal(tricky, Json.parse(Json.write(tricky)));
+        });
+        check("json: write byte[] as base64", () -> {
+            equal("\"AP8BAg==\"", Json.write(new byte[] {0, (byte) 0xff, 1, 2}));
+            equal("{\"k\":\"\"}", Json.write(Collections.singletonMap("k", new byte[0])));
+        });
+        check("json: write refuses other types, non-String keys and cycles", () -> {
+            throwsIllegal(() -> Json.write(new Object()));
+            throwsIllegal(() -> Json.write(Collections.singletonMap(1, "x")));
+            throwsIllegal(() -> Json.write(Collections.singletonMap(null, "x")));
+            List<Object> cycle = new ArrayList<>();
+            cycle.add(cycle);
+            throwsIllegal(() -> Json.write(cycle));
+        });
+        check("json: write then parse round-trips", () -> {
+            Object value = Json.parse("{\"a\":[1,2.50,-3e-5,{\"b\":null,\"c\":\"\\u0000é😀\"}],\"d\":true,\"e\":\"\"}");
+            equal(value, Json.parse(Json.write(value)));
+        });
+    }
+
+    // ---------------------------------------------------------------------------------------------- HTTP
+
+    private static void httpChecks() {
+        check("http: names are URL-encoded as query values (%20 for spaces)", () -> {
+            try (FakeExtension fx = new FakeExtension(ok("v"))) {
+                CacheClient client = client(fx).build();
+                String[][] names = {
+                    {"a b", "a%20b"}, {"a+b", "a%2Bb"}, {"x&y=z", "x%26y%3Dz"}, {"é", "%C3%A9"},
+                    {"/aws/reference/secretsmanager/id", "%2Faws%2Freference%2Fsecretsmanager%2Fid"},
+                    {"?#%", "%3F%23%25"}, {"😀", "%F0%9F%98%80"}, {"A-z_0.9*~", "A-z_0.9*%7E"},
+                };
+                for (String[] name : names) {
+                    client.getParameter(name[0]);
+                    Recorded r = fx.last();
+                    equal("/parameters", r.path);
+                    equal("name=" + name[1], r.rawQuery);
+                    equal(name[0], URLDecoder.decode(r.rawQuery.substring(5), StandardCharsets.UTF_8));
+                }
+            }
+        });
+        check("http: routes for parameters, secrets and items", () -> {
+            try (FakeExtension fx = new FakeExtension((r, n) -> r.path.equals("/dynamodb")
+                    ? new Reply(200, "application/json", "{\"id\":\"1\",\"n\":2.50}") : new Reply(200, "text/plain; charset=utf-8", "v"))) {
+                CacheClient client = client(fx).build();
+                equal("v", client.getParameter("p"));
+                equal("/parameters", fx.last().path);
+                equal("GET", fx.last().method);
+                equal("v", client.getSecret("s"));
+                equal("/secrets", fx.last().path);
+                Map<String, Object> item = client.getItem("T-1");
+                equal("/dynamodb", fx.last().path);
+                equal("name=T-1", fx.last().rawQuery);
+                equal("1", item.get("id"));
+                equal(new BigDecimal("2.50"), item.get("n"));
+            }
+        });
+        check("http: text is decoded as UTF-8", () -> {
+            try (FakeExtension fx = new FakeExtension(ok("é😀 ü"))) {
+                equal("é😀 ü", client(fx).build().getParameter("p"));
+            }
+        });
+        check("http: token header, CACHE_EXTENSION_TOKEN preferred to AWS_SESSION_TOKEN", () -> {
+            try (FakeExtension fx = new FakeExtension(ok("v"))) {
+                String port = String.valueOf(fx.port());
+                env(port, "ext-token", "session").build().getParameter("p");
+                equal(Collections.singletonList("ext-token"), fx.last().header("x-aws-parameters-secrets-token"));
+                env(port, "", "session").build().getParameter("p");
+                equal(Collections.singletonList("session"), fx.last().header("x-aws-parameters-secrets-token"));
+                env(port, null, "session").build().getParameter("p");
+                equal(Collections.singletonList("session"), fx.last().header("x-aws-parameters-secrets-token"));
+                env(port, "ext-token", "session").token("explicit").build().getParameter("p");
+                equal(Collections.singletonList("explicit"), fx.last().header("x-aws-parameters-secrets-token"));
+                env(port, null, null).build().getParameter("p");
+                equal(null, fx.last().header("x-aws-parameters-secrets-token"));
+                equal(null, fx.last().header("x-forwarded-for"));
+            }
+        });
+        check("http: port from CACHE_EXTENSION_PORT, else 4000; bad values refused", () -> {
+            contains(env(null, null, TOKEN).build().toString(), "127.0.0.1:4000");
+            contains(env("4100", null, TOKEN).build().toString(), "127.0.0.1:4100");
+            contains(env("4100", null, TOKEN).port(4200).build().toString(), "127.0.0.1:4200");
+            throwsIllegal(() -> env("http", null, TOKEN).build());
+            throwsIllegal(() -> env("70000", null, TOKEN).build());
+            throwsIllegal(() -> CacheClient.builder().port(0));
+            throwsIllegal(() -> CacheClient.builder().token("bad\r\ntoken"));
+            throwsIllegal(() -> CacheClient.builder().token(""));
+            throwsIllegal(() -> CacheClient.builder().timeout(Duration.ZERO));
+            throwsIllegal(() -> CacheClient.builder().startupTimeout(Duration.ofMillis(-1)));
+            notContains(CacheClient.builder().environment(Collections.emptyMap()).token(TOKEN).build().toString(), TOKEN);
+        });
+        check("http: connections are kept alive", () -> {
+            try (FakeExtension fx = new FakeExtension(ok("v"))) {
+                CacheClient client = client(fx).build();
+                for (int i = 0; i < 5; i++) {
+                    client.getParameter("p");
+                }
+                Set<Integer> ports = new HashSet<>();
+                for (Recorded r : fx.requests) {
+                    ports.add(r.remotePort);
+                }
+                equal(1, ports.size());
+            }
+        });
+        check("http: 503 then 200 is retried", () -> {
+            try (FakeExtension fx = new FakeExtension((r, n) -> n < 2 ? json(503, "NotReady", "starting") : new Reply(200, "text/plain", "v"))) {
+                long start = System.nanoTime();
+                equal("v", client(fx).build().getParameter("p"));
+                equal(3, fx.requests.size());
+                below(start, 1000);
+            }
+        });
+        check("http: 503 until the startup timeout is ExtensionUnavailableException", () -> {
+            try (FakeExtension fx = new FakeExtension((r, n) -> json(503, "NotReady", "starting"))) {
+                long start = System.nanoTime();
+                ExtensionUnavailableException e = expect(ExtensionUnavailableException.class,
+                        () -> client(fx).startupTimeout(Duration.ofMillis(250)).build().getParameter("p"));
+                long ms = (System.nanoTime() - start) / 1_000_000;
+                if (ms < 250) {
+                    throw new AssertionError("gave up after " + ms + " ms");
+                }
+                below(start, 1500);
+                equal(503, e.status());
+                equal("NotReady", e.code());
+                if (fx.requests.size() < 3 || fx.requests.size() > 15) {
+                    throw new AssertionError(fx.requests.size() + " attempts in 250 ms (backoff 10 ms doubling, cap 100)");
+                }
+            }
+        });
+        check("http: connection refused until the extension listens is retried", () -> {
+            int port;
+            try (ServerSocket probe = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+                port = probe.getLocalPort();
+            }
+            CacheClient client = CacheClient.builder().environment(Collections.emptyMap()).port(port).token(TOKEN)
+                    .startupTimeout(Duration.ofSeconds(5)).build();
+            ExecutorService pool = Executors.newSingleThreadExecutor(UnitTest::daemon);
+            try {
+                Future<String> read = pool.submit(() -> client.getParameter("p"));
+                Thread.sleep(300);
+                if (read.isDone()) {
+                    throw new AssertionError("answered before the extension listened");
+                }
+                try (FakeExtension fx = new FakeExtension(ok("late"), port)) {
+                    equal("late", read.get(5, TimeUnit.SECONDS));
+                    equal(1, fx.requests.size());
+                }
+            } finally {
+                pool.shutdownNow();
+            }
+        });
+        check("http: unreachable after the startup timeout, message names port and name, not the token", () -> {
+            int port;
+            try (ServerSocket probe = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+                port = probe.getLocalPort();
+            }
+            long start = System.nanoTime();
+            ExtensionUnavailableException e = expect(ExtensionUnavailableException.class, () -> CacheClient.builder()
+                    .environment(Collections.emptyMap()).port(port).token(TOKEN)
+                    .startupTimeout(Duration.ofMillis(200)).build().getSecret("db/password"));
+            below(start, 1500);
+            equal(0, e.status());
+            contains(e.getMessage(), "not reachable on 127.0.0.1:" + port);
+            contains(e.getMessage(), "db/password");
+            contains(e.getMessage(), "/secrets");
+            noLeak(e, TOKEN);
+        });
+        check("http: a connection closed before any answer is retried", () -> {
+            try (RawServer raw = new RawServer(1)) {
+                // retried at once, even without a start-up window
+                equal("after-reset", CacheClient.builder().environment(Collections.emptyMap()).port(raw.port()).token(TOKEN)
+                        .startupTimeout(Duration.ZERO).build().getParameter("p"));
+                if (raw.accepted.get() < 2) {
+                    throw new AssertionError("not retried");
+                }
+            }
+        });
+        check("http: connections always closed without an answer: unavailable after the startup timeout", () -> {
+            try (RawServer raw = new RawServer(Integer.MAX_VALUE)) {
+                long start = System.nanoTime();
+                ExtensionUnavailableException e = expect(ExtensionUnavailableException.class, () -> CacheClient.builder()
+                        .environment(Collections.emptyMap()).port(raw.port()).token(TOKEN)
+                        .startupTimeout(Duration.ofMillis(200)).build().getParameter("p"));
+                below(start, 1500);
+                equal(0, e.status());
+                contains(e.getMessage(), "not reachable");
+                if (raw.accepted.get() < 3) {
+                    throw new AssertionError("only " + raw.accepted.get() + " attempts");
+                }
+            }
+        });
+        check("http: a slow answer is a timeout (ExtensionUnavailableException), not retried", () -> {
+            CountDownLatch release = new CountDownLatch(1);
+            try (FakeExtension fx = new FakeExtension((r, n) -> {
+                try {
+                    release.await(5, TimeUnit.SECONDS);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+                return new Reply(200, "text/plain", "late");
+            })) {
+                long start = System.nanoTime();
+                ExtensionUnavailableException e = expect(ExtensionUnavailableException.class,
+                        () -> client(fx).timeout(Duration.ofMillis(200)).build().getParameter("slow"));
+                below(start, 1000);
+                contains(e.getMessage(), "200 ms");
+                contains(e.getMessage(), "slow");
+                equal(0, e.status());
+                equal(1, fx.requests.size());
+            } finally {
+                release.countDown();
+            }
+        });
+        check("http: error statuses map to exception classes; nothing but 503 is retried", () -> {
+            Object[][] table = {
+                {404, "NotConfigured", NotFoundException.class},
+                {404, "ResourceNotFoundException", NotFoundException.class},
+                {502, "AccessDeniedException", UpstreamException.class},
+                {504, "Timeout", UpstreamException.class},
+                {400, "BadRequest", CacheExtensionException.class},
+                {401, "MissingToken", CacheExtensionException.class},
+                {403, "InvalidToken", CacheExtensionException.class},
+                {405, "MethodNotAllowed", CacheExtensionException.class},
+                {500, "InternalError", CacheExtensionException.class},
+            };
+            for (Object[] row : table) {
+                int status = (Integer) row[0];
+                String code = (String) row[1];
+                try (FakeExtension fx = new FakeExtension((r, n) -> json(status, code, "explained"))) {
+                    CacheExtensionException e = expect(CacheExtensionException.class, () -> client(fx).build().getParameter("p/q"));
+                    equal(row[2], e.getClass());
+                    equal(status, e.status());
+                    equal(code, e.code());
+                    equal(1, fx.requests.size());
+                    contains(e.getMessage(), "/parameters");
+                    contains(e.getMessage(), "p/q");
+                    contains(e.getMessage(), String.valueOf(status));
+                    contains(e.getMessage(), code);
+                }
+            }
+        });
+        check("http: an error body that is not the extension's JSON gives no code", () -> {
+            try (FakeExtension fx = new FakeExtension((r, n) -> new Reply(500, "text/html", "<h1>" + SECRET + "</h1>"))) {
+                CacheExtensionException e = expect(CacheExtensionException.class, () -> client(fx).build().getParameter("p"));
+                equal(500, e.status());
+                equal(null, e.code());
+                noLeak(e, SECRET);
+            }
+        });
+        check("http: an error message that echoes the token is not repeated", () -> {
+            try (FakeExtension fx = new FakeExtension((r, n) -> json(403, "InvalidToken", "you sent " + TOKEN))) {
+                CacheExtensionException e = expect(CacheExtensionException.class, () -> client(fx).build().getParameter("p"));
+                equal(403, e.status());
+                noLeak(e, TOKEN);
+            }
+        });
+        check("http: a binary secret needs Transform.BINARY", () -> {
+            byte[] bytes = {0, (byte) 0xff, 1, 2};
+            try (FakeExtension fx = new FakeExtension((r, n) -> new Reply(200, "application/octet-stream", bytes))) {
+                CacheClient client = client(fx).build();
+                CacheExtensionException e = expect(CacheExtensionException.class, () -> client.getSecret("bin"));
+                equal(CacheExtensionException.class, e.getClass());
+                contains(e.getMessage(), "Transform.BINARY");
+                contains(e.getMessage(), "bin");
+                byte[] got = client.getSecret("bin", Transform.BINARY);
+                equal(true, Arrays.equals(bytes, got));
+            }
+        });
+        check("http: BINARY decodes base64 text; invalid base64 is an error without the text", () -> {
+            try (FakeExtension fx = new FakeExtension((r, n) -> new Reply(200, "text/plain; charset=utf-8",
+                    r.rawQuery.endsWith("good") ? "AP8BAg==" : SECRET + "!"))) {
+                CacheClient client = client(fx).build();
+                byte[] got = client.getParameter("good", Transform.BINARY);
+                equal(true, Arrays.equals(new byte[] {0, (byte) 0xff, 1, 2}, got));
+                CacheExtensionException e = expect(CacheExtensionException.class, () -> client.getParameter("bad", Transform.BINARY));
+                contains(e.getMessage(), "base64");
+                noLeak(e, SECRET);
+            }
+        });
+        check("http: JSON transform; a parse failure is an error without the text", () -> {
+            try (FakeExtension fx = new FakeExtension((r, n) -> new Reply(200, "text/plain; charset=utf-8",
+                    r.rawQuery.endsWith("good") ? "{\"user\": \"admin\", \"port\": 5432}" : "{\"password\": \"" + SECRET + "\""))) {
+                CacheClient client = client(fx).build();
+                Map<String, Object> good = client.getSecret("good", Transform.JSON);
+                equal("admin", good.get("user"));
+                equal(new BigDecimal(5432), good.get("port"));
+                CacheExtensionException e = expect(CacheExtensionException.class, () -> client.getSecret("bad", Transform.JSON));
+                equal(CacheExtensionException.class, e.getClass());
+                contains(e.getMessage(), "not valid JSON");
+                noLeak(e, SECRET);
+            }
+        });
+        check("http: an item that is not a JSON object is an error", () -> {
+            try (FakeExtension fx = new FakeExtension((r, n) -> new Reply(200, "application/json", "[1]"))) {
+                expect(CacheExtensionException.class, () -> client(fx).build().getItem("T-1"));
+            }
+        });
+        check("http: concurrent calls from many threads", () -> {
+            try (FakeExtension fx = new FakeExtension((r, n) -> new Reply(200, "text/plain", "v-" + r.rawQuery))) {
+                CacheClient client = client(fx).build();
+                ExecutorService pool = Executors.newFixedThreadPool(8, UnitTest::daemon);
+                try {
+                    List<Future<Boolean>> results = new ArrayList<>();
+                    for (int i = 0; i < 200; i++) {
+                        String name = "n" + i;
+                        Callable<Boolean> call = () -> ("v-name=" + name).equals(client.getParameter(name));
+                        results.add(pool.submit(call));
+                    }
+                    for (Future<Boolean> result : results) {
+                        equal(true, result.get(10, TimeUnit.SECONDS));
+                    }
+                } finally {
+                    pool.shutdownNow();
+                }
+                equal(200, fx.requests.size());
+            }
+        });
+        check("http: getDefault is one shared client", () -> {
+            ExecutorService pool = Executors.newFixedThreadPool(4, UnitTest::daemon);
+            try {
+                List<Future<CacheClient>> results = new ArrayList<>();
+                for (int i = 0; i < 8; i++) {
+                    results.add(pool.submit(CacheClient::getDefault));
+                }
+                for (Future<CacheClient> result : results) {
+                    if (result.get(5, TimeUnit.SECONDS) != CacheClient.getDefault()) {
+                        throw new AssertionError("two default clients");
+                    }
+                }
+            } finally {
+                pool.shutdownNow();
+            }
+        });
+    }
+
+    // ---------------------------------------------------------------------------------------------- offline
+
+    private static void offlineChecks() {
+        check("offline: builder values, transforms, no HTTP", () -> {
+            try (FakeExtension fx = new FakeExtension(ok("from-http"))) {
+                Map<String, Map<String, Object>> values = new HashMap<>();
+                Map<String, Object> parameters = new HashMap<>();
+                parameters.put("plain", "text");
+                parameters.put("json", "{\"a\": [1, 2.5]}");
+                parameters.put("b64", "AP8BAg==");
+                parameters.put("object", Collections.singletonMap("k", 1));
+                values.put("parameters", parameters);
+                values.put("secrets", Collections.singletonMap("bin", new byte[] {1, 2, 3}));
+                Map<String, Object> item = new LinkedHashMap<>();
+                item.put("id", "1");
+                item.put("n", 2);
+                item.put("tags", Arrays.asList("a", "b"));
+                values.put("dynamodb", Collections.singletonMap("T-1", item));
+                CacheClient client = client(fx).values(values).build();
+
+                equal("text", client.getParameter("plain"));
+                Map<String, Object> json = client.getParameter("json", Transform.JSON);
+                equal(Arrays.asList(new BigDecimal("1"), new BigDecimal("2.5")), json.get("a"));
+                equal(true, Arrays.equals(new byte[] {0, (byte) 0xff, 1, 2}, client.getParameter("b64", Transform.BINARY)));
+                equal("{\"k\":1}", client.getParameter("object"));
+                equal(true, Arrays.equals(new byte[] {1, 2, 3}, client.getSecret("bin", Transform.BINARY)));
+                contains(expect(CacheExtensionException.class, () -> client.getSecret("bin")).getMessage(), "Transform.BINARY");
+                Map<String, Object> got = client.getItem("T-1");
+                equal("1", got.get("id"));
+                equal(new BigDecimal("2"), got.get("n")); // the same types as from the extension
+                equal(Arrays.asList("a", "b"), got.get("tags"));
+                got.put("id", "changed");
+                equal("1", client.getItem("T-1").get("id")); // each call returns a fresh map
+                item.put("id", "changed-later");
+                equal("1", client.getItem("T-1").get("id")); // values were copied at build()
+                equal(0, fx.requests.size());
+            }
+        });
+        check("offline: a missing name is NotFound 404 NotConfigured", () -> {
+            CacheClient client = CacheClient.builder().environment(Collections.emptyMap())
+                    .values(Collections.singletonMap("parameters", Collections.singletonMap("a", (Object) "b"))).build();
+            for (Check call : Arrays.<Check>asList(() -> client.getParameter("other"), () -> client.getSecret("a"),
+                    () -> client.getItem("T-1"))) {
+                NotFoundException e = expect(NotFoundException.class, call);
+                equal(404, e.status());
+                equal("NotConfigured", e.code());
+            }
+        });
+        check("offline: invalid values are refused when building", () -> {
+            throwsIllegal(() -> CacheClient.builder().values(Collections.singletonMap("params", Collections.emptyMap())).build());
+            throwsIllegal(() -> CacheClient.builder().values(Collections.singletonMap("dynamodb",
+                    Collections.singletonMap("T-1", (Object) "not a map"))).build());
+        });
+        check("offline: CACHE_EXTENSION_CLIENT_VALUES names a JSON file", () -> {
+            Path file = Files.createTempFile("cache-client-values", ".json");
+            try {
+                Files.writeString(file, "{\"parameters\": {\"p\": \"from-file\", \"j\": \"[1]\"}, \"secrets\": {\"s\": \"S\"},"
+                        + " \"dynamodb\": {\"T-1\": {\"id\": \"1\", \"n\": 12345678901234567890.5}}}", StandardCharsets.UTF_8);
+                Map<String, String> env = new HashMap<>();
+                env.put(CacheClient.VALUES_VARIABLE, file.toString());
+                env.put("CACHE_EXTENSION_PORT", "not-a-port-but-unused");
+                CacheClient client = CacheClient.builder().environment(env).build();
+                equal("from-file", client.getParameter("p"));
+                equal(Collections.singletonList(new BigDecimal(1)), client.getParameter("j", Transform.JSON));
+                equal("S", client.getSecret("s"));
+                equal(new BigDecimal("12345678901234567890.5"), client.getItem("T-1").get("n"));
+                expect(NotFoundException.class, () -> client.getParameter("q"));
+                // builder values win over the file
+                equal("b", CacheClient.builder().environment(env)
+                        .values(Collections.singletonMap("parameters", Collections.singletonMap("p", (Object) "b")))
+                        .build().getParameter("p"));
+            } finally {
+                Files.deleteIfExists(file);
+            }
+        });
+        check("offline: a bad values file is a clear error without its content", () -> {
+            Path file = Files.createTempFile("cache-client-values", ".json");
+            try {
+                Map<String, String> env = Collections.singletonMap(CacheClient.VALUES_VARIABLE, file.toString());
+                Files.writeString(file, "{\"secrets\": {\"s\": \"" + SECRET + "\"", StandardCharsets.UTF_8);
+                CacheExtensionException e = expect(CacheExtensionException.class, () -> CacheClient.builder().environment(env).build());
+                contains(e.getMessage(), CacheClient.VALUES_VARIABLE);
+                noLeak(e, SECRET);
+                Files.writeString(file, "[\"" + SECRET + "\"]", StandardCharsets.UTF_8);
+                noLeak(expect(CacheExtensionException.class, () -> CacheClient.builder().environment(env).build()), SECRET);
+                Files.writeString(file, "{\"other\": {}}", StandardCharsets.UTF_8);
+                contains(expect(CacheExtensionException.class, () -> CacheClient.builder().environment(env).build()).getMessage(), "other");
+                Files.delete(file);
+                contains(expect(CacheExtensionException.class, () -> CacheClient.builder().environment(env).build()).getMessage(),
+                        CacheClient.VALUES_VARIABLE);
+            } finally {
+                Files.deleteIfExists(file);
+            }
+        });
+    }
+
+    // ---------------------------------------------------------------------------------------------- helpers
+
+    private static CacheClient.Builder client(FakeExtension fx) {
+        return env(String.valueOf(fx.port()), null, TOKEN);
+    }
+
+    /** A builder reading the given environment only (null: unset). */
+    private static CacheClient.Builder env(String port, String extensionToken, String sessionToken) {
+        Map<String, String> env = new HashMap<>();
+        if (port != null) {
+            env.put("CACHE_EXTENSION_PORT", port);
+        }
+        if (extensionToken != null) {
+            env.put("CACHE_EXTENSION_TOKEN", extensionToken);
+        }
+        if (sessionToken != null) {
+            env.put("AWS_SESSION_TOKEN", sessionToken);
+        }
+        return CacheClient.builder().environment(env);
+    }
+
+    private static Responder ok(String text) {
+        return (r, n) -> new Reply(200, "text/plain; charset=utf-8", text);
+    }
+
+    private static Reply json(int status, String code, String message) {
+        Map<String, Object> body = new LinkedHashMap<>();
+        body.put("error", code);
+        body.put("message", message);
+        return new Reply(status, "application/json", Json.write(body));
+    }
+
+    private static Thread daemon(Runnable r) {
+        Thread t = new Thread(r);
+        t.setDaemon(true);
+        return t;
+    }
+
+    private static void equal(Object want, Object got) {
+        boolean same = want == null ? got == null : want.equals(got);
+        if (!same) {
+            throw new AssertionError("expected " + want + ", got " + got);
+        }
+    }
+
+    private static void contains(String text, String part) {
+        if (text == null || !text.contains(part)) {
+            throw new AssertionError("'" + text + "' does not contain '" + part + "'");
+        }
+    }
+
+    private static void notContains(String text, String part) {
+        if (text != null && text.contains(part)) {
+            throw new AssertionError("a message contains what it must not");
+        }
+    }
+
+    private static void noLeak(Throwable e, String secret) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            notContains(t.getMessage(), secret);
+            notContains(t.toString(), secret);
+        }
+    }
+
+    private static void below(long startNanos, long ms) {
+        long took = (System.nanoTime() - startNanos) / 1_000_000;
+        if (took >= ms) {
+            throw new AssertionError("took " + took + " ms, expected under " + ms);
+        }
+    }
+
+    private static void rejects(String text) {
+        try {
+            Object value = Json.parse(text);
+            throw new AssertionError("accepted invalid JSON " + describe(text) + " as " + describe(String.valueOf(value)));
+        } catch (IllegalArgumentException e) {
+            if (!e.getMessage().startsWith("invalid JSON at offset ")) {
+                throw new AssertionError("unexpected message for " + describe(text) + ": " + e.getMessage());
+            }
+        }
+    }
+
+    private static String describe(String text) {
+        String s = text.length() > 40 ? text.substring(0, 40) + "..." : text;
+        StringBuilder out = new StringBuilder("<");
+        for (char c : s.toCharArray()) {
+            out.append(c < 0x20 || c > 0x7e ? String.format(Locale.ROOT, "\\u%04x", (int) c) : String.valueOf(c));
+        }
+        return out.append('>').toString();
+    }
+
+    private static void throwsIllegal(Check check) throws Exception {
+        expect(IllegalArgumentException.class, check);
+    }
+
+    private static <E extends Throwable> E expect(Class<E> type, Check check) throws Exception {
+        try {
+            check.run();
+        } catch (Throwable e) {
+            if (type.isInstance(e)) {
+                return type.cast(e);
+            }
+            throw new AssertionError("expected " + type.getSimpleName() + ", got " + e, e);
+        }
+        throw new AssertionError("expected " + type.getSimpleName() + ", got no exception");
+    }
+
+    @SuppressWarnings("unchecked")
+    private static Map<String, Object> asMap(Object value) {
+        return (Map<String, Object>) value;
+    }
+
+    // ---------------------------------------------------------------------------------------------- doubles
+
+    /** One request as the test double received it. */
+    static final class Recorded {
+        final String method;
+        final String path;
+        final String rawQuery;
+        final Map<String, List<String>> headers; // lower-case names
+        final int remotePort;
+
+        Recorded(HttpExchange exchange) {
+            method = exchange.getRequestMethod();
+            path = exchange.getRequestURI().getRawPath();
+            rawQuery = exchange.getRequestURI().getRawQuery();
+            headers = new HashMap<>();
+            for (Map.Entry<String, List<String>> h : exchange.getRequestHeaders().entrySet()) {
+                headers.put(h.getKey().toLowerCase(Locale.ROOT), new ArrayList<>(h.getValue()));
+            }
+            remotePort = exchange.getRemoteAddress().getPort();
+        }
+
+        List<String> header(String name) {
+            return headers.get(name);
+        }
+    }
+
+    static final class Reply {
+        final int status;
+        final String contentType;
+        final byte[] body;
+
+        Reply(int status, String contentType, String body) {
+            this(status, contentType, body.getBytes(StandardCharsets.UTF_8));
+        }
+
+        Reply(int status, String contentType, byte[] body) {
+            this.status = status;
+            this.contentType = contentType;
+            this.body = body;
+        }
+    }
+
+    interface Responder {
+        /** The reply to the n-th request (from 0). */
+        Reply reply(Recorded request, int n);
+    }
+
+    /** A test double of the extension's HTTP surface on a loopback port, recording every request. */
+    static final class FakeExtension implements AutoCloseable {
+        final List<Recorded> requests = Collections.synchronizedList(new ArrayList<>());
+        private final HttpServer server;
+        private final ExecutorService executor = Executors.newFixedThreadPool(8, UnitTest::daemon);
+        private final Responder responder;
+        private final AtomicInteger count = new AtomicInteger();
+
+        FakeExtension(Responder responder) throws IOException {
+            this(responder, 0);
+        }
+
+        FakeExtension(Responder responder, int port) throws IOException {
+            this.responder = responder;
+            server = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), port), 0);
+            server.createContext("/", this::handle);
+            server.setExecutor(executor);
+            server.start();
+        }
+
+        int port() {
+            return server.getAddress().getPort();
+        }
+
+        Recorded last() {
+            synchronized (requests) {
+                return requests.get(requests.size() - 1);
+            }
+        }
+
+        private void handle(HttpExchange exchange) throws IOException {
+            try {
+                exchange.getRequestBody().readAllBytes();
+                Recorded recorded = new Recorded(exchange);
+                requests.add(recorded);
+                Reply reply = responder.reply(recorded, count.getAndIncrement());
+                exchange.getResponseHeaders().set("Content-Type", reply.contentType);
+                exchange.sendResponseHeaders(reply.status, reply.body.length == 0 ? -1 : reply.body.length);
+                if (reply.body.length > 0) {
+                    try (OutputStream out = exchange.getResponseBody()) {
+                        out.write(reply.body);
+                    }
+                }
+            } finally {
+                exchange.close();
+            }
+        }
+
+        @Override
+        public void close() {
+            server.stop(0);
+            executor.shutdownNow();
+        }
+    }
+
+    /**
+     * A raw loopback server that closes its first {@code closes} connections as soon as a request arrives,
+     * without an answer (like an extension whose kept-alive connection went away), then answers normally.
+     */
+    static final class RawServer implements AutoCloseable {
+        final AtomicInteger accepted = new AtomicInteger();
+        private final ServerSocket socket;
+        private final Thread thread;
+        private final int closes;
+
+        RawServer(int closes) throws IOException {
+            this.closes = closes;
+            socket = new ServerSocket(0, 50, InetAddress.getLoopbackAddress());
+            thread = new Thread(this::serve);
+            thread.setDaemon(true);
+            thread.start();
+        }
+
+        int port() {
+            return socket.getLocalPort();
+        }
+
+        private void serve() {
+            while (!socket.isClosed()) {
+                try (Socket connection = socket.accept()) {
+                    connection.setSoTimeout(5000);
+                    InputStream in = connection.getInputStream();
+                    readHead(in);
+                    if (accepted.incrementAndGet() <= closes) {
+                        continue; // closed without a byte of answer
+                    }
+                    byte[] body = "after-reset".getBytes(StandardCharsets.UTF_8);
+                    OutputStream out = connection.getOutputStream();
+                    out.write(("HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: "
+                            + body.length + "\r\nConnection: close\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+                    out.write(body);
+                    out.flush();
+                } catch (IOException e) {
+                    // closed by close(), or a client gone: keep serving until closed
+                }
+            }
+        }
+
+        private static void readHead(InputStream in) throws IOException {
+            int matched = 0;
+            byte[] end = {'\r', '\n', '\r', '\n'};
+            while (matched < 4) {
+                int b = in.read();
+                if (b < 0) {
+                    return;
+                }
+                matched = b == end[matched] ? matched + 1 : (b == '\r' ? 1 : 0);
+            }
+        }
+
+        @Override
+        public void close() throws IOException {
+            socket.close();
+        }
+    }
+}

@@ -1,0 +1,123 @@
+// The shared client contract (tests/contract/cases.json) run against a real extension.
+//
+//   CONTRACT_CASES=.../cases.json CACHE_EXTENSION_PORT=... AWS_SESSION_TOKEN=... CONTRACT_DOWN_PORT=... \
+//   NODE_PATH=<layer>/nodejs/node_modules node --test tests/clients/nodejs/
+//
+// The client is loaded by its bare name so that NODE_PATH decides which copy (the built layer's) is tested.
+// With CONTRACT_STARTUP=1 only the cases marked "startup" run, otherwise only the others.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { after, test } from 'node:test';
+
+const CASE_TIMEOUT_MS = 10_000;
+const casesPath = process.env.CONTRACT_CASES;
+
+if (!casesPath) {
+  test('client contract', { skip: 'CONTRACT_CASES is not set (it names tests/contract/cases.json; the pytest suite sets it)' }, () => {});
+} else {
+  const require = createRequire(import.meta.url);
+  let client;
+  try {
+    client = require('cache-extension-client');
+  } catch (err) {
+    throw new Error(`cannot load 'cache-extension-client' by its bare name (set NODE_PATH to the layer's nodejs/node_modules): ${err.message}`);
+  }
+  const { CacheClient, CacheExtensionError, NotFoundError, ExtensionUnavailableError, UpstreamError } = client;
+  const ERROR_CLASSES = { NotFound: NotFoundError, Unavailable: ExtensionUnavailableError, Upstream: UpstreamError };
+
+  const table = JSON.parse(readFileSync(casesPath, 'utf8'));
+  const startup = process.env.CONTRACT_STARTUP === '1';
+  const cases = table.cases.filter((c) => Boolean(c.startup) === startup);
+
+  // Text that must never show up in an error message: every expected value of the table.
+  const secrets = new Set();
+  for (const c of table.cases) {
+    if (typeof c.expect.value === 'string') secrets.add(c.expect.value);
+    if (c.expect.json !== undefined) secrets.add(JSON.stringify(c.expect.json));
+    if (typeof c.expect.base64 === 'string') secrets.add(c.expect.base64);
+  }
+
+  const opened = [];
+  let shared;
+  const clientFor = (options) => {
+    if (!options) {
+      if (!shared) opened.push((shared = new CacheClient()));
+      return shared;
+    }
+    const mapped = { ...options };
+    for (const [key, value] of Object.entries(mapped)) {
+      if (value === '$DOWN_PORT') {
+        assert.ok(process.env.CONTRACT_DOWN_PORT, 'CONTRACT_DOWN_PORT is not set');
+        mapped[key] = Number(process.env.CONTRACT_DOWN_PORT);
+      }
+    }
+    const created = new CacheClient(mapped);
+    opened.push(created);
+    return created;
+  };
+
+  const call = (c, cacheClient) => {
+    const options = c.transform ? { transform: c.transform } : undefined;
+    switch (c.call) {
+      case 'parameter': return cacheClient.getParameter(c.name, options);
+      case 'secret': return cacheClient.getSecret(c.name, options);
+      case 'item': return cacheClient.getItem(c.name);
+      default: throw new Error(`case ${JSON.stringify(c.id)}: unknown call ${JSON.stringify(c.call)}`);
+    }
+  };
+
+  after(() => {
+    for (const c of opened) c.close();
+  });
+
+  if (cases.length === 0) {
+    test('client contract', { skip: `no case in ${casesPath} with startup=${startup}` }, () => {});
+  }
+
+  for (const c of cases) {
+    test(c.id, { timeout: CASE_TIMEOUT_MS }, async () => {
+      const cacheClient = clientFor(c.client);
+      const { expect } = c;
+      if (expect.error === undefined) {
+        const result = await call(c, cacheClient);
+        if ('value' in expect) {
+          assert.equal(typeof result, 'string', `expected a string, got ${typeof result}`);
+          assert.equal(result, expect.value);
+        } else if ('json' in expect) {
+          assert.deepStrictEqual(result, expect.json);
+        } else if ('base64' in expect) {
+          assert.ok(Buffer.isBuffer(result), `expected a Buffer, got ${typeof result}`);
+          assert.ok(result.equals(Buffer.from(expect.base64, 'base64')), 'the bytes differ from the expected ones');
+        } else {
+          assert.fail(`case ${JSON.stringify(c.id)}: unknown expect ${JSON.stringify(Object.keys(expect))}`);
+        }
+        return;
+      }
+      let error;
+      try {
+        await call(c, cacheClient);
+      } catch (err) {
+        error = err;
+      }
+      assert.ok(error, `expected a rejection with ${expect.error}, got a value`);
+      assert.ok(error instanceof CacheExtensionError, `expected a CacheExtensionError, got ${error.name}: ${error.message}`);
+      if (expect.error === 'Error') {
+        for (const cls of Object.values(ERROR_CLASSES)) {
+          assert.ok(!(error instanceof cls), `expected a plain CacheExtensionError, got ${error.name}`);
+        }
+      } else {
+        const cls = ERROR_CLASSES[expect.error];
+        assert.ok(cls, `case ${JSON.stringify(c.id)}: unknown error kind ${expect.error}`);
+        assert.ok(error instanceof cls, `expected ${cls.name}, got ${error.name}: ${error.message}`);
+        assert.equal(error.name, cls.name);
+      }
+      if (expect.status !== undefined) assert.equal(error.status, expect.status, error.message);
+      if (expect.code !== undefined) assert.equal(error.code, expect.code, error.message);
+      const tokens = [c.client?.token, process.env.AWS_SESSION_TOKEN, process.env.CACHE_EXTENSION_TOKEN].filter(Boolean);
+      for (const text of [...tokens, ...secrets]) {
+        assert.ok(!error.message.includes(text), 'the error message contains the token or a value');
+      }
+    });
+  }
+}

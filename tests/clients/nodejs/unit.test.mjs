@@ -1,0 +1,482 @@
+// Unit tests of the Node.js client that need no extension (they always run).
+//
+// The HTTP tests use a tiny local server on port 0 that records what it receives and answers like the
+// extension's HTTP surface: a test double for these unit tests only (the contract tests use the real one).
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, test } from 'node:test';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const TIMEOUT = { timeout: 5000 };
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const SOURCE_COPY = path.resolve(HERE, '../../../layer/nodejs/node_modules/cache-extension-client');
+
+// The copy NODE_PATH points at when set (the built layer's), else the source tree's.
+const require = createRequire(import.meta.url);
+let clientPath;
+try {
+  clientPath = require.resolve('cache-extension-client');
+} catch {
+  clientPath = require.resolve(SOURCE_COPY);
+}
+const clientDir = path.dirname(clientPath);
+const cjs = require(clientPath);
+const {
+  CacheClient, CacheExtensionError, NotFoundError, ExtensionUnavailableError, UpstreamError,
+} = cjs;
+
+const TOKEN = 'unit-test-token';
+// These tests set what they need; an offline-values file from the caller's environment would bypass HTTP.
+delete process.env.CACHE_EXTENSION_CLIENT_VALUES;
+
+/** A stand-in for the extension's HTTP surface: `answer(req, res, n)` answers the n-th request (from 1). */
+async function fakeExtension(answer) {
+  const requests = [];
+  const sockets = new Set();
+  const server = http.createServer((req, res) => {
+    requests.push({ url: req.url, headers: req.headers, socket: req.socket });
+    answer(req, res, requests.length);
+  });
+  server.on('connection', (socket) => sockets.add(socket));
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: server.address().port,
+    requests,
+    sockets,
+    close: () => new Promise((resolve) => {
+      server.closeAllConnections();
+      server.close(resolve);
+    }),
+  };
+}
+
+function send(res, status, body, contentType = 'text/plain; charset=utf-8') {
+  res.writeHead(status, { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+function sendError(res, status, code, message) {
+  send(res, status, JSON.stringify({ error: code, message }), 'application/json');
+}
+
+/** Answers like the extension for a few names; echoes the decoded name for any other. */
+function extensionLike(req, res) {
+  const url = new URL(req.url, 'http://127.0.0.1');
+  const name = url.searchParams.get('name');
+  if (req.headers['x-aws-parameters-secrets-token'] !== TOKEN) return sendError(res, 403, 'InvalidToken', 'header does not match');
+  if (name === 'missing') return sendError(res, 404, 'NotConfigured', 'the name is not configured');
+  if (name === 'denied') return sendError(res, 502, 'AccessDeniedException', 'ssm:GetParameters failed with AccessDeniedException');
+  if (name === 'slow-aws') return sendError(res, 504, 'Timeout', 'AWS timed out');
+  if (name === 'bad') return sendError(res, 400, 'BadRequest', 'bad query');
+  if (name === 'binary') return send(res, 200, Buffer.from([0, 255, 1, 2]), 'application/octet-stream');
+  if (name === 'json') return send(res, 200, '{"a": [1, 2.5, true, null]}');
+  if (name === 'not-json') return send(res, 200, 'hunter2-not-json');
+  if (url.pathname === '/dynamodb') return send(res, 200, JSON.stringify({ key: name }), 'application/json');
+  return send(res, 200, `value of ${name}`);
+}
+
+const servers = [];
+const clients = [];
+async function serve(answer = extensionLike) {
+  const server = await fakeExtension(answer);
+  servers.push(server);
+  return server;
+}
+function clientOf(options) {
+  const client = new CacheClient({ token: TOKEN, ...options });
+  clients.push(client);
+  return client;
+}
+
+after(async () => {
+  for (const client of clients) client.close();
+  await Promise.all(servers.map((s) => s.close()));
+});
+
+/** Run fn with some environment variables set (undefined: removed), then restore them. */
+function withEnv(vars, fn) {
+  const saved = {};
+  for (const [key, value] of Object.entries(vars)) {
+    saved[key] = process.env[key];
+    if (value === undefined) delete process.env[key];
+    else process.env[key] = value;
+  }
+  try {
+    return fn();
+  } finally {
+    for (const [key, value] of Object.entries(saved)) {
+      if (value === undefined) delete process.env[key];
+      else process.env[key] = value;
+    }
+  }
+}
+
+async function rejection(promise) {
+  try {
+    await promise;
+  } catch (err) {
+    return err;
+  }
+  assert.fail('expected a rejection');
+}
+
+// --- offline values ---------------------------------------------------------------------------
+
+test('offline values are served without any HTTP', TIMEOUT, async () => {
+  const server = await serve();
+  const client = clientOf({
+    port: server.port,
+    values: {
+      parameters: { '/app/url': 'https://example.test', '/app/cfg': '{"n": 1}', '/app/key': 'AP8BAg==' },
+      secrets: { 'app/db': 's3cr3t-value', 'app/bin': Buffer.from([1, 2, 3]) },
+      dynamodb: { 'Table-1': { id: '1', tags: ['a'] } },
+    },
+  });
+  assert.equal(client.offline, true);
+  assert.equal(await client.getParameter('/app/url'), 'https://example.test');
+  assert.deepEqual(await client.getParameter('/app/cfg', { transform: 'json' }), { n: 1 });
+  assert.ok((await client.getParameter('/app/key', { transform: 'binary' })).equals(Buffer.from([0, 255, 1, 2])));
+  assert.equal(await client.getSecret('app/db'), 's3cr3t-value');
+  assert.ok((await client.getSecret('app/bin')).equals(Buffer.from([1, 2, 3])));
+  const item = await client.getItem('Table-1');
+  assert.deepEqual(item, { id: '1', tags: ['a'] });
+  item.tags.push('mutated');
+  assert.deepEqual(await client.getItem('Table-1'), { id: '1', tags: ['a'] }, 'each call returns a fresh copy');
+
+  for (const [call, name] of [['getParameter', 'nope'], ['getSecret', 'nope'], ['getItem', 'nope'], ['getParameter', 'toString']]) {
+    const err = await rejection(client[call](name));
+    assert.ok(err instanceof NotFoundError, `${call}(${name}): ${err}`);
+    assert.equal(err.status, 404);
+    assert.equal(err.code, 'NotConfigured');
+    assert.equal(err.name, 'NotFoundError');
+  }
+  assert.equal(server.requests.length, 0, 'no HTTP request when values are substituted');
+});
+
+test('offline values from the file named by CACHE_EXTENSION_CLIENT_VALUES', TIMEOUT, async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'cache-client-'));
+  try {
+    const file = path.join(dir, 'values.json');
+    writeFileSync(file, JSON.stringify({
+      parameters: { p: 'from-file', j: '[1, 2]' },
+      secrets: { s: 'AP8BAg==' },
+      dynamodb: { 'T-1': { id: 1 } },
+    }));
+    const client = withEnv({ CACHE_EXTENSION_CLIENT_VALUES: file, CACHE_EXTENSION_PORT: '1' }, () => new CacheClient());
+    clients.push(client);
+    assert.equal(client.offline, true);
+    assert.equal(await client.getParameter('p'), 'from-file');
+    assert.deepEqual(await client.getParameter('j', { transform: 'json' }), [1, 2]);
+    assert.ok((await client.getSecret('s', { transform: 'binary' })).equals(Buffer.from([0, 255, 1, 2])));
+    assert.deepEqual(await client.getItem('T-1'), { id: 1 });
+    assert.ok((await rejection(client.getSecret('p'))) instanceof NotFoundError);
+
+    // The values option wins over the file.
+    const explicit = withEnv({ CACHE_EXTENSION_CLIENT_VALUES: file }, () => new CacheClient({ values: { parameters: { p: 'opt' } } }));
+    assert.equal(await explicit.getParameter('p'), 'opt');
+
+    // A broken file is an error at construction that does not quote the file.
+    writeFileSync(file, '{"parameters": {"p": "leaky-secret"');
+    const err = withEnv({ CACHE_EXTENSION_CLIENT_VALUES: file }, () => {
+      try {
+        return new CacheClient();
+      } catch (e) {
+        return e;
+      }
+    });
+    assert.ok(err instanceof CacheExtensionError, String(err));
+    assert.match(err.message, /CACHE_EXTENSION_CLIENT_VALUES/);
+    assert.ok(!err.message.includes('leaky-secret'));
+    writeFileSync(file, JSON.stringify({ parameter: {} }));
+    assert.throws(() => withEnv({ CACHE_EXTENSION_CLIENT_VALUES: file }, () => new CacheClient()), /unknown key 'parameter'/);
+    const missing = path.join(dir, 'absent.json');
+    assert.throws(() => withEnv({ CACHE_EXTENSION_CLIENT_VALUES: missing }, () => new CacheClient()), CacheExtensionError);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('transforms on substituted values, and failures that do not quote the value', TIMEOUT, async () => {
+  const client = clientOf({ values: { parameters: { text: 'plain-secret-text', b64: 'aGVsbG8=', url: 'aGk_-w', bad: 'not*base64!' } } });
+  const jsonErr = await rejection(client.getParameter('text', { transform: 'json' }));
+  assert.ok(jsonErr instanceof CacheExtensionError);
+  assert.ok(!(jsonErr instanceof NotFoundError));
+  assert.ok(!jsonErr.message.includes('plain-secret-text'), jsonErr.message);
+  assert.equal((await client.getParameter('b64', { transform: 'binary' })).toString(), 'hello');
+  assert.ok((await client.getParameter('url', { transform: 'binary' })).equals(Buffer.from('aGk_-w', 'base64url')));
+  const b64Err = await rejection(client.getParameter('bad', { transform: 'binary' }));
+  assert.ok(b64Err instanceof CacheExtensionError);
+  assert.ok(!b64Err.message.includes('not*base64!'), b64Err.message);
+});
+
+test('an unknown transform is a TypeError before any request', TIMEOUT, async () => {
+  const server = await serve();
+  const client = clientOf({ port: server.port });
+  for (const transform of ['yaml', 'JSON', 1]) {
+    await assert.rejects(client.getParameter('p', { transform }), TypeError);
+    await assert.rejects(client.getSecret('s', { transform }), TypeError);
+  }
+  await assert.rejects(client.getParameter(''), TypeError);
+  await assert.rejects(client.getItem(undefined), TypeError);
+  assert.equal(server.requests.length, 0);
+});
+
+// --- HTTP ---------------------------------------------------------------------------------------
+
+test('names are URL-encoded and routed; the token header is sent', TIMEOUT, async () => {
+  const server = await serve();
+  const client = clientOf({ port: server.port });
+  const names = ['plain', 'a b&c=d?e#f%/+é', 'user+name=x@y.z', '/aws/reference/secretsmanager/x', '100%', '日本語 ✓'];
+  for (const name of names) {
+    assert.equal(await client.getParameter(name), `value of ${name}`);
+    assert.equal(await client.getSecret(name), `value of ${name}`);
+    assert.deepEqual(await client.getItem(name), { key: name });
+  }
+  const urls = server.requests.map((r) => r.url);
+  const expected = names.flatMap((n) => ['parameters', 'secrets', 'dynamodb'].map((route) => `/${route}?name=${encodeURIComponent(n)}`));
+  assert.deepEqual(urls, expected);
+  for (const r of server.requests) {
+    assert.equal(r.headers['x-aws-parameters-secrets-token'], TOKEN);
+    assert.equal(r.headers['x-forwarded-for'], undefined);
+  }
+});
+
+test('keep-alive: one socket for several sequential calls', TIMEOUT, async () => {
+  const server = await serve();
+  const client = clientOf({ port: server.port });
+  for (let i = 0; i < 5; i += 1) await client.getParameter(`p${i}`);
+  await client.getItem('T-1');
+  assert.equal(server.requests.length, 6);
+  assert.equal(server.sockets.size, 1, 'every call reused the first connection');
+});
+
+test('binary and json answers', TIMEOUT, async () => {
+  const server = await serve();
+  const client = clientOf({ port: server.port });
+  const raw = await client.getSecret('binary');
+  assert.ok(Buffer.isBuffer(raw) && raw.equals(Buffer.from([0, 255, 1, 2])), 'octet-stream without a transform is a Buffer');
+  assert.ok((await client.getSecret('binary', { transform: 'binary' })).equals(Buffer.from([0, 255, 1, 2])));
+  assert.ok((await client.getParameter('binary', { transform: 'binary' })).equals(Buffer.from([0, 255, 1, 2])));
+  assert.deepEqual(await client.getParameter('json', { transform: 'json' }), { a: [1, 2.5, true, null] });
+  const err = await rejection(client.getSecret('not-json', { transform: 'json' }));
+  assert.ok(err instanceof CacheExtensionError);
+  assert.ok(!err.message.includes('hunter2'), err.message);
+});
+
+test('HTTP errors map to classes with status and code, without the token', TIMEOUT, async () => {
+  const server = await serve();
+  const client = clientOf({ port: server.port });
+  const cases = [
+    ['missing', NotFoundError, 404, 'NotConfigured'],
+    ['denied', UpstreamError, 502, 'AccessDeniedException'],
+    ['slow-aws', UpstreamError, 504, 'Timeout'],
+    ['bad', CacheExtensionError, 400, 'BadRequest'],
+  ];
+  for (const [name, cls, status, code] of cases) {
+    const err = await rejection(client.getParameter(name));
+    assert.ok(err instanceof cls, `${name}: ${err.name}`);
+    assert.equal(err.name, cls.name);
+    assert.equal(err.status, status);
+    assert.equal(err.code, code);
+    assert.ok(err.message.includes(name), 'the message names what was read');
+    assert.ok(!err.message.includes(TOKEN));
+    if (cls === CacheExtensionError) {
+      assert.ok(!(err instanceof NotFoundError || err instanceof UpstreamError || err instanceof ExtensionUnavailableError));
+    }
+  }
+  const wrong = new CacheClient({ port: server.port, token: 'wrong-token-xyz' });
+  clients.push(wrong);
+  const err = await rejection(wrong.getParameter('p'));
+  assert.equal(err.constructor, CacheExtensionError);
+  assert.equal(err.status, 403);
+  assert.ok(!err.message.includes('wrong-token-xyz'));
+});
+
+test('only the error and message fields of an error body are repeated', TIMEOUT, async () => {
+  const server = await serve((req, res) => send(res, 500, JSON.stringify({ error: 'InternalError', message: 'failed', value: 'leak-me' }), 'application/json'));
+  const client = clientOf({ port: server.port });
+  const err = await rejection(client.getParameter('p'));
+  assert.equal(err.status, 500);
+  assert.equal(err.code, 'InternalError');
+  assert.ok(!err.message.includes('leak-me'));
+  const text = await serve((req, res) => send(res, 418, 'plain-text-body-leak'));
+  const err2 = await rejection(clientOf({ port: text.port }).getParameter('p'));
+  assert.equal(err2.status, 418);
+  assert.equal(err2.code, undefined);
+  assert.ok(!err2.message.includes('plain-text-body-leak'));
+});
+
+test('503 while the extension starts is retried, then 200', TIMEOUT, async () => {
+  const server = await serve((req, res, n) => (n <= 2 ? sendError(res, 503, 'NotReady', 'starting') : extensionLike(req, res)));
+  const client = clientOf({ port: server.port });
+  assert.equal(await client.getParameter('p'), 'value of p');
+  assert.equal(server.requests.length, 3);
+});
+
+test('503 past startupTimeoutMs is ExtensionUnavailableError', TIMEOUT, async () => {
+  const server = await serve((req, res) => sendError(res, 503, 'NotReady', 'starting'));
+  const client = clientOf({ port: server.port, startupTimeoutMs: 200 });
+  const started = Date.now();
+  const err = await rejection(client.getParameter('p'));
+  const elapsed = Date.now() - started;
+  assert.ok(err instanceof ExtensionUnavailableError, String(err));
+  assert.equal(err.status, 503);
+  assert.equal(err.code, 'NotReady');
+  assert.ok(elapsed >= 100 && elapsed < 1000, `gave up after ${elapsed} ms`);
+  assert.ok(server.requests.length >= 3, `${server.requests.length} attempts`);
+});
+
+test('connection refused is retried until the extension listens', TIMEOUT, async () => {
+  const probe = await fakeExtension(extensionLike);
+  const { port } = probe;
+  await probe.close();
+  const client = clientOf({ port, startupTimeoutMs: 3000 });
+  let late;
+  const timer = setTimeout(() => {
+    late = http.createServer(extensionLike).listen(port, '127.0.0.1');
+  }, 150);
+  try {
+    assert.equal(await client.getParameter('p'), 'value of p');
+  } finally {
+    clearTimeout(timer);
+    client.close();
+    if (late) {
+      late.closeAllConnections();
+      await new Promise((resolve) => late.close(resolve));
+    }
+  }
+});
+
+test('connection refused past startupTimeoutMs is ExtensionUnavailableError', TIMEOUT, async () => {
+  const probe = await fakeExtension(extensionLike);
+  await probe.close();
+  const client = clientOf({ port: probe.port, startupTimeoutMs: 150 });
+  const started = Date.now();
+  const err = await rejection(client.getSecret('s'));
+  assert.ok(err instanceof ExtensionUnavailableError, String(err));
+  assert.equal(err.status, undefined);
+  assert.match(err.message, new RegExp(`not reachable on 127\\.0\\.0\\.1:${probe.port}`));
+  assert.ok(Date.now() - started < 1000);
+});
+
+test('a reset on a reused keep-alive socket is retried on a new connection', TIMEOUT, async () => {
+  const server = await serve((req, res, n) => (n === 2 ? req.socket.destroy() : extensionLike(req, res)));
+  const client = clientOf({ port: server.port, startupTimeoutMs: 0 });
+  assert.equal(await client.getParameter('a'), 'value of a');
+  assert.equal(await client.getParameter('b'), 'value of b');
+  assert.equal(server.requests.length, 3);
+  assert.equal(server.sockets.size, 2);
+});
+
+test('no answer within timeoutMs is ExtensionUnavailableError, not retried', TIMEOUT, async () => {
+  const server = await serve(() => {}); // never answers
+  const client = clientOf({ port: server.port, timeoutMs: 150 });
+  const started = Date.now();
+  const err = await rejection(client.getParameter('p'));
+  const elapsed = Date.now() - started;
+  assert.ok(err instanceof ExtensionUnavailableError, String(err));
+  assert.ok(elapsed >= 140 && elapsed < 1000, `${elapsed} ms`);
+  assert.equal(server.requests.length, 1);
+});
+
+test('a body that stalls is bounded by timeoutMs too', TIMEOUT, async () => {
+  const server = await serve((req, res) => {
+    res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': 100 });
+    res.write('partial');
+  });
+  const client = clientOf({ port: server.port, timeoutMs: 150 });
+  const err = await rejection(client.getParameter('p'));
+  assert.ok(err instanceof ExtensionUnavailableError, String(err));
+  assert.ok(!err.message.includes('partial'));
+});
+
+test('token: option, then CACHE_EXTENSION_TOKEN, then AWS_SESSION_TOKEN', TIMEOUT, async () => {
+  const server = await serve((req, res) => send(res, 200, 'ok'));
+  const tokenOf = async (env, options = {}) => {
+    const client = withEnv(env, () => new CacheClient({ port: server.port, ...options }));
+    clients.push(client);
+    await client.getParameter('p');
+    return server.requests.at(-1).headers['x-aws-parameters-secrets-token'];
+  };
+  assert.equal(await tokenOf({ CACHE_EXTENSION_TOKEN: 'ext', AWS_SESSION_TOKEN: 'session' }), 'ext');
+  assert.equal(await tokenOf({ CACHE_EXTENSION_TOKEN: '', AWS_SESSION_TOKEN: 'session' }), 'session');
+  assert.equal(await tokenOf({ CACHE_EXTENSION_TOKEN: undefined, AWS_SESSION_TOKEN: 'session' }), 'session');
+  assert.equal(await tokenOf({ CACHE_EXTENSION_TOKEN: 'ext', AWS_SESSION_TOKEN: 'session' }, { token: 'opt' }), 'opt');
+  assert.equal(await tokenOf({ CACHE_EXTENSION_TOKEN: undefined, AWS_SESSION_TOKEN: undefined }), undefined);
+  const client = withEnv({ CACHE_EXTENSION_TOKEN: 'hidden-token' }, () => new CacheClient({ port: 1 }));
+  assert.ok(!JSON.stringify(client).includes('hidden-token'));
+  assert.throws(() => new CacheClient({ token: 'bad\ntoken' }), TypeError);
+});
+
+test('port: option, then CACHE_EXTENSION_PORT, then 4000; invalid ones are refused', TIMEOUT, () => {
+  assert.equal(withEnv({ CACHE_EXTENSION_PORT: undefined }, () => new CacheClient()).port, 4000);
+  assert.equal(withEnv({ CACHE_EXTENSION_PORT: '4321' }, () => new CacheClient()).port, 4321);
+  assert.equal(withEnv({ CACHE_EXTENSION_PORT: '4321' }, () => new CacheClient({ port: 5555 })).port, 5555);
+  assert.throws(() => withEnv({ CACHE_EXTENSION_PORT: 'abc' }, () => new CacheClient()), /CACHE_EXTENSION_PORT/);
+  assert.throws(() => new CacheClient({ port: 70000 }), TypeError);
+  assert.throws(() => new CacheClient({ timeoutMs: -1 }), TypeError);
+});
+
+test('module-level functions share one default client built from the environment', TIMEOUT, async () => {
+  const server = await serve();
+  await withEnv({ CACHE_EXTENSION_PORT: String(server.port), CACHE_EXTENSION_TOKEN: TOKEN, CACHE_EXTENSION_CLIENT_VALUES: undefined }, async () => {
+    assert.equal(await cjs.getParameter('p'), 'value of p');
+  });
+  // Built once: later environment changes do not matter, and the keep-alive socket is reused.
+  assert.equal(await cjs.getSecret('s'), 'value of s');
+  assert.deepEqual(await cjs.getItem('T-1'), { key: 'T-1' });
+  assert.equal(server.sockets.size, 1);
+});
+
+test('idle keep-alive sockets do not keep the process alive', TIMEOUT, async () => {
+  const server = await serve();
+  const script = `
+    const { CacheClient } = require(${JSON.stringify(clientPath)});
+    new CacheClient().getParameter('p').then((v) => console.log(v));`;
+  const child = spawn(process.execPath, ['-e', script], {
+    env: { ...process.env, CACHE_EXTENSION_PORT: String(server.port), CACHE_EXTENSION_TOKEN: TOKEN },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (chunk) => { out += chunk; });
+  const code = await new Promise((resolve) => {
+    const timer = setTimeout(() => { child.kill(); resolve('still running after 3 s'); }, 3000);
+    child.on('exit', (c) => { clearTimeout(timer); resolve(c); });
+  });
+  assert.equal(code, 0);
+  assert.equal(out.trim(), 'value of p');
+  assert.equal(server.sockets.size, 1);
+});
+
+test('after close() HTTP calls reject', TIMEOUT, async () => {
+  const server = await serve();
+  const client = clientOf({ port: server.port });
+  assert.equal(await client.getParameter('p'), 'value of p');
+  client.close();
+  client.close();
+  await assert.rejects(client.getParameter('p'), CacheExtensionError);
+});
+
+test('the ESM entry exports the same names and objects as the CommonJS one', TIMEOUT, async () => {
+  const esm = await import(pathToFileURL(path.join(clientDir, 'index.mjs')).href);
+  const names = (keys) => keys.filter((k) => k !== 'default').sort();
+  assert.deepEqual(names(Object.keys(esm)), Object.keys(cjs).sort());
+  for (const key of Object.keys(cjs)) assert.equal(esm[key], cjs[key], key);
+  assert.equal(esm.default, cjs);
+});
+
+test('package.json: entries, exports and no dependencies', TIMEOUT, () => {
+  const pkg = require(path.join(clientDir, 'package.json'));
+  assert.equal(pkg.name, 'cache-extension-client');
+  assert.equal(pkg.main, 'index.js');
+  assert.equal(pkg.types, 'index.d.ts');
+  assert.deepEqual(pkg.exports['.'], { types: './index.d.ts', import: './index.mjs', require: './index.js' });
+  assert.equal(pkg.dependencies, undefined);
+  const declarations = require('node:fs').readFileSync(path.join(clientDir, 'index.d.ts'), 'utf8');
+  for (const key of Object.keys(cjs)) assert.match(declarations, new RegExp(`export declare (class|function) ${key}\\b`), key);
+});

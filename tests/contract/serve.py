@@ -1,0 +1,49 @@
+"""For developing a client: serve the contract config until Ctrl-C and print the environment to test with.
+
+    .venv/bin/python tests/contract/serve.py [--no-build]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from contract.resources import CASES, CONFIG, REGION, create_contract_resources, fail_denied  # noqa: E402
+from local_lambda import layer  # noqa: E402
+from local_lambda.aws import MotoServer, free_port, lambda_environment  # noqa: E402
+from local_lambda.extensions_api import ExtensionsApiEmulator  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--no-build", action="store_true", help="reuse dist/layer")
+    args = parser.parse_args()
+    tree = layer.ROOT / "dist" / "layer"
+    if not args.no_build:
+        layer.build(layer.machine_arch(), f"{sys.version_info.major}.{sys.version_info.minor}", tree)
+    port, token = free_port(), "contract-token"
+    with MotoServer() as moto, ExtensionsApiEmulator(region=REGION, echo=True) as emulator, \
+            tempfile.TemporaryDirectory() as task_root:
+        create_contract_resources(moto)
+        fail_denied(moto)
+        env = lambda_environment(endpoint=moto.endpoint, region=REGION, token=token, task_root=task_root, extra={
+            "PATH": f"{Path(sys.base_prefix) / 'bin'}:/usr/bin:/bin", "CACHE_EXTENSION_CONFIG": str(CONFIG),
+            "CACHE_EXTENSION_PORT": str(port)})
+        emulator.launch(str(tree / "extensions" / "cache-extension"), env)
+        emulator.wait_init(timeout=20)
+        print(f"\nexport CACHE_EXTENSION_PORT={port} AWS_SESSION_TOKEN={token} "
+              f"CONTRACT_CASES={CASES} CONTRACT_DOWN_PORT={free_port()}", flush=True)
+        try:
+            emulator.extensions[0].wait_exit(3600)
+        except KeyboardInterrupt:
+            pass
+        emulator.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

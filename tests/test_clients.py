@@ -1,0 +1,240 @@
+"""Every client, from the built layer tree, against the real extension: the shared contract table
+(tests/contract/cases.json), reads while the extension is still starting, and each example function."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from conftest import PATH, ROOT, SECRET_VALUES, close_and_check, launch
+from contract.resources import CASES, CONFIG, SECRET_VALUES as CONTRACT_SECRETS, create_contract_resources, fail_denied
+from local_lambda.aws import SAMPLE_ITEM, free_port
+from local_lambda.layer import JAVA_CLIENT_JAR
+
+ALL_CASES = json.loads(CASES.read_text())["cases"]
+STARTUP_DELAY = 1.0  # the emulator holds register back this long: the port stays closed meanwhile
+NODE_TESTS = ROOT / "tests" / "clients" / "nodejs"
+JAVA_TESTS = ROOT / "tests" / "clients" / "java"
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name)
+    assert path, f"{name} is needed for the client tests (Node.js 18+ and a JDK 11+ are on the CI machine)"
+    return path
+
+
+def run(command: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def contract_extension(layer_dir, moto, tmp_path_factory):
+    SECRET_VALUES.update(CONTRACT_SECRETS)
+    create_contract_resources(moto)
+    fail_denied(moto)
+    handle = launch(layer_dir, moto, tmp_path_factory.mktemp("contract"), CONFIG.read_text())
+    yield handle
+    moto.clear_faults()
+    close_and_check(handle)
+
+
+@pytest.fixture(scope="module")
+def contract_env(contract_extension) -> dict[str, str]:
+    return {"CACHE_EXTENSION_PORT": str(contract_extension.port), "AWS_SESSION_TOKEN": contract_extension.token,
+            "CONTRACT_CASES": str(CASES), "CONTRACT_DOWN_PORT": str(free_port())}
+
+
+@pytest.fixture(scope="module")
+def python_client(layer_dir):
+    """cache_extension_client imported from the layer tree, as a function on Lambda would."""
+    sys.path.insert(0, str(layer_dir / "python"))
+    sys.modules.pop("cache_extension_client", None)
+    module = importlib.import_module("cache_extension_client")
+    assert Path(module.__file__).is_relative_to(layer_dir)
+    yield module
+    sys.path.remove(str(layer_dir / "python"))
+    sys.modules.pop("cache_extension_client", None)
+
+
+@pytest.fixture(scope="module")
+def java_classpath(layer_dir, tmp_path_factory) -> str:
+    """The client jar from the layer tree, plus the Java test programs and example compiled against it."""
+    jar = layer_dir / "java" / "lib" / JAVA_CLIENT_JAR
+    assert jar.exists(), "the layer build did not produce the Java client"
+    classes = tmp_path_factory.mktemp("java-classes")
+    sources = sorted(str(p) for p in JAVA_TESTS.glob("*.java"))
+    sources += sorted(str(p) for p in (ROOT / "function-example" / "java" / "src").rglob("*.java"))
+    run([tool("javac"), "--release", "11", "-encoding", "UTF-8", "-cp", str(jar), "-d", str(classes), *sources], os.environ.copy())
+    return f"{jar}{os.pathsep}{classes}"
+
+
+def node_env(layer_dir, env: dict[str, str]) -> dict[str, str]:
+    return {**os.environ, **env, "NODE_PATH": str(layer_dir / "nodejs" / "node_modules")}
+
+
+# --- the Python client ------------------------------------------------------------------------------
+
+
+def run_python_case(module, case: dict, down_port: str):
+    options = dict(case.get("client", {}))
+    kwargs = {}
+    if "port" in options:
+        kwargs["port"] = int(down_port if options["port"] == "$DOWN_PORT" else options["port"])
+    if "token" in options:
+        kwargs["token"] = options["token"]
+    if "timeoutMs" in options:
+        kwargs["timeout"] = options["timeoutMs"] / 1000
+    if "startupTimeoutMs" in options:
+        kwargs["startup_timeout"] = options["startupTimeoutMs"] / 1000
+    if "values" in options:
+        kwargs["values"] = options["values"]
+    client = module.CacheClient(**kwargs)
+    try:
+        if case["call"] == "item":
+            return client.get_item(case["name"])
+        call = client.get_parameter if case["call"] == "parameter" else client.get_secret
+        return call(case["name"], transform=case.get("transform"))
+    finally:
+        client.close()
+
+
+def check_python_case(module, case: dict, down_port: str, token: str) -> None:
+    expect = case["expect"]
+    if "error" in expect:
+        kinds = {"NotFound": module.NotFoundError, "Unavailable": module.ExtensionUnavailableError,
+                 "Upstream": module.UpstreamError, "Error": module.CacheExtensionError}
+        with pytest.raises(module.CacheExtensionError) as raised:
+            run_python_case(module, case, down_port)
+        assert type(raised.value) is kinds[expect["error"]], repr(raised.value)
+        if "status" in expect:
+            assert raised.value.status == expect["status"]
+        if "code" in expect:
+            assert raised.value.code == expect["code"]
+        assert token not in str(raised.value)
+        return
+    value = run_python_case(module, case, down_port)
+    if "value" in expect:
+        assert value == expect["value"]
+    elif "json" in expect:
+        assert json.loads(json.dumps(value), parse_float=Decimal) == json.loads(json.dumps(expect["json"]), parse_float=Decimal)
+    else:
+        assert value == base64.b64decode(expect["base64"])
+
+
+@pytest.mark.parametrize("case", [c for c in ALL_CASES if not c.get("startup")], ids=lambda c: c["id"])
+def test_python_client_contract(python_client, contract_env, monkeypatch, case):
+    for name, value in contract_env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("CACHE_EXTENSION_TOKEN", raising=False)
+    check_python_case(python_client, case, contract_env["CONTRACT_DOWN_PORT"], contract_env["AWS_SESSION_TOKEN"])
+
+
+def test_python_client_offline_values_from_a_file(python_client, tmp_path, monkeypatch):
+    values = tmp_path / "values.json"
+    values.write_text(json.dumps({"parameters": {"/p": '{"a": 1}'}, "dynamodb": {"T-1": {"id": "1"}}}))
+    monkeypatch.setenv("CACHE_EXTENSION_CLIENT_VALUES", str(values))
+    client = python_client.CacheClient(port=free_port())
+    assert client.get_parameter("/p", transform="json") == {"a": 1}
+    assert client.get_item("T-1") == {"id": "1"}
+    with pytest.raises(python_client.NotFoundError):
+        client.get_secret("missing")
+    with pytest.raises(ValueError):
+        client.get_parameter("/p", transform="yaml")
+
+
+def test_python_client_reuses_one_connection(python_client, contract_extension):
+    client = python_client.CacheClient(port=contract_extension.port, token=contract_extension.token)
+    assert client.get_parameter("CacheExtensions_Parameter1") == "MyParameter"
+    first = client._connection.sock
+    for _ in range(5):
+        client.get_item("DynamoDbTable-pKey1-sKey1")
+    assert client._connection.sock is first
+    assert contract_extension.token not in repr(client)
+    client.close()
+
+
+# --- Node.js and Java: their own test programs, the same table ---------------------------------------
+
+
+def test_node_client(layer_dir, contract_env):
+    result = run([tool("node"), "--test", str(NODE_TESTS)], node_env(layer_dir, contract_env))
+    assert "# fail 0" in result.stdout and "# skipped 0" in result.stdout, result.stdout
+
+
+def test_java_client(java_classpath, contract_env):
+    env = {**os.environ, **contract_env}
+    unit = run([tool("java"), "-cp", java_classpath, "UnitTest"], env)
+    contract = run([tool("java"), "-cp", java_classpath, "ContractTest"], env)
+    expected = len([c for c in ALL_CASES if not c.get("startup")])
+    assert contract.stdout.count("\nok ") + contract.stdout.startswith("ok ") == expected, contract.stdout
+    assert "FAIL" not in unit.stdout + contract.stdout
+
+
+# --- reads while the extension is still starting ----------------------------------------------------
+
+
+@pytest.mark.parametrize("client", ["python", "node", "java"])
+def test_reads_during_startup_wait_for_the_extension(client, layer_dir, moto, tmp_path, python_client, request, monkeypatch):
+    create_contract_resources(moto)
+    classpath = request.getfixturevalue("java_classpath") if client == "java" else None
+    handle = launch(layer_dir, moto, tmp_path / "task", CONFIG.read_text(), wait=False, register_delay=STARTUP_DELAY)
+    try:
+        env = {"CACHE_EXTENSION_PORT": str(handle.port), "AWS_SESSION_TOKEN": handle.token, "CONTRACT_CASES": str(CASES),
+               "CONTRACT_DOWN_PORT": str(free_port()), "CONTRACT_STARTUP": "1"}
+        assert handle.extension.registered_at is None  # the port is not open yet
+        if client == "python":
+            for name, value in env.items():
+                monkeypatch.setenv(name, value)
+            for case in (c for c in ALL_CASES if c.get("startup")):
+                check_python_case(python_client, case, env["CONTRACT_DOWN_PORT"], handle.token)
+        elif client == "node":
+            run([tool("node"), "--test", str(NODE_TESTS / "contract.test.mjs")], node_env(layer_dir, env))
+        else:
+            run([tool("java"), "-cp", classpath, "ContractTest"], {**os.environ, **env})
+        handle.emulator.wait_init(timeout=20)
+    finally:
+        close_and_check(handle)
+
+
+# --- the example functions ------------------------------------------------------------------------------
+
+
+def expected_example() -> dict:
+    secret = {"length": 8, "sha256": hashlib.sha256(b"MySecret").hexdigest()}
+    item = json.loads(json.dumps({k: v for k, v in SAMPLE_ITEM.items()}))  # shape only; values checked below
+    return {"parameter": "MyParameter", "secretFromReference": secret, "secret": secret, "item": item}
+
+
+@pytest.mark.parametrize("runtime", ["python", "nodejs", "java"])
+def test_example_function_reads_the_sample_through_its_client(runtime, layer_dir, start_extension, request):
+    ext = start_extension()
+    env = {"PATH": os.environ["PATH"], "CACHE_EXTENSION_PORT": str(ext.port), "AWS_SESSION_TOKEN": ext.token}
+    example = ROOT / "function-example"
+    if runtime == "python":
+        # The bare interpreter, no virtualenv: the client needs nothing beyond the layer.
+        code = ("import json, sys; sys.path[:0] = sys.argv[1:3]; import app; "
+                "print(json.dumps(app.handler({}, None)))")
+        command = [str(Path(sys.base_prefix) / "bin" / "python3"), "-I", "-c", code, str(layer_dir / "python"), str(example / "python")]
+    elif runtime == "nodejs":
+        env["NODE_PATH"] = str(layer_dir / "nodejs" / "node_modules")
+        command = [tool("node"), str(NODE_TESTS / "invoke-example.mjs"), str(example / "nodejs" / "index.mjs")]
+    else:
+        command = [tool("java"), "-cp", request.getfixturevalue("java_classpath"), "InvokeExample", "example.Handler"]
+    result = json.loads(run(command, env).stdout)
+    assert result["parameter"] == "MyParameter"
+    assert result["secretFromReference"] == result["secret"] == expected_example()["secret"]
+    assert result["item"] == {"pKey": "pKey1", "sKey": "sKey1", "Data": "DynamoDB sample data", "Count": 42, "Enabled": True,
+                              "Tags": ["cache", "example"], "Settings": {"ttlSeconds": 300, "mode": "refresh-ahead"}}
+    assert "MySecret" not in json.dumps(result)
