@@ -15,7 +15,11 @@ def test_layer_tree_and_zip(layer_dir):
     package = layer_dir / "cache-extension"
     for needed in ("__main__.py", "cache_extension/main.py", "botocore", "yaml", "starlette", "uvicorn"):
         assert (package / needed).exists(), needed
-    assert not (layer_dir / "python").exists()  # nothing lands on the function's own sys.path
+    # Only the client lands on the function's own sys.path: the extension's dependencies stay apart.
+    assert sorted(p.name for p in (layer_dir / "python").iterdir()) == ["cache_extension_client"]
+    assert (layer_dir / "nodejs" / "node_modules" / "cache-extension-client" / "package.json").exists()
+    assert (layer_dir / "java" / "lib" / "cache-extension-client.jar").exists()
+    assert not (layer_dir / "java" / "src").exists()
     assert list(package.glob("cache_extension/__pycache__/*.pyc"))  # bytecode shipped: /opt is read-only
     zip_path = layer_dir.parent / f"cache-extension-layer-{layer.machine_arch()}.zip"
     with zipfile.ZipFile(zip_path) as archive:
