@@ -90,8 +90,11 @@ def not_configured(source: str) -> Response:
     return error(404, "NotConfigured", f"the name is not configured or allowed under '{source}' in config.yaml")
 
 
-async def fetch(store: Store, item: Item) -> Result | Response:
-    """The item's value from the cache (waiting for an in-flight fetch), or the error response."""
+async def fetch(store: Store, item: Item | None, source: str) -> Result | Response:
+    """The item's value from the cache (waiting for an in-flight fetch), or the error response.
+    No item means the config neither lists nor allows the name."""
+    if item is None:
+        return not_configured(source)
     result = store.read(item)
     if isinstance(result, Future):
         try:
@@ -109,10 +112,7 @@ def reader(config: Config, store: Store, source: str):
     """The original sample's routes: the body is the value itself."""
 
     async def read(request: Request) -> Response:
-        item = config.resolve(source, query_value(request, "name"))
-        if item is None:
-            return not_configured(source)
-        result = await fetch(store, item)
+        result = await fetch(store, config.resolve(source, query_value(request, "name")), source)
         if isinstance(result, Response):
             return result
         return Response(result.value.body, headers=cache_headers(result), media_type=result.value.content_type)
@@ -136,9 +136,7 @@ def ssm_compatible(config: Config, store: Store):
             raise HTTPException(400, "query parameter 'version' must be a number")
         selector = version or label
         item = config.resolve_version("parameters", name, f"{name}:{selector}" if selector else name)
-        if item is None:
-            return not_configured("parameters")
-        result = await fetch(store, item)
+        result = await fetch(store, item, "parameters")
         if isinstance(result, Response):
             return result
         meta = dict(result.value.meta or {})
@@ -162,9 +160,7 @@ def secrets_compatible(config: Config, store: Store):
         if version_id and stage:
             raise HTTPException(400, "give 'versionId' or 'versionStage', not both")
         item = config.resolve_version("secrets", secret_id, secret_id, version_stage=stage, version_id=version_id)
-        if item is None:
-            return not_configured("secrets")
-        result = await fetch(store, item)
+        result = await fetch(store, item, "secrets")
         if isinstance(result, Response):
             return result
         value = result.value
