@@ -118,7 +118,24 @@ def test_defaults():
         log_level="INFO",
         token=TOKEN,
         region=None,
+        metrics="off",
+        metrics_namespace="LambdaCacheExtension",
+        metrics_dimensions={"FunctionName": "unknown"},
+        log_json=False,
     )
+
+
+def test_metrics_settings():
+    s = load_settings({**BASE, "CACHE_EXTENSION_METRICS": "EMF", "CACHE_EXTENSION_METRICS_NAMESPACE": "Team/Cache",
+                       "CACHE_EXTENSION_METRICS_DIMENSIONS": "FunctionName, Region",
+                       "AWS_LAMBDA_FUNCTION_NAME": "fn", "AWS_REGION": "eu-west-1", "AWS_LAMBDA_LOG_FORMAT": "JSON"})
+    assert (s.metrics, s.metrics_namespace, s.log_json) == ("emf", "Team/Cache", True)
+    assert s.metrics_dimensions == {"FunctionName": "fn", "Region": "eu-west-1"}
+    for name, value in [("CACHE_EXTENSION_METRICS", "statsd"), ("CACHE_EXTENSION_METRICS_DIMENSIONS", "Table"),
+                        ("CACHE_EXTENSION_METRICS_DIMENSIONS", "Region,Region"), ("CACHE_EXTENSION_METRICS_NAMESPACE", ":x")]:
+        with pytest.raises(SettingsError) as error:
+            load_settings({**BASE, name: value})
+        assert str(error.value).startswith(f"{name}=")
 
 
 def test_token_not_in_repr():

@@ -7,6 +7,7 @@ import base64
 import hmac
 import json
 import logging
+import threading
 from concurrent.futures import Future
 
 from starlette.applications import Starlette
@@ -18,6 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .config import Config, Item
 from .fetchers import FetchError
+from .metrics import Metrics
 from .store import Result, Store
 
 log = logging.getLogger("cache_extension.http")
@@ -37,12 +39,13 @@ class Guard:
     X-Forwarded-For means a proxy relayed the request (an SSRF path into the sandbox), so it is refused.
     """
 
-    def __init__(self, app: ASGIApp, token: str) -> None:
+    def __init__(self, app: ASGIApp, token: str, open_paths: frozenset[str] = frozenset()) -> None:
         self.app = app
         self.token = token.encode("utf-8")
+        self.open_paths = open_paths  # answered without a token: they say nothing about any value
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"] in self.open_paths:
             return await self.app(scope, receive, send)
         presented = None
         for name, value in scope["headers"]:
@@ -90,7 +93,11 @@ def not_configured(source: str) -> Response:
     return error(404, "NotConfigured", f"the name is not configured or allowed under '{source}' in config.yaml")
 
 
-async def fetch(store: Store, item: Item | None, source: str) -> Result | Response:
+# X-Cache state -> the counter it adds to.
+STATE_COUNTERS = {"hit": "Hits", "miss": "Misses", "stale": "StaleServed"}
+
+
+async def fetch(store: Store, item: Item | None, source: str, metrics: Metrics | None = None) -> Result | Response:
     """The item's value from the cache (waiting for an in-flight fetch), or the error response.
     No item means the config neither lists nor allows the name."""
     if item is None:
@@ -100,7 +107,11 @@ async def fetch(store: Store, item: Item | None, source: str) -> Result | Respon
         try:
             result = await asyncio.wrap_future(result)
         except FetchError as exc:
+            if metrics is not None:
+                metrics.count(source, "Misses")
             return error(exc.status, exc.code, exc.message)
+    if metrics is not None:
+        metrics.count(source, STATE_COUNTERS[result.state])
     return result
 
 
@@ -108,11 +119,11 @@ def cache_headers(result: Result) -> dict[str, str]:
     return {"X-Cache": result.state, "Age": str(int(result.age))}
 
 
-def reader(config: Config, store: Store, source: str):
+def reader(config: Config, store: Store, source: str, metrics: Metrics | None = None):
     """The original sample's routes: the body is the value itself."""
 
     async def read(request: Request) -> Response:
-        result = await fetch(store, config.resolve(source, query_value(request, "name")), source)
+        result = await fetch(store, config.resolve(source, query_value(request, "name")), source, metrics)
         if isinstance(result, Response):
             return result
         return Response(result.value.body, headers=cache_headers(result), media_type=result.value.content_type)
@@ -120,7 +131,7 @@ def reader(config: Config, store: Store, source: str):
     return read
 
 
-def ssm_compatible(config: Config, store: Store):
+def ssm_compatible(config: Config, store: Store, metrics: Metrics | None = None):
     """AWS Parameters and Secrets extension's GET /systemsmanager/parameters/get: GetParameter's JSON."""
 
     async def get(request: Request) -> Response:
@@ -136,7 +147,7 @@ def ssm_compatible(config: Config, store: Store):
             raise HTTPException(400, "query parameter 'version' must be a number")
         selector = version or label
         item = config.resolve_version("parameters", name, f"{name}:{selector}" if selector else name)
-        result = await fetch(store, item, "parameters")
+        result = await fetch(store, item, "parameters", metrics)
         if isinstance(result, Response):
             return result
         meta = dict(result.value.meta or {})
@@ -150,7 +161,7 @@ def ssm_compatible(config: Config, store: Store):
     return get
 
 
-def secrets_compatible(config: Config, store: Store):
+def secrets_compatible(config: Config, store: Store, metrics: Metrics | None = None):
     """AWS Parameters and Secrets extension's GET /secretsmanager/get: GetSecretValue's JSON."""
 
     async def get(request: Request) -> Response:
@@ -160,7 +171,7 @@ def secrets_compatible(config: Config, store: Store):
         if version_id and stage:
             raise HTTPException(400, "give 'versionId' or 'versionStage', not both")
         item = config.resolve_version("secrets", secret_id, secret_id, version_stage=stage, version_id=version_id)
-        result = await fetch(store, item, "secrets")
+        result = await fetch(store, item, "secrets", metrics)
         if isinstance(result, Response):
             return result
         value = result.value
@@ -193,11 +204,25 @@ async def internal_error(request: Request, exc: Exception) -> Response:
     return error(500, "InternalError", "the extension failed to answer this request")
 
 
-def create_app(config: Config, store: Store, token: str) -> ASGIApp:
-    routes = [Route(f"/{source}", reader(config, store, source), methods=["GET"]) for source in ("parameters", "secrets", "dynamodb")]
+def create_app(config: Config, store: Store, token: str, *, metrics: Metrics | None = None,
+               ready: threading.Event | None = None) -> ASGIApp:
+    async def health(request: Request) -> Response:
+        """Readiness only (no token): 200 once INIT's prefetch is done, 503 before."""
+        if ready is None or ready.is_set():
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "starting"}, status_code=503)
+
+    async def stats(request: Request) -> Response:
+        """The counters (token required); never a value, never a name."""
+        return JSONResponse({"items": len(store), **(metrics.snapshot() if metrics else {})})
+
+    routes = [Route(f"/{source}", reader(config, store, source, metrics), methods=["GET"])
+              for source in ("parameters", "secrets", "dynamodb")]
     routes += [
-        Route("/systemsmanager/parameters/get", ssm_compatible(config, store), methods=["GET"]),
-        Route("/secretsmanager/get", secrets_compatible(config, store), methods=["GET"]),
+        Route("/systemsmanager/parameters/get", ssm_compatible(config, store, metrics), methods=["GET"]),
+        Route("/secretsmanager/get", secrets_compatible(config, store, metrics), methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
+        Route("/stats", stats, methods=["GET"]),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error, Exception: internal_error})
-    return Guard(app, token)
+    return Guard(app, token, open_paths=frozenset({"/health"}))

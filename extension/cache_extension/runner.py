@@ -16,6 +16,7 @@ from concurrent.futures import wait
 
 from . import logs
 from .lifecycle import ExtensionsApi, ExtensionsApiError
+from .metrics import EmfEmitter, Metrics
 
 log = logging.getLogger("cache_extension")
 
@@ -35,7 +36,7 @@ def run(api: ExtensionsApi, started: float, registered: float) -> int:
 
     try:
         settings = load_settings(os.environ)
-        logging.getLogger().setLevel(settings.log_level)
+        logs.configure(settings.log_level, json_lines=settings.log_json)
         log.debug("registered as %s in %.1f ms", api.name, (registered - started) * 1000)
         config = load_config(settings.config_path, default_region=settings.region, default_ttl=settings.ttl)
     except (SettingsError, ConfigError) as exc:
@@ -81,6 +82,12 @@ class Extension:
         self.started = started
         self.server = None
         self.exit_code = 0
+        self.ready = threading.Event()  # INIT's prefetch is over: GET /health answers ready
+        self.metrics = Metrics()
+        self.emf = None
+        if settings.metrics == "emf":
+            # EMF goes to stdout like every log line: CloudWatch Logs extracts the metrics from it.
+            self.emf = EmfEmitter(self.metrics, settings.metrics_namespace, settings.metrics_dimensions, _print_line)
 
     def run(self) -> int:
         from concurrent.futures import ThreadPoolExecutor
@@ -91,8 +98,8 @@ class Extension:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         executor = ThreadPoolExecutor(max_workers=FETCH_THREADS, thread_name_prefix="fetch")
-        fetchers = create_fetchers(self.config.sources, ClientFactory())
-        store = Store(self.config.items, fetchers, executor)
+        fetchers = create_fetchers(self.config.sources, ClientFactory(self.metrics))
+        store = Store(self.config.items, fetchers, executor, metrics=self.metrics)
         pending = store.prefetch() if self.settings.init_startup else []
 
         import asyncio
@@ -103,7 +110,7 @@ class Extension:
 
         self.server = uvicorn.Server(
             uvicorn.Config(
-                create_app(self.config, store, self.settings.token),
+                create_app(self.config, store, self.settings.token, metrics=self.metrics, ready=self.ready),
                 log_config=None,
                 access_log=False,
                 lifespan="off",
@@ -139,6 +146,7 @@ class Extension:
         if serving.done():
             serving.result()  # re-raises a start-up failure
             return
+        self.ready.set()
         log.info("ready on 127.0.0.1:%d in %.0f ms", self.settings.port, (time.monotonic() - self.started) * 1000)
         threading.Thread(target=self._follow_events, name="events", daemon=True).start()
         await serving
@@ -151,8 +159,12 @@ class Extension:
                 kind = event.get("eventType")
                 if kind == "INVOKE":
                     log.debug("invoke %s", event.get("requestId"))
+                    if self.emf is not None:
+                        self.emf.on_invoke()
                 elif kind == "SHUTDOWN":
                     log.info("shutdown (%s)", event.get("shutdownReason"))
+                    if self.emf is not None:
+                        self.emf.flush()
                     self.stop(0)
                     return
         except (ExtensionsApiError, ValueError) as exc:
@@ -174,3 +186,7 @@ class Extension:
     def _on_signal(self, signum, frame) -> None:
         log.info("stopping on signal %d", signum)
         self.stop(0)
+
+
+def _print_line(line: str) -> None:
+    print(line, flush=True)

@@ -17,6 +17,9 @@ DEFAULT_TASK_ROOT = "/var/task"
 DEFAULT_TTL = 300.0  # 5m, the original sample's default
 DEFAULT_PORT = 4000
 
+# EMF dimensions that can be chosen, and the variable Lambda sets with each one's value.
+_DIMENSIONS = {"FunctionName": "AWS_LAMBDA_FUNCTION_NAME", "FunctionVersion": "AWS_LAMBDA_FUNCTION_VERSION",
+               "Region": "AWS_REGION"}
 _LOG_LEVELS = {"debug": "DEBUG", "info": "INFO", "warn": "WARNING", "warning": "WARNING", "error": "ERROR"}
 
 
@@ -33,6 +36,10 @@ class Settings:
     log_level: str
     token: str = field(repr=False)  # keep the secret out of reprs that end up in logs
     region: str | None
+    metrics: str = "off"                       # CACHE_EXTENSION_METRICS: off | emf
+    metrics_namespace: str = "LambdaCacheExtension"
+    metrics_dimensions: dict = field(default_factory=dict)  # EMF dimension name -> value
+    log_json: bool = False                     # AWS_LAMBDA_LOG_FORMAT=JSON
 
 
 def load_settings(env: Mapping[str, str]) -> Settings:
@@ -68,6 +75,11 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             "the HTTP API needs a token to check requests against and refuses to run unauthenticated"
         )
 
+    metrics = parsed("CACHE_EXTENSION_METRICS", "off", _metrics_mode)
+    namespace = parsed("CACHE_EXTENSION_METRICS_NAMESPACE", "LambdaCacheExtension", _namespace)
+    dimension_names = parsed("CACHE_EXTENSION_METRICS_DIMENSIONS", ("FunctionName",), _dimension_names)
+    dimensions = {name: env.get(_DIMENSIONS[name]) or "unknown" for name in dimension_names}
+
     return Settings(
         config_path=config_path,
         init_startup=init_startup,
@@ -76,6 +88,10 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         log_level=log_level,
         token=token,
         region=get("AWS_REGION") or get("AWS_DEFAULT_REGION"),
+        metrics=metrics,
+        metrics_namespace=namespace,
+        metrics_dimensions=dimensions,
+        log_json=(get("AWS_LAMBDA_LOG_FORMAT") or "").upper() == "JSON",
     )
 
 
@@ -99,3 +115,23 @@ def _log_level(raw: str) -> str:
     if level is None:
         raise ValueError("must be one of debug, info, warn, error")
     return level
+
+
+def _metrics_mode(raw: str) -> str:
+    if raw.lower() not in ("off", "emf"):
+        raise ValueError("must be off or emf")
+    return raw.lower()
+
+
+def _namespace(raw: str) -> str:
+    if len(raw) > 255 or not raw.isprintable() or raw.startswith(":"):
+        raise ValueError("must be a CloudWatch namespace (printable, at most 255 characters)")
+    return raw
+
+
+def _dimension_names(raw: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in raw.split(",") if name.strip())
+    unknown = [name for name in names if name not in _DIMENSIONS]
+    if unknown or len(set(names)) != len(names):
+        raise ValueError(f"must be a comma-separated list of distinct names from {', '.join(_DIMENSIONS)}")
+    return names

@@ -54,12 +54,14 @@ class Store:
         executor: Executor,
         *,
         clock: Callable[[], float] = time.monotonic,
+        metrics=None,
     ) -> None:
         self._entries = {entry_key(item): _Entry(item) for item in items}
         self._on_demand: dict[tuple, None] = {}  # insertion-ordered: the oldest is evicted first
         self._fetchers = fetchers
         self._executor = executor
         self._clock = clock
+        self._metrics = metrics
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -107,6 +109,8 @@ class Store:
         for entry in entries:
             entry.pending = Future()
             by_source.setdefault(entry.item.source, []).append(entry)
+            if entry.cached is not None and self._metrics is not None:
+                self._metrics.count(entry.item.source, "Refreshes")
         for source, group in by_source.items():
             fetcher = self._fetchers[source]
             for start in range(0, len(group), fetcher.batch_size):

@@ -1,9 +1,13 @@
-"""A local emulator of the Lambda Extensions API (``/2020-01-01/extension``).
+"""A local emulator of Lambda's Extensions API (``/2020-01-01/extension``) and Runtime API
+(``/2018-06-01/runtime``), both served on the one address in AWS_LAMBDA_RUNTIME_API, as Lambda does.
 
-Written from AWS's published API reference. It launches extension executables as real
-subprocesses, as Lambda does from ``/opt/extensions``, and drives them through the
-Init -> Invoke -> Shutdown lifecycle. Every wait is bounded so a misbehaving extension can
-fail a test but never hang it.
+Written from AWS's published API reference. It launches extension executables as real subprocesses,
+as Lambda does from ``/opt/extensions``, optionally the function's runtime process too, and drives
+them through the Init -> Invoke -> Shutdown lifecycle. Every wait is bounded so a misbehaving
+extension or runtime can fail a test but never hang it.
+
+Without a runtime (``launch_runtime`` never called) the emulator drives extensions alone: the
+Runtime API paths answer 404 and ``invoke()`` only delivers INVOKE to the extensions.
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ from collections import deque
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
+
+from . import runtime_api
+from .runtime_api import Invocation, InvokeError, InvokeResult
 
 BASE_PATH = "/2020-01-01/extension"
 ACCOUNT_ID = "123456789012"
@@ -51,39 +58,29 @@ class ExtensionCrashed(EmulatorError):
     """An extension process exited after Init (Lambda would reset the environment)."""
 
 
+class RuntimeExited(EmulatorError):
+    """invoke() was called but the runtime process has exited (Lambda would start a new environment)."""
+
+
 class ApiCall(NamedTuple):
     """One request to the API, recorded in arrival order (for ordering assertions)."""
 
     at: float  # time.monotonic() when the request arrived
-    extension: str | None  # extension name, when the request could be attributed
-    call: str  # "register", "event/next", "init/error", "exit/error" or the raw path
+    extension: str | None  # extension name, when the request could be attributed (None for the runtime)
+    # "register", "event/next", "init/error", "exit/error", "runtime/invocation/next",
+    # "runtime/invocation/response", "runtime/invocation/error", "runtime/init/error" or the raw path
+    call: str
     status: int
 
 
-class Extension:
-    """One launched extension process, as the emulator sees it.
-
-    Mutable lifecycle fields are written under the emulator's lock; reading them from a
-    test is fine once the relevant wait_* call has returned.
-    """
+class _Process:
+    """A process the emulator launched: its output and its exit."""
 
     def __init__(self, name: str, launched_at: float) -> None:
         self.name = name
         self.process: subprocess.Popen[str] | None = None  # set right after Popen
-        self.identifier: str | None = None
-        self.events: list[str] = []
         self.launched_at = launched_at
-        self.registered_at: float | None = None
-        self.init_done_at: float | None = None
         self.exited_at: float | None = None
-        self.init_errors: list[dict[str, Any]] = []
-        self.exit_errors: list[dict[str, Any]] = []
-        # Event delivery: events wait in the queue until an event/next call takes them.
-        # `idle` (waiting in event/next with nothing queued) is what Lambda waits for
-        # before freezing, so count next calls and remember which call took the last event.
-        self._queue: deque[dict[str, Any]] = deque()
-        self._next_calls = 0
-        self._delivered_on = 0
         self._exited = threading.Event()
         self._output: list[str] = []
         self._output_lock = threading.Lock()
@@ -93,10 +90,6 @@ class Extension:
     def output(self) -> str:
         with self._output_lock:
             return "".join(self._output)
-
-    @property
-    def idle(self) -> bool:
-        return not self._queue and self._next_calls > self._delivered_on
 
     def wait_exit(self, timeout: float) -> int | None:
         """Wait for the process to exit; its return code, or None if still running."""
@@ -113,15 +106,63 @@ class Extension:
         with self._output_lock:
             self._output.append(line)
 
+
+class Extension(_Process):
+    """One launched extension process, as the emulator sees it.
+
+    Mutable lifecycle fields are written under the emulator's lock; reading them from a
+    test is fine once the relevant wait_* call has returned.
+    """
+
+    def __init__(self, name: str, launched_at: float) -> None:
+        super().__init__(name, launched_at)
+        self.identifier: str | None = None
+        self.events: list[str] = []
+        self.registered_at: float | None = None
+        self.init_done_at: float | None = None
+        self.init_errors: list[dict[str, Any]] = []
+        self.exit_errors: list[dict[str, Any]] = []
+        # Event delivery: events wait in the queue until an event/next call takes them.
+        # `idle` (waiting in event/next with nothing queued) is what Lambda waits for
+        # before freezing, so count next calls and remember which call took the last event.
+        self._queue: deque[dict[str, Any]] = deque()
+        self._next_calls = 0
+        self._delivered_on = 0
+        self._last_next_at: float | None = None
+
+    @property
+    def idle(self) -> bool:
+        return not self._queue and self._next_calls > self._delivered_on
+
     def __repr__(self) -> str:
         pid = self.process.pid if self.process else None
         return f"<Extension {self.name} pid={pid} events={self.events}>"
 
 
+class Runtime(_Process):
+    """The function's runtime process: it speaks the Runtime API.
+
+    Its Init ends with its first invocation/next (``init_done_at``); ``init_errors`` holds what it
+    posted to init/error, as ``{"error_type", "body"}``.
+    """
+
+    def __init__(self, name: str, command: list[str], launched_at: float) -> None:
+        super().__init__(name, launched_at)
+        self.command = command
+        self.init_done_at: float | None = None
+        self.init_errors: list[dict[str, Any]] = []
+        self.current: Invocation | None = None  # the invocation it holds, from next to its answer
+        self._next_calls = 0
+
+    def __repr__(self) -> str:
+        pid = self.process.pid if self.process else None
+        return f"<Runtime {self.name} pid={pid} command={self.command}>"
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, emulator: ExtensionsApiEmulator) -> None:
+    def __init__(self, emulator: LambdaEmulator) -> None:
         self.emulator = emulator
         super().__init__(("127.0.0.1", 0), _Handler)
 
@@ -162,6 +203,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _route(self) -> None:
         body = self._read_body()
         path = self.path.split("?", 1)[0]
+        if path.startswith(runtime_api.BASE_PATH + "/"):
+            self._route_runtime(path, body)
+            return
         method = ROUTES.get(path)
         emulator = self.server.emulator
         if method is None:
@@ -182,6 +226,31 @@ class _Handler(BaseHTTPRequestHandler):
                 status, headers, name = HTTPStatus.INTERNAL_SERVER_ERROR, {}, None
                 payload = {"errorMessage": "emulator is closing", "errorType": "Extension.Closed"}
             self._send(status, payload, headers, call=call, extension=name)
+
+    def _route_runtime(self, path: str, body: bytes) -> None:
+        emulator = self.server.emulator
+        route = runtime_api.match(path)
+        if emulator.runtime is None:
+            # Extensions-only mode: nothing would ever deliver an event to a caller of invocation/next.
+            self._error(HTTPStatus.NOT_FOUND, "InvalidRequest", "no runtime launched: the Runtime API is off", call=path)
+            return
+        if route is None:
+            self._error(HTTPStatus.NOT_FOUND, "InvalidRequest", f"unknown path {path}", call=path)
+            return
+        call, request_id, method = route
+        if method != self.command:
+            self._error(HTTPStatus.METHOD_NOT_ALLOWED, "InvalidRequest", f"{self.command} not allowed on {path}",
+                        call=path, headers={"Allow": method})
+            return
+        try:
+            status, headers, data = emulator._handle_runtime(call, request_id, self.headers, body)
+        except _Closed:
+            status, headers = HTTPStatus.INTERNAL_SERVER_ERROR, {}
+            data = json.dumps({"errorMessage": "emulator is closing", "errorType": "Runtime.Closed"}).encode()
+        except _Reply as reply:
+            status, headers = reply.status, {}
+            data = json.dumps({"errorMessage": str(reply), "errorType": reply.error_type}).encode()
+        self._send_bytes(status, data, headers, call=call, extension=None)
 
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -219,8 +288,18 @@ class _Handler(BaseHTTPRequestHandler):
         call: str,
         extension: str | None,
     ) -> None:
+        self._send_bytes(status, json.dumps(payload).encode(), headers, call=call, extension=extension)
+
+    def _send_bytes(
+        self,
+        status: int,
+        data: bytes,
+        headers: dict[str, str],
+        *,
+        call: str,
+        extension: str | None,
+    ) -> None:
         self.server.emulator._record(call, extension, int(status))
-        data = json.dumps(payload).encode()
         try:
             self.send_response(int(status))
             self.send_header("Content-Type", "application/json")
@@ -246,7 +325,7 @@ class _Reply(Exception):
         self.error_type = error_type
 
 
-class ExtensionsApiEmulator:
+class LambdaEmulator:
     """Serves the Extensions API on 127.0.0.1 and launches extensions against it."""
 
     def __init__(
@@ -288,7 +367,7 @@ class ExtensionsApiEmulator:
         host, port = self._server.server_address[:2]
         return f"{host}:{port}"
 
-    def start(self) -> ExtensionsApiEmulator:
+    def start(self) -> LambdaEmulator:
         if self._server is not None:
             raise RuntimeError("emulator already started")
         self._server = _Server(self)
@@ -325,7 +404,7 @@ class ExtensionsApiEmulator:
         if self._thread is not None:
             self._thread.join(timeout=2.0)
 
-    def __enter__(self) -> ExtensionsApiEmulator:
+    def __enter__(self) -> LambdaEmulator:
         return self.start() if self._server is None else self
 
     def __exit__(self, *exc: object) -> None:

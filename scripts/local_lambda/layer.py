@@ -1,32 +1,84 @@
 """Builds the Lambda layer: a tree laid out exactly as /opt will be, and its zip.
 
-    extensions/cache-extension    the launcher; Lambda starts it, its file name is the extension name
+Two variants share the layout of the client libraries (python/, nodejs/, java/lib/):
+
+The Python layer, for Python runtimes (`build`):
+
+    extensions/cache-extension    the launcher; Lambda starts it, its file name is the extension name.
+                                  It runs the extension with python3 from PATH.
     cache-extension/__main__.py   what the launcher runs with python3
     cache-extension/cache_extension/ and vendored dependencies, kept out of /opt/python so they never
                                   shadow the function's own packages
+
+The standalone layer, for every runtime (`build_standalone`): the extension frozen by PyInstaller in
+one-folder mode, with its own interpreter, so it needs no python3 on the machine.
+
+    extensions/cache-extension    a /bin/sh launcher that execs the frozen binary by an absolute path
+                                  derived from its own location: it needs nothing on PATH
+    cache-extension/cache-extension   the frozen binary (PyInstaller's bootloader)
+    cache-extension/_internal/    its interpreter, standard library and dependencies
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
 import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import tomllib
 import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 ARCHES = {"x86_64": "x86_64", "amd64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64"}
+TARGET_ARCHES = ("x86_64", "arm64")
+# The Python versions of Lambda's Amazon Linux 2023 Python runtimes that `--all` builds for.
+TARGET_PYTHONS = ("3.12", "3.13")
 EXTENSION_NAME = "cache-extension"
 JAVA_CLIENT_JAR = "cache-extension-client.jar"
 ZIP_TIME = (2020, 1, 1, 0, 0, 0)  # fixed, so the same inputs give the same zip
+# manylinux tags the target's wheels may carry; Amazon Linux 2023 has glibc 2.34.
+MANYLINUX_TAGS = ("manylinux_2_28", "manylinux2014")
+
+# The standalone launcher. Lambda starts /opt/extensions/cache-extension by its absolute path, so $0 is
+# absolute there; a relative $0 is made absolute with $PWD, which the shell sets itself. The shell's own
+# parameter expansion rather than dirname/basename: no PATH lookup and no extra process at start.
+STANDALONE_LAUNCHER = f"""#!/bin/sh
+# Lambda starts every executable in /opt/extensions; this file's name is the extension's name.
+# Runs the extension frozen by PyInstaller (its own interpreter in ../{EXTENSION_NAME}/_internal), so it
+# needs no python3 and nothing on PATH: the binary's path is absolute, derived from this file's own.
+case "$0" in
+  /*) dir=${{0%/*}} ;;
+  */*) dir=$PWD/${{0%/*}} ;;
+  *) dir=$PWD ;;
+esac
+exec "$dir/../{EXTENSION_NAME}/{EXTENSION_NAME}" "${{0##*/}}"
+"""
+
+# botocore's data directory is ~28 MB of service models; the frozen extension keeps only what it uses.
+# sts: credential providers that assume a role (web identity) need its model; it is small.
+BOTOCORE_SERVICES = ("ssm", "secretsmanager", "dynamodb", "sts")
+BOTOCORE_DATA_FILES = ("endpoints.json", "partitions.json", "sdk-default-configuration.json", "_retry.json")
+# Imported by name at run time (uvicorn picks its protocol and loop implementations from strings): listed
+# so PyInstaller bundles them even if a hook changes. The extension's own package in full, since its
+# imports are lazy (inside functions).
+STANDALONE_COLLECT = ("cache_extension", "uvicorn", "anyio._backends")
+
+
+class BuildError(Exception):
+    """A build that cannot be done as asked (wrong architecture, missing tool); the message says why."""
 
 
 def machine_arch() -> str:
     return "arm64" if ARCHES.get(platform.machine().lower()) == "aarch64" else "x86_64"
+
+
+def this_python() -> str:
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
 def dependencies() -> list[str]:
@@ -34,45 +86,206 @@ def dependencies() -> list[str]:
         return tomllib.load(f)["project"]["dependencies"]
 
 
-def build(arch: str, python: str, out: Path, *, log=print) -> Path:
-    """Build the tree into `out` and zip it beside; returns the zip's path."""
-    if arch not in ("x86_64", "arm64"):
-        raise ValueError(f"unknown architecture {arch!r}: use x86_64 or arm64")
-    native = arch == machine_arch() and python == f"{sys.version_info.major}.{sys.version_info.minor}"
-    if out.exists():
-        shutil.rmtree(out)
+def zip_name(arch: str, python: str | None = None, *, standalone: bool = False) -> str:
+    """cache-extension-layer-<arch>[-python<X.Y>|-standalone].zip"""
+    if standalone:
+        return f"cache-extension-layer-{arch}-standalone.zip"
+    return f"cache-extension-layer-{arch}" + (f"-python{python}" if python else "") + ".zip"
+
+
+def is_standalone(tree: Path) -> bool:
+    """A standalone layer tree (frozen extension) rather than a Python one."""
+    return (tree / EXTENSION_NAME / "_internal").is_dir()
+
+
+def build(arch: str, python: str, out: Path, *, log=print, zip_path: Path | None = None,
+          java_jar: Path | None = None) -> Path:
+    """Build the Python layer tree into `out` and zip it; returns the zip's path.
+
+    The zip goes to `zip_path`, by default beside the tree as cache-extension-layer-<arch>.zip.
+    `java_jar`: a client jar built earlier, copied instead of compiling the Java client again.
+    """
+    if arch not in TARGET_ARCHES:
+        raise BuildError(f"unknown architecture {arch!r}: use x86_64 or arm64")
+    native = arch == machine_arch() and python == this_python()
+    _fresh(out)
     package_dir = out / EXTENSION_NAME
-    (out / "extensions").mkdir(parents=True)
-    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
-           "--only-binary=:all:", "--target", str(package_dir)]
-    if not native:  # the target's wheels, not this machine's
-        target = ARCHES[arch]
-        pip += ["--implementation", "cp", "--python-version", python, "--abi", f"cp{python.replace('.', '')}"]
-        for tag in ("manylinux_2_28", "manylinux2014"):
-            pip += ["--platform", f"{tag}_{target}"]
     log(f"vendoring dependencies for {arch}, Python {python}")
-    subprocess.run(pip + dependencies(), check=True)
-    shutil.rmtree(package_dir / "bin", ignore_errors=True)  # console scripts: nothing runs them
+    vendor(package_dir, arch, python, native=native)
     shutil.copytree(ROOT / "extension" / "cache_extension", package_dir / "cache_extension",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     shutil.copy2(ROOT / "extension" / "__main__.py", package_dir / "__main__.py")
-    for extra in sorted((ROOT / "layer").iterdir()):  # client libraries, at each runtime's own path
-        if extra.name == "java":
-            build_java_client(out / "java" / "lib" / JAVA_CLIENT_JAR, log=log)
-        elif extra.is_dir():
-            shutil.copytree(extra, out / extra.name, dirs_exist_ok=True,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    launcher = out / "extensions" / EXTENSION_NAME
+    add_clients(out, log=log, java_jar=java_jar)
     # LF line endings whatever the checkout did: the kernel reads the shebang line byte for byte.
-    launcher.write_bytes((ROOT / "extension" / EXTENSION_NAME).read_bytes().replace(b"\r\n", b"\n"))
-    launcher.chmod(0o755)
+    write_launcher(out, (ROOT / "extension" / EXTENSION_NAME).read_bytes())
     compile_bytecode(package_dir, python, log=log)
     if (out / "python").exists():
         compile_bytecode(out / "python", python, log=log)
-    zip_path = out.parent / f"cache-extension-layer-{arch}.zip"
+    zip_path = zip_path or out.parent / zip_name(arch)
     write_zip(out, zip_path)
-    log(f"built {zip_path} ({zip_path.stat().st_size / 1048576:.1f} MiB)")
+    log(f"built {zip_path} ({_mib(zip_path.stat().st_size)} MiB zipped, {_mib(tree_size(out))} MiB unzipped)")
     return zip_path
+
+
+def build_all(dist: Path, *, log=print) -> list[dict]:
+    """The Python layer for every architecture and Python version of TARGET_ARCHES x TARGET_PYTHONS:
+    trees in dist/layers/<arch>-python<X.Y>/, zips in dist/. Returns one row per build and logs a size table."""
+    rows: list[dict] = []
+    java_jar: Path | None = None
+    for arch in TARGET_ARCHES:
+        for python in TARGET_PYTHONS:
+            tree = dist / "layers" / f"{arch}-python{python}"
+            zip_path = build(arch, python, tree, log=log, zip_path=dist / zip_name(arch, python), java_jar=java_jar)
+            built_jar = tree / "java" / "lib" / JAVA_CLIENT_JAR
+            java_jar = built_jar if built_jar.exists() else java_jar
+            rows.append({"arch": arch, "python": python, "zip": zip_path, "zip_bytes": zip_path.stat().st_size,
+                         "tree_bytes": tree_size(tree)})
+    log(size_table(rows))
+    return rows
+
+
+def size_table(rows: list[dict]) -> str:
+    lines = [f"{'layer':<28} {'zipped MiB':>10} {'unzipped MiB':>12}  zip"]
+    for row in rows:
+        label = f"{row['arch']} {row.get('python') or ''}".strip()
+        lines.append(f"{label:<28} {_mib(row['zip_bytes']):>10} {_mib(row['tree_bytes']):>12}  {row['zip']}")
+    return "\n".join(lines)
+
+
+def build_standalone(out: Path, *, arch: str | None = None, python: str | None = None, log=print,
+                     zip_path: Path | None = None) -> Path:
+    """Build the standalone layer (the extension frozen by PyInstaller, one-folder mode) into `out` and zip it.
+
+    PyInstaller bundles the interpreter that runs it and the native libraries of this machine: it cannot
+    build for another architecture or Python version, and the binary needs a glibc at least as new as
+    this machine's (build on Amazon Linux 2023 for Lambda: see the Dockerfile).
+    """
+    if arch is not None and arch != machine_arch():
+        raise BuildError(f"--standalone builds for this machine's architecture only ({machine_arch()}): PyInstaller "
+                         f"cannot cross-build for {arch}; run the build on an {arch} machine or container")
+    if python is not None and python != this_python():
+        raise BuildError(f"--standalone bundles the interpreter running build-layer (Python {this_python()}); "
+                         f"run build-layer with Python {python} to bundle that version")
+    if importlib.util.find_spec("PyInstaller") is None:
+        raise BuildError(f"--standalone needs PyInstaller in the interpreter running build-layer ({sys.executable}): "
+                         "pip install pyinstaller (it is in the project's test extras)")
+    arch = machine_arch()
+    _fresh(out)
+    with tempfile.TemporaryDirectory(prefix="cache-extension-standalone-") as work_dir:
+        work = Path(work_dir)
+        staging = work / "site"
+        log(f"vendoring dependencies for the standalone build ({arch}, Python {this_python()})")
+        vendor(staging, arch, this_python(), native=True)
+        shutil.copytree(ROOT / "extension" / "cache_extension", staging / "cache_extension",
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        trim_botocore(staging / "botocore" / "data")
+        entry = work / "cache_extension_entry.py"
+        shutil.copy2(ROOT / "extension" / "__main__.py", entry)
+        log("freezing the extension with PyInstaller (one-folder)")
+        freeze(entry, staging, work, out / EXTENSION_NAME)
+    add_clients(out, log=log)
+    write_launcher(out, STANDALONE_LAUNCHER.encode())
+    if (out / "python").exists():
+        # The function's Python version is not known here: ship the client's bytecode for each one at hand.
+        for version in dict.fromkeys((*TARGET_PYTHONS, this_python())):
+            compile_bytecode(out / "python", version, log=lambda *_: None)
+    zip_path = zip_path or out.parent / zip_name(arch, standalone=True)
+    write_zip(out, zip_path)
+    log(f"built {zip_path} ({_mib(zip_path.stat().st_size)} MiB zipped, {_mib(tree_size(out))} MiB unzipped)")
+    return zip_path
+
+
+def freeze(entry: Path, staging: Path, work: Path, target: Path) -> None:
+    """Run PyInstaller on `entry` with the vendored packages in `staging`; the one-folder output becomes `target`.
+
+    The bundle must hold the standard library and `staging` only, never packages that happen to be
+    installed beside PyInstaller (a test virtualenv has moto, certifi, websockets...): `staging` comes first
+    on the path of the analysis and of the hooks (PYTHONPATH), and every other top-level module of the
+    build environment's site-packages is excluded.
+    """
+    vendored = _top_level_names(staging)
+    foreign = sorted(_site_packages_names() - vendored - {"PyInstaller"})
+    dist = work / "dist"
+    command = [
+        sys.executable, "-m", "PyInstaller", "--noconfirm", "--clean", "--log-level", "WARN",
+        "--onedir", "--name", EXTENSION_NAME, "--distpath", str(dist), "--workpath", str(work / "build"),
+        "--specpath", str(work), "--paths", str(staging), "--noupx", "--strip",
+    ]
+    for package in STANDALONE_COLLECT:
+        command += ["--collect-submodules", package]
+    for module in foreign:
+        command += ["--exclude-module", module]
+    command.append(str(entry))
+    env = {**os.environ, "PYTHONPATH": str(staging), "PYTHONNOUSERSITE": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    result = subprocess.run(command, env=env, cwd=work, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise BuildError(f"PyInstaller failed ({result.returncode}):\n{result.stdout}{result.stderr}")
+    shutil.move(str(dist / EXTENSION_NAME), str(target))
+
+
+def trim_botocore(data: Path) -> None:
+    """Keep the service models of BOTOCORE_SERVICES and the shared endpoint/partition/retry files only."""
+    for path in data.iterdir():
+        keep = path.name in BOTOCORE_SERVICES if path.is_dir() else path.name in BOTOCORE_DATA_FILES
+        if not keep:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    missing = [name for name in (*BOTOCORE_SERVICES, *BOTOCORE_DATA_FILES) if not (data / name).exists()]
+    if missing:
+        raise BuildError(f"botocore's data directory lacks {', '.join(missing)}: update BOTOCORE_* in {__file__}")
+
+
+def _top_level_names(tree: Path) -> set[str]:
+    names = set()
+    for path in tree.iterdir():
+        if path.is_dir() and not path.name.endswith((".dist-info", ".egg-info", ".data")):
+            names.add(path.name)
+        elif path.suffix in (".py", ".so", ".pyd"):
+            names.add(path.name.split(".", 1)[0])
+    return names
+
+
+def _site_packages_names() -> set[str]:
+    """Top-level modules installed in this interpreter's site-packages (not the standard library)."""
+    import pkgutil
+    import site
+
+    paths = [*site.getsitepackages(), site.getusersitepackages()]
+    return {module.name for module in pkgutil.iter_modules([p for p in paths if os.path.isdir(p)])}
+
+
+def vendor(target: Path, arch: str, python: str, *, native: bool) -> None:
+    """pip install the extension's dependencies into `target`: the target's manylinux wheels unless native."""
+    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
+           "--only-binary=:all:", "--target", str(target)]
+    if not native:  # the target's wheels, not this machine's
+        pip += ["--implementation", "cp", "--python-version", python, "--abi", f"cp{python.replace('.', '')}"]
+        for tag in MANYLINUX_TAGS:
+            pip += ["--platform", f"{tag}_{ARCHES[arch]}"]
+    subprocess.run(pip + dependencies(), check=True)
+    shutil.rmtree(target / "bin", ignore_errors=True)  # console scripts: nothing runs them
+
+
+def add_clients(out: Path, *, log=print, java_jar: Path | None = None) -> None:
+    """The client libraries, at each runtime's own path: python/, nodejs/, java/lib/."""
+    for extra in sorted((ROOT / "layer").iterdir()):
+        if extra.name == "java":
+            jar = out / "java" / "lib" / JAVA_CLIENT_JAR
+            if java_jar is not None and java_jar.exists():
+                jar.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(java_jar, jar)
+            else:
+                build_java_client(jar, log=log)
+        elif extra.is_dir():
+            shutil.copytree(extra, out / extra.name, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+
+
+def write_launcher(out: Path, text: bytes) -> Path:
+    launcher = out / "extensions" / EXTENSION_NAME
+    launcher.parent.mkdir(parents=True, exist_ok=True)
+    launcher.write_bytes(text.replace(b"\r\n", b"\n"))
+    launcher.chmod(0o755)
+    return launcher
 
 
 def build_java_client(jar: Path, *, log=print) -> None:
@@ -100,7 +313,7 @@ def compile_bytecode(tree: Path, python: str, *, log=print) -> None:
 
 def find_python(version: str) -> str | None:
     """An interpreter of that version: this one, pyenv's, or one on PATH (pyenv shims answer but may not run)."""
-    if version == f"{sys.version_info.major}.{sys.version_info.minor}":
+    if version == this_python():
         return sys.executable
     pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
     candidates = sorted(str(p) for p in pyenv_root.glob(f"versions/{version}.*/bin/python{version}"))
@@ -111,7 +324,12 @@ def find_python(version: str) -> str | None:
     return None
 
 
+def tree_size(tree: Path) -> int:
+    return sum(path.stat().st_size for path in tree.rglob("*") if path.is_file() and not path.is_symlink())
+
+
 def write_zip(tree: Path, zip_path: Path) -> None:
+    zip_path.parent.mkdir(parents=True, exist_ok=True)
     zip_path.unlink(missing_ok=True)
     with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
         for path in sorted(tree.rglob("*")):
@@ -122,3 +340,13 @@ def write_zip(tree: Path, zip_path: Path) -> None:
             info.external_attr = (stat.S_IFREG | mode) << 16  # keeps the launcher executable
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, path.read_bytes())
+
+
+def _fresh(out: Path) -> None:
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+
+
+def _mib(size: int) -> str:
+    return f"{size / 1048576:.1f}"

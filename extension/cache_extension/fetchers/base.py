@@ -78,10 +78,11 @@ class ClientFactory:
     botocore's own configuration, so AWS_ENDPOINT_URL(_SSM, ...) points it at an emulator unchanged.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, metrics: Any = None) -> None:
         self._lock = threading.Lock()
         self._session: Any = None
         self._clients: dict[tuple[str, str], Any] = {}
+        self._metrics = metrics
 
     def get(self, service: str, region: str) -> Any:
         key = (service, region)
@@ -104,8 +105,37 @@ class ClientFactory:
                     user_agent_extra="lambda-cache-extension",
                 )
                 client = self._session.create_client(service, region_name=region, config=config)
+                if self._metrics is not None:
+                    _count_calls(client, self._metrics)
                 self._clients[key] = client
         return client
+
+
+def _count_calls(client: Any, metrics: Any) -> None:
+    """Count every AWS API call (after botocore's retries) with its error code and latency."""
+    import time
+
+    prefix = client.meta.service_model.service_name
+
+    def done(event_name: str, context: dict, code: str | None) -> None:
+        started = context.get("cache_extension_started")
+        elapsed = time.monotonic() - started if started is not None else 0.0
+        metrics.upstream_call(f"{prefix}:{event_name.rsplit('.', 1)[-1]}", elapsed, code)
+
+    def before(context, **_):
+        context["cache_extension_started"] = time.monotonic()
+
+    def after(event_name, http_response, parsed, context, **_):
+        failed = http_response.status_code >= 300
+        code = (parsed.get("Error", {}).get("Code") or str(http_response.status_code)) if failed else None
+        done(event_name, context, code)
+
+    def error(event_name, exception, context, **_):
+        done(event_name, context, type(exception).__name__)
+
+    client.meta.events.register("before-call", before)
+    client.meta.events.register("after-call", after)
+    client.meta.events.register("after-call-error", error)
 
 
 class Fetcher:
