@@ -105,9 +105,10 @@ def direct_boto3(moto: MotoServer, count: int) -> list[float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=2000, help="timed reads per measurement (default: %(default)s)")
-    parser.add_argument("--no-build", action="store_true", help="use dist/layer as it is")
+    parser.add_argument("--no-build", action="store_true", help="use the layer tree as it is")
+    parser.add_argument("--layer", type=Path, default=layer.ROOT / "dist" / "layer", help="layer tree (default: %(default)s)")
     args = parser.parse_args(argv)
-    tree = layer.ROOT / "dist" / "layer"
+    tree = args.layer.resolve()
     if not (args.no_build and tree.exists()):
         layer.build(layer.machine_arch(), f"{sys.version_info.major}.{sys.version_info.minor}", tree)
     floor_port = free_port()
