@@ -72,10 +72,42 @@ class RunningExtension:
 
 
 @pytest.fixture(scope="session")
-def layer_dir(tmp_path_factory) -> Path:
+def python_layer_dir(tmp_path_factory) -> Path:
+    """The Python layer (the extension run by python3 from PATH), built once a session."""
     out = tmp_path_factory.mktemp("build") / "layer"
     layer.build(layer.machine_arch(), f"{sys.version_info.major}.{sys.version_info.minor}", out, log=lambda *_: None)
     return out
+
+
+@pytest.fixture(scope="session")
+def layer_dir(python_layer_dir) -> Path:
+    """The layer tests launch the extension from: the Python layer, unless a module overrides this fixture
+    (tests/test_end_to_end.py parametrizes it over LAYER_VARIANTS). An override must not request `layer_dir`
+    itself: its params would then key this session fixture too, and rebuild the layer at every switch."""
+    return python_layer_dir
+
+
+@pytest.fixture(scope="session")
+def standalone_dir(tmp_path_factory) -> Path:
+    """The standalone layer (the extension frozen by PyInstaller): built once a session, it takes a while."""
+    out = tmp_path_factory.mktemp("standalone") / "layer"
+    layer.build_standalone(out, log=lambda *_: None)
+    return out
+
+
+# The layer variants a module can run against (tests/test_end_to_end.py runs against both), by the name of
+# the session fixture that builds each.
+LAYER_VARIANTS = {"layer": "python_layer_dir", "standalone": "standalone_dir"}
+
+
+def path_for(layer_dir: Path) -> str:
+    """The PATH the extension gets: the bare interpreter for the Python layer; for the standalone layer an
+    empty directory, so that no Python at all can be found and only absolute paths work."""
+    if not layer.is_standalone(layer_dir):
+        return PATH
+    empty = layer_dir.parent / "empty-path"
+    empty.mkdir(exist_ok=True)
+    return str(empty)
 
 
 @pytest.fixture(scope="session")
@@ -93,7 +125,7 @@ def launch(layer_dir: Path, moto: MotoServer, task_root: Path, config_text: str,
     config_path.write_text(config_text)
     port = port or free_port()
     token = f"session-token-{uuid.uuid4().hex}"
-    extra = {"PATH": PATH, "CACHE_EXTENSION_PORT": str(port), **(env or {})}
+    extra = {"PATH": path_for(layer_dir), "CACHE_EXTENSION_PORT": str(port), **(env or {})}
     environment = lambda_environment(endpoint=moto.endpoint, region=REGION, token=token,
                                      task_root=str(task_root), extra=extra)
     emulator = ExtensionsApiEmulator(region=REGION, register_delay=register_delay).start()

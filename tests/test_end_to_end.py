@@ -10,9 +10,16 @@ import time
 
 import pytest
 
-from conftest import REGION, SECRET_VALUES, unique
+from conftest import LAYER_VARIANTS, REGION, SECRET_VALUES, unique
 from local_lambda.aws import SAMPLE_ITEM
 from local_lambda.extensions_api import InitFailed
+
+
+@pytest.fixture(scope="module", params=list(LAYER_VARIANTS))
+def layer_dir(request):
+    """Every test here runs against both layers: the Python one and the standalone one (frozen by
+    PyInstaller), which conftest's launch() starts with a PATH holding no Python at all."""
+    return request.getfixturevalue(LAYER_VARIANTS[request.param])
 
 
 def poll(condition, timeout: float = 10.0, interval: float = 0.05):

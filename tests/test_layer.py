@@ -2,6 +2,7 @@
 
 import stat
 import subprocess
+import sys
 import zipfile
 
 from conftest import PATH
@@ -44,3 +45,59 @@ def test_launcher_without_the_extensions_api_fails_cleanly(layer_dir):
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 1
     assert "could not register" in result.stderr and "Traceback" not in result.stderr
+
+
+# --- builds for another architecture and Python version -------------------------------------------
+
+# importlib.util.MAGIC_NUMBER of each Python version: the first bytes of every .pyc it writes and reads.
+PYC_MAGIC = {"3.12": (3531).to_bytes(2, "little") + b"\r\n", "3.13": (3571).to_bytes(2, "little") + b"\r\n"}
+
+
+def test_zip_names():
+    assert layer.zip_name("arm64") == "cache-extension-layer-arm64.zip"
+    assert layer.zip_name("arm64", "3.12") == "cache-extension-layer-arm64-python3.12.zip"
+    assert layer.zip_name("x86_64", standalone=True) == "cache-extension-layer-x86_64-standalone.zip"
+
+
+def test_cross_build_for_arm64_and_python_3_12(tmp_path):
+    """The target's manylinux wheels (PyYAML's C extension for aarch64, cp312) and 3.12 bytecode."""
+    out = tmp_path / "layer"
+    result = subprocess.run([sys.executable, str(layer.ROOT / "scripts" / "build-layer"), "--arch", "arm64",
+                             "--python", "3.12", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    zip_path = tmp_path / "cache-extension-layer-arm64-python3.12.zip"
+    assert f"built {zip_path}" in result.stdout and "MiB" in result.stdout  # the size is reported
+    package = out / "cache-extension"
+    extensions = sorted(package.rglob("*.so"))
+    assert any(path.name.startswith("_yaml.cpython-312-aarch64-linux-gnu") for path in extensions), extensions
+    for path in extensions:
+        assert "cpython-312-aarch64-linux-gnu" in path.name or "abi3" in path.name, path.name
+        kind = subprocess.run(["file", "-b", str(path)], capture_output=True, text=True, check=True).stdout
+        assert kind.startswith("ELF 64-bit") and "ARM aarch64" in kind, (path.name, kind)
+    if layer.find_python("3.12") is not None:  # bytecode needs a 3.12 interpreter here (pyenv has one)
+        pycs = sorted(out.rglob("*.pyc"))
+        assert any(p.parent.parent.name == "cache_extension" for p in pycs)
+        assert any(p.parent.parent.name == "cache_extension_client" for p in pycs)  # /opt/python too
+        for pyc in pycs:
+            assert pyc.name.endswith(".cpython-312.pyc"), pyc
+            assert pyc.read_bytes()[:4] == PYC_MAGIC["3.12"], pyc
+    with zipfile.ZipFile(zip_path) as archive:
+        names = set(archive.namelist())
+        launcher = archive.getinfo("extensions/cache-extension")
+        assert (launcher.external_attr >> 16) & 0o111
+        assert archive.read("extensions/cache-extension").startswith(b"#!/bin/sh\n")
+    for needed in ("cache-extension/__main__.py", "cache-extension/cache_extension/main.py",
+                   "cache-extension/yaml/__init__.py", "cache-extension/botocore/__init__.py",
+                   "cache-extension/starlette/__init__.py", "cache-extension/uvicorn/__init__.py",
+                   "python/cache_extension_client/__init__.py",
+                   "nodejs/node_modules/cache-extension-client/package.json"):
+        assert needed in names, needed
+    assert not any(name.startswith(("cache-extension/bin/", "python/yaml", "python/botocore")) for name in names)
+    assert not any(".cpython-311" in name or "x86_64-linux-gnu" in name for name in names)
+
+
+def test_all_refuses_a_single_target(tmp_path):
+    result = subprocess.run([sys.executable, str(layer.ROOT / "scripts" / "build-layer"), "--all", "--arch", "arm64",
+                             "--out", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "--all" in result.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -29,6 +29,8 @@ from local_lambda.extensions_api import (
     ExtensionCrashed,
     ExtensionsApiEmulator,
     InitFailed,
+    LambdaEmulator,
+    RuntimeExited,
 )
 
 BASE = "/2020-01-01/extension"
@@ -80,6 +82,8 @@ if MODE == "init_error":
     print("init/error", status, flush=True)
     sys.exit(1)
 
+if MODE == "slow_next":
+    time.sleep(float(os.environ.get("DELAY", "0.5")))  # a long Extension init: prefetching, say
 while True:
     status, headers, event = call("GET", "/event/next", None, {{"Lambda-Extension-Identifier": ident}})
     if status != 200:
@@ -89,6 +93,8 @@ while True:
     print("event", event["eventType"], detail, headers["Lambda-Extension-Event-Identifier"], flush=True)
     if event["eventType"] == "INVOKE" and MODE == "crash_on_invoke":
         sys.exit(3)
+    if event["eventType"] == "INVOKE" and MODE == "slow_invoke":
+        time.sleep(float(os.environ.get("DELAY", "0.5")))  # work after the runtime's response
     if event["eventType"] == "SHUTDOWN" and MODE != "ignore_shutdown":
         sys.exit(0)
 """
@@ -355,6 +361,348 @@ def test_close_is_idempotent_and_kills_processes(ext_dir: Path) -> None:
     emulator.close()
     emulator.close()
     assert ext.wait_exit(2) is not None
+
+
+# -- Runtime API ---------------------------------------------------------------------------------
+
+RUNTIME = "/2018-06-01/runtime"
+
+# A throwaway runtime: the loop of a custom runtime, with urllib. MODE selects the (mis)behaviour.
+FAKE_RUNTIME = """\
+import json, os, sys, time, urllib.error, urllib.request
+
+API = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime"
+MODE = os.environ.get("MODE", "echo")
+ENV_KEYS = ["AWS_LAMBDA_RUNTIME_API", "_HANDLER", "LAMBDA_TASK_ROOT", "AWS_LAMBDA_FUNCTION_NAME",
+            "AWS_LAMBDA_FUNCTION_VERSION", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_REGION", "AWS_SESSION_TOKEN",
+            "AWS_LAMBDA_LOG_GROUP_NAME"]
+
+
+def call(method, path, body=None, headers=None):
+    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    request = urllib.request.Request(API + path, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()
+
+
+if MODE == "sleep":
+    time.sleep(60)
+    sys.exit(0)
+if MODE == "exit":
+    print("crashing during init", flush=True)
+    sys.exit(4)
+if MODE == "init_error":
+    status, _, _ = call("POST", "/init/error",
+                        {"errorMessage": "No module named 'app'", "errorType": "Runtime.ImportModuleError", "stackTrace": []},
+                        {"Lambda-Runtime-Function-Error-Type": "Runtime.ImportModuleError"})
+    print("init/error", status, flush=True)
+    sys.exit(1)
+if MODE == "slow_init":
+    time.sleep(float(os.environ.get("DELAY", "0.5")))  # the function's module code
+
+while True:
+    status, headers, body = call("GET", "/invocation/next")
+    if status != 200:
+        print("next failed", status, flush=True)
+        sys.exit(1)
+    request_id = headers["Lambda-Runtime-Aws-Request-Id"]
+    print("invoke", request_id, flush=True)
+    if MODE == "exit_on_invoke":
+        sys.exit(2)
+    if MODE == "no_response":
+        time.sleep(60)
+    if MODE == "error":
+        document = {"errorMessage": "it broke", "errorType": "ValueError", "stackTrace": ["line 1"]}
+        status, _, _ = call("POST", f"/invocation/{request_id}/error", document,
+                            {"Lambda-Runtime-Function-Error-Type": "Unhandled"})
+        print("error", status, flush=True)
+        continue
+    if MODE == "error_text":
+        status, _, _ = call("POST", f"/invocation/{request_id}/error", b"plain text",
+                            {"Lambda-Runtime-Function-Error-Type": "Runtime.Custom"})
+        continue
+    if MODE == "raw":
+        status, _, _ = call("POST", f"/invocation/{request_id}/response", b"not json")
+        continue
+    wrong, _, _ = call("POST", "/invocation/not-a-request-id/response", {})
+    answer = {
+        "event": json.loads(body),
+        "headers": {k: v for k, v in headers.items() if k.lower().startswith("lambda-runtime-")},
+        "content_type": headers.get("Content-Type"),
+        "env": {k: os.environ.get(k) for k in ENV_KEYS},
+        "wrong_id_status": wrong,
+    }
+    status, _, _ = call("POST", f"/invocation/{request_id}/response", answer)
+    again, _, _ = call("POST", f"/invocation/{request_id}/response", answer)
+    print("response", status, "again", again, flush=True)
+"""
+
+
+def write_runtime(directory: Path) -> list[str]:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "fake_runtime.py"
+    path.write_text(FAKE_RUNTIME)
+    return [sys.executable, "-u", str(path)]
+
+
+def runtime_env(mode: str = "echo", **extra: str) -> dict[str, str]:
+    env = lambda_environment(endpoint="http://127.0.0.1:9", region="us-west-2", token="session-token",
+                             task_root="/ignored/by/cwd", extra={"MODE": mode, **extra})
+    del env["LAMBDA_TASK_ROOT"]  # launch_runtime sets it from cwd
+    return env
+
+
+@pytest.fixture
+def lam() -> Any:
+    with LambdaEmulator(region="us-west-2", handler="app.handler") as emu:
+        yield emu
+
+
+def test_extensions_api_emulator_is_the_lambda_emulator() -> None:
+    assert ExtensionsApiEmulator is LambdaEmulator
+
+
+def test_runtime_invoke_round_trip(lam: LambdaEmulator, ext_dir: Path, tmp_path: Path) -> None:
+    ext = lam.launch(write_extension(ext_dir, "good-ext"), ext_env())
+    runtime = lam.launch_runtime(write_runtime(tmp_path), runtime_env(), cwd=str(tmp_path))
+    lam.wait_init(timeout=10)
+    assert runtime.init_done_at is not None and runtime.launched_at >= ext.registered_at
+
+    result = lam.invoke({"hello": "world"}, timeout=5)
+    assert result.ok and result.error is None
+    answer = result.response
+    assert json.loads(result.payload) == answer
+    assert answer["event"] == {"hello": "world"}
+    headers = answer["headers"]
+    # One request id for the runtime and the extensions.
+    assert headers["Lambda-Runtime-Aws-Request-Id"] == result.request_id == result.event["requestId"]
+    assert int(headers["Lambda-Runtime-Deadline-Ms"]) == result.event["deadlineMs"]
+    assert headers["Lambda-Runtime-Invoked-Function-Arn"] == result.event["invokedFunctionArn"] == (
+        "arn:aws:lambda:us-west-2:123456789012:function:cache-extension-example"
+    )
+    assert headers["Lambda-Runtime-Trace-Id"] == result.event["tracing"]["value"]
+    assert answer["content_type"] == "application/json"
+    assert answer["wrong_id_status"] == 400  # InvalidRequestID
+    assert answer["env"] == {
+        "AWS_LAMBDA_RUNTIME_API": lam.address,
+        "_HANDLER": "app.handler",
+        "LAMBDA_TASK_ROOT": str(tmp_path),
+        "AWS_LAMBDA_FUNCTION_NAME": "cache-extension-example",
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
+        "AWS_REGION": "us-west-2",
+        "AWS_SESSION_TOKEN": "session-token",
+        "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/cache-extension-example",
+    }
+    assert 0 < result.duration < 5
+    assert result.init_duration is not None and result.init_duration == lam.init_duration
+    assert result.init_duration >= runtime.init_done_at - ext.launched_at - 1e-6
+    assert wait_for(lambda: f"event INVOKE {result.request_id}" in ext.output)
+    assert wait_for(lambda: "response 202 again 403" in runtime.output)  # one answer per invocation
+
+    second = lam.invoke(None, request_id="req-2", timeout=5)
+    assert second.request_id == "req-2" and second.response["event"] == {}
+    assert second.init_duration is None  # only the cold invoke reports Init
+    assert wait_for(lambda: "event INVOKE req-2" in ext.output and "invoke req-2" in runtime.output)
+    with pytest.raises(ValueError, match="already used"):
+        lam.invoke({}, request_id="req-2", timeout=5)
+
+    runtime_calls = [(c.call, c.status) for c in lam.calls if c.call.startswith("runtime/")]
+    assert runtime_calls[:4] == [
+        ("runtime/invocation/next", 200),
+        ("runtime/invocation/response", 400),
+        ("runtime/invocation/response", 202),
+        ("runtime/invocation/response", 403),
+    ]
+
+
+def test_init_ends_when_the_runtime_is_ready(lam: LambdaEmulator, ext_dir: Path, tmp_path: Path) -> None:
+    ext = lam.launch(write_extension(ext_dir, "quick"), ext_env())
+    runtime = lam.launch_runtime(write_runtime(tmp_path), runtime_env("slow_init", DELAY="0.6"), cwd=str(tmp_path))
+    with pytest.raises(RuntimeError, match="wait_init"):
+        lam.invoke({}, timeout=1)  # not before Init is over
+    lam.wait_init(timeout=10)
+    assert ext.init_done_at is not None and runtime.init_done_at is not None
+    assert runtime.init_done_at - runtime.launched_at >= 0.6
+    assert runtime.init_done_at > ext.init_done_at  # the extension was ready long before
+    assert lam.init_duration == pytest.approx(runtime.init_done_at - ext.launched_at)
+    assert lam.invoke({}, timeout=5).init_duration == pytest.approx(lam.init_duration)
+
+
+def test_init_ends_when_the_extensions_are_ready(ext_dir: Path, tmp_path: Path) -> None:
+    with LambdaEmulator(register_delay=0.3) as lam:
+        ext = lam.launch(write_extension(ext_dir, "slow"), ext_env("slow_next", DELAY="0.6"))
+        started = time.monotonic()
+        runtime = lam.launch_runtime(write_runtime(tmp_path), runtime_env(), cwd=str(tmp_path))
+        # Extension init first: the runtime starts once every extension has registered.
+        assert time.monotonic() - started >= 0.25
+        assert ext.registered_at is not None and runtime.launched_at >= ext.registered_at
+        lam.wait_init(timeout=10)
+        assert ext.init_done_at is not None and runtime.init_done_at is not None
+        assert ext.init_done_at > runtime.init_done_at
+        assert ext.init_done_at - ext.registered_at >= 0.6
+        assert lam.init_duration == pytest.approx(ext.init_done_at - ext.launched_at)
+
+
+def test_invoke_waits_for_the_extensions(lam: LambdaEmulator, ext_dir: Path, tmp_path: Path) -> None:
+    ext = lam.launch(write_extension(ext_dir, "busy"), ext_env("slow_invoke", DELAY="0.5"))
+    lam.launch_runtime(write_runtime(tmp_path), runtime_env(), cwd=str(tmp_path))
+    lam.wait_init(timeout=10)
+    started = time.monotonic()
+    result = lam.invoke({}, timeout=5)
+    elapsed = time.monotonic() - started
+    assert result.ok
+    assert elapsed >= 0.5  # the extension's work after the response is part of the invoke
+    assert result.duration < 0.5  # but not of the function's Duration
+    assert result.post_runtime_duration >= 0.4
+    assert ext.idle
+
+
+def test_function_error(lam: LambdaEmulator, tmp_path: Path) -> None:
+    runtime = lam.launch_runtime(write_runtime(tmp_path), runtime_env("error"), cwd=str(tmp_path))
+    lam.wait_init(timeout=10)
+    result = lam.invoke({}, timeout=5)
+    assert not result.ok and result.error is not None
+    assert (result.error.error_type, result.error.message) == ("ValueError", "it broke")
+    assert result.response == {"errorMessage": "it broke", "errorType": "ValueError", "stackTrace": ["line 1"]}
+    assert wait_for(lambda: "error 202" in runtime.output)
+    # The environment lives on: the next invoke works the same way.
+    assert lam.invoke({}, timeout=5).error.error_type == "ValueError"
+
+
+def test_function_error_type_from_header_and_raw_payloads(tmp_path: Path) -> None:
+    with LambdaEmulator() as lam:
+        lam.launch_runtime(write_runtime(tmp_path / "a"), runtime_env("error_text"), cwd=str(tmp_path))
+        lam.wait_init(timeout=10)
+        result = lam.invoke({}, timeout=5)
+        assert result.error is not None
+        assert (result.error.error_type, result.error.message) == ("Runtime.Custom", "plain text")
+        assert result.payload == b"plain text" and result.response is None
+    with LambdaEmulator() as lam:
+        lam.launch_runtime(write_runtime(tmp_path / "b"), runtime_env("raw"), cwd=str(tmp_path))
+        lam.wait_init(timeout=10)
+        result = lam.invoke(b'["raw", "event"]', timeout=5)
+        assert result.ok and result.payload == b"not json" and result.response is None
+
+
+def test_runtime_init_error_fails_init(lam: LambdaEmulator, ext_dir: Path, tmp_path: Path) -> None:
+    lam.launch(write_extension(ext_dir, "fine"), ext_env())
+    runtime = lam.launch_runtime(write_runtime(tmp_path), runtime_env("init_error"), cwd=str(tmp_path))
+    with pytest.raises(InitFailed) as failure:
+        lam.wait_init(timeout=10)
+    assert failure.value.errors[0] == {
+        "runtime": "runtime",
+        "error_type": "Runtime.ImportModuleError",
+        "body": {"errorMessage": "No module named 'app'", "errorType": "Runtime.ImportModuleError", "stackTrace": []},
+    }
+    assert runtime.wait_exit(2) == 1
+    assert "init/error 202" in runtime.output
+
+
+def test_runtime_exit_during_init_fails_fast(lam: LambdaEmulator, tmp_path: Path) -> None:
+    lam.launch_runtime(write_runtime(tmp_path), runtime_env("exit"), cwd=str(tmp_path))
+    started = time.monotonic()
+    with pytest.raises(InitFailed) as failure:
+        lam.wait_init(timeout=10)
+    assert time.monotonic() - started < 5
+    assert failure.value.errors == [
+        {"runtime": "runtime", "error_type": "Runtime.ExitError", "body": "exited with code 4 before Init finished"}
+    ]
+    assert "crashing during init" in str(failure.value)
+
+
+def test_runtime_exit_during_invoke(lam: LambdaEmulator, ext_dir: Path, tmp_path: Path) -> None:
+    lam.launch(write_extension(ext_dir, "watcher"), ext_env())
+    lam.launch_runtime(write_runtime(tmp_path), runtime_env("exit_on_invoke"), cwd=str(tmp_path))
+    lam.wait_init(timeout=10)
+    result = lam.invoke({}, request_id="doomed", timeout=5)
+    assert result.error is not None and result.error.error_type == "Runtime.ExitError"
+    assert "exit status 2" in result.error.message and result.response["errorType"] == "Runtime.ExitError"
+    with pytest.raises(RuntimeExited):
+        lam.invoke({}, timeout=5)
+
+
+def test_invoke_timeout_is_bounded(lam: LambdaEmulator, tmp_path: Path) -> None:
+    lam.launch_runtime(write_runtime(tmp_path), runtime_env("no_response"), cwd=str(tmp_path))
+    lam.wait_init(timeout=10)
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match="got no response"):
+        lam.invoke({}, timeout=0.5)
+    assert time.monotonic() - started < 2
+
+
+def test_runtime_api_protocol(lam: LambdaEmulator, tmp_path: Path) -> None:
+    # The runtime just sleeps; the test speaks the protocol in its name.
+    lam.launch_runtime(write_runtime(tmp_path), runtime_env("sleep"), cwd=str(tmp_path))
+    assert api(lam, "GET", f"{RUNTIME}/nope")[0] == 404
+    status, headers, _ = api(lam, "POST", f"{RUNTIME}/invocation/next", {})
+    assert status == 405 and headers["Allow"] == "GET"
+    assert api(lam, "GET", f"{RUNTIME}/invocation/x/response")[0] == 405
+    status, _, body = api(lam, "POST", f"{RUNTIME}/invocation/unknown/response", {})
+    assert status == 400 and body["errorType"] == "InvalidRequestID"
+
+    events: list[Any] = []
+
+    def next_invocation() -> None:
+        request = urllib.request.Request(f"http://{lam.address}{RUNTIME}/invocation/next")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            events.append((response.status, dict(response.headers), json.loads(response.read())))
+
+    poller = threading.Thread(target=next_invocation, daemon=True)
+    poller.start()
+    lam.wait_init(timeout=5)  # the first invocation/next ends the runtime's Init
+    results: list[Any] = []
+    invoker = threading.Thread(target=lambda: results.append(lam.invoke({"n": 1}, request_id="r/1", timeout=5)), daemon=True)
+    invoker.start()
+    poller.join(timeout=5)
+    status, headers, event = events[0]
+    assert status == 200 and event == {"n": 1}
+    assert headers["Lambda-Runtime-Aws-Request-Id"] == "r/1"
+    assert int(headers["Lambda-Runtime-Deadline-Ms"]) > time.time() * 1000
+    assert headers["Lambda-Runtime-Invoked-Function-Arn"].endswith(":function:cache-extension-example")
+    assert headers["Lambda-Runtime-Trace-Id"].startswith("Root=1-")
+
+    path = f"{RUNTIME}/invocation/r%2F1/response"  # request ids are URL-encoded in the path
+    status, _, body = api(lam, "POST", path, {"answer": 42})
+    assert (status, body) == (202, {"status": "OK"})
+    invoker.join(timeout=5)
+    assert results and results[0].response == {"answer": 42}
+    status, _, body = api(lam, "POST", path, {"answer": 43})
+    assert status == 403 and body["errorType"] == "InvalidStateTransition"
+    status, _, _ = api(lam, "POST", f"{RUNTIME}/init/error", {"errorType": "X"}, {"Lambda-Runtime-Function-Error-Type": "X"})
+    assert status == 403  # Init is over
+
+
+def test_shutdown_stops_the_runtime_first(lam: LambdaEmulator, ext_dir: Path, tmp_path: Path) -> None:
+    ext = lam.launch(write_extension(ext_dir, "last"), ext_env())
+    runtime = lam.launch_runtime(write_runtime(tmp_path), runtime_env(), cwd=str(tmp_path))
+    lam.wait_init(timeout=10)
+    lam.invoke({}, timeout=5)
+    result = lam.shutdown(timeout=2)
+    assert set(result) == {"last"} and result["last"] is not None
+    assert runtime.wait_exit(1) is not None and runtime.exited_at is not None
+    assert ext.exited_at is not None and runtime.exited_at <= ext.exited_at
+    assert "event SHUTDOWN spindown" in ext.output
+    with pytest.raises(RuntimeError):
+        lam.invoke({}, timeout=1)
+
+
+def test_close_kills_the_runtime(tmp_path: Path) -> None:
+    lam = LambdaEmulator().start()
+    runtime = lam.launch_runtime(write_runtime(tmp_path), runtime_env("sleep"), cwd=str(tmp_path))
+    lam.close()
+    assert runtime.wait_exit(2) is not None
+
+
+def test_runtime_is_launched_once_and_after_the_extensions(lam: LambdaEmulator, ext_dir: Path, tmp_path: Path) -> None:
+    lam.launch_runtime(write_runtime(tmp_path), runtime_env("sleep"), cwd=str(tmp_path))
+    with pytest.raises(RuntimeError, match="already"):
+        lam.launch_runtime(write_runtime(tmp_path), runtime_env("sleep"), cwd=str(tmp_path))
+    with pytest.raises(RuntimeError, match="before the runtime"):
+        lam.launch(write_extension(ext_dir, "late"), ext_env())
 
 
 # -- moto server -------------------------------------------------------------------------------

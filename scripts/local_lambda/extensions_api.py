@@ -15,7 +15,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -166,6 +168,12 @@ class _Server(ThreadingHTTPServer):
         self.emulator = emulator
         super().__init__(("127.0.0.1", 0), _Handler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A process killed while holding a keep-alive connection resets it: that is no server error.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     # HTTP/1.1 keep-alive, like Lambda; every response carries Content-Length.
@@ -177,6 +185,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # Headers and body go out in two writes: without TCP_NODELAY the body waits for the peer's
+        # delayed ACK (40 ms on Linux), which would show up in every invoke's Duration.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.emulator._track_connection(self.connection, add=True)
 
     def finish(self) -> None:
@@ -326,7 +337,18 @@ class _Reply(Exception):
 
 
 class LambdaEmulator:
-    """Serves the Extensions API on 127.0.0.1 and launches extensions against it."""
+    """Serves Lambda's Extensions API and Runtime API on 127.0.0.1, and launches processes against them.
+
+    Lifecycle, as on Lambda:
+    - Init: ``launch()`` each extension, then ``launch_runtime()`` (it starts the runtime once every
+      extension has registered); ``wait_init()`` returns when every extension has called event/next
+      and the runtime has called invocation/next for the first time.
+    - Invoke: ``invoke(event)`` sends INVOKE to the subscribed extensions and the event to the runtime
+      with the same request id, and returns once the runtime has answered and every extension is
+      back in event/next. Without a runtime it only drives the extensions (and returns their event).
+    - Shutdown: ``shutdown()`` stops the runtime (SIGTERM, then SIGKILL), sends SHUTDOWN to the
+      extensions and kills whatever is left; ``close()`` kills everything at once.
+    """
 
     def __init__(
         self,
@@ -335,6 +357,7 @@ class LambdaEmulator:
         function_version: str = "$LATEST",
         handler: str = "app.handler",
         region: str | None = None,
+        memory_size: int = 128,
         echo: bool = False,
         register_delay: float = 0.0,
     ) -> None:
@@ -342,10 +365,12 @@ class LambdaEmulator:
         self.function_version = function_version
         self.handler = handler
         self.region = region or os.environ.get("AWS_REGION") or "us-east-1"
+        self.memory_size = memory_size
         self.echo = echo
         # Holds register answers back, so tests can catch an extension before its port is open.
         self.register_delay = register_delay
         self.extensions: list[Extension] = []
+        self.runtime: Runtime | None = None
         self.calls: list[ApiCall] = []
         # One condition guards all lifecycle state; waits release it, so a blocked
         # event/next never stalls other requests.
@@ -353,9 +378,15 @@ class LambdaEmulator:
         self._closed = False
         self._failing_events = False  # fail_events(): event/next answers 500, as Lambda does when an extension must exit
         self._shut_down = False
+        self._runtime_queue: deque[Invocation] = deque()
+        self._invocations: dict[str, Invocation] = {}
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._connections: set[Any] = set()
+
+    @property
+    def function_arn(self) -> str:
+        return f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{self.function_name}"
 
     # -- lifecycle of the emulator itself ---------------------------------------------
 
@@ -374,7 +405,7 @@ class LambdaEmulator:
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},
-            name="extensions-api",
+            name="lambda-api",
             daemon=True,
         )
         self._thread.start()
@@ -385,11 +416,12 @@ class LambdaEmulator:
             if self._closed:
                 return
             self._closed = True
-            self._cond.notify_all()  # wakes blocked event/next calls
-        for ext in self.extensions:
-            _kill(ext)
-        for ext in self.extensions:
-            ext.wait_exit(2.0)
+            self._cond.notify_all()  # wakes blocked event/next and invocation/next calls
+        processes: list[_Process] = [*self.extensions, *([self.runtime] if self.runtime else [])]
+        for proc in processes:
+            _kill(proc)
+        for proc in processes:
+            proc.wait_exit(2.0)
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -427,6 +459,8 @@ class LambdaEmulator:
         with self._cond:
             if self._closed:
                 raise RuntimeError("emulator is closed")
+            if self.runtime is not None:
+                raise RuntimeError("extensions start before the runtime, as on Lambda: launch them first")
             if any(e.name == name for e in self.extensions):
                 # /opt/extensions can't hold two files of the same name either.
                 raise ValueError(f"an extension named {name!r} was already launched")
@@ -434,104 +468,237 @@ class LambdaEmulator:
             # Listed before Popen so that a very fast register finds it.
             self.extensions.append(ext)
         try:
-            ext.process = subprocess.Popen(
-                [executable],
-                env=full_env,
-                cwd=cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE if capture_output else None,
-                stderr=subprocess.STDOUT,
-                text=True,
-                errors="replace",
-                bufsize=1,
-                # Own process group, so kill reaches whatever the launcher spawned.
-                start_new_session=True,
-            )
+            ext.process = self._popen([executable], full_env, cwd, capture_output)
         except BaseException:
             with self._cond:
                 self.extensions.remove(ext)
             raise
-        if capture_output:
-            ext._reader = threading.Thread(
-                target=self._read_output, args=(ext,), name=f"output-{name}", daemon=True
-            )
-            ext._reader.start()
-        threading.Thread(
-            target=self._watch_exit, args=(ext,), name=f"wait-{name}", daemon=True
-        ).start()
+        self._follow(ext, capture_output)
         return ext
 
+    def launch_runtime(
+        self,
+        command: list[str],
+        env: dict[str, str],
+        *,
+        cwd: str | None = None,
+        name: str = "runtime",
+        capture_output: bool = True,
+        register_timeout: float = 10.0,
+    ) -> Runtime:
+        """Start the function's runtime process, as Lambda starts its runtime's bootstrap.
+
+        Lambda starts the runtime once every extension has registered (Extension init, then Runtime
+        init): this waits for that, up to `register_timeout` seconds (an extension that failed or
+        exited does not hold it back; wait_init() reports it). The process gets `env` plus what Lambda
+        sets for every runtime, unless `env` already has it: AWS_LAMBDA_RUNTIME_API (always this
+        emulator), _HANDLER, LAMBDA_TASK_ROOT (`cwd`), AWS_LAMBDA_FUNCTION_NAME / _VERSION /
+        _MEMORY_SIZE, AWS_REGION, AWS_DEFAULT_REGION, AWS_LAMBDA_LOG_GROUP_NAME / _STREAM_NAME,
+        AWS_LAMBDA_INITIALIZATION_TYPE. Build `env` with local_lambda.aws.lambda_environment for the
+        rest (credentials, AWS_SESSION_TOKEN, TZ, LANG, the AWS endpoint).
+        """
+        full_env = dict(env)
+        defaults = {
+            "_HANDLER": self.handler,
+            "LAMBDA_TASK_ROOT": os.path.abspath(cwd or os.getcwd()),
+            "AWS_LAMBDA_FUNCTION_NAME": self.function_name,
+            "AWS_LAMBDA_FUNCTION_VERSION": self.function_version,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.memory_size),
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{self.function_name}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": time.strftime("%Y/%m/%d/", time.gmtime())
+            + f"[{self.function_version}]{uuid.uuid4().hex}",
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+        }
+        for key, value in defaults.items():
+            full_env.setdefault(key, value)
+        full_env["AWS_LAMBDA_RUNTIME_API"] = self.address
+        deadline = time.monotonic() + register_timeout
+        with self._cond:
+            if self._closed or self._shut_down:
+                raise RuntimeError("emulator is closed or already shut down")
+            if self.runtime is not None:
+                raise RuntimeError("a runtime was already launched: one per execution environment")
+            while True:
+                waiting = [e for e in self.extensions if e.identifier is None and not _init_settled(e)]
+                if not waiting:
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    names = ", ".join(e.name for e in waiting)
+                    raise TimeoutError(
+                        f"extensions not registered after {register_timeout:.1f}s: {names}" + self._outputs(waiting)
+                    )
+                self._cond.wait(remaining)
+            runtime = Runtime(name, list(command), time.monotonic())
+            self.runtime = runtime  # before Popen, so that a very fast invocation/next finds it
+        try:
+            runtime.process = self._popen(list(command), full_env, cwd, capture_output)
+        except BaseException:
+            with self._cond:
+                self.runtime = None
+            raise
+        self._follow(runtime, capture_output)
+        return runtime
+
     def wait_init(self, timeout: float = 10.0) -> None:
-        """Block until every extension finished Init, failed it, or exited."""
+        """Block until every extension (and the runtime, if launched) finished Init, failed it, or exited."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
-                pending = [e for e in self.extensions if not _init_settled(e)]
+                pending: list[_Process] = [e for e in self.extensions if not _init_settled(e)]
+                if self.runtime is not None and not _init_settled(self.runtime):
+                    pending.append(self.runtime)
                 if not pending:
                     break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    names = ", ".join(e.name for e in pending)
+                    names = ", ".join(p.name for p in pending)
                     raise TimeoutError(
                         f"Init not finished after {timeout:.1f}s, waiting for: {names}"
                         + self._outputs(pending)
                     )
                 self._cond.wait(remaining)
-            failed = [e for e in self.extensions if e.init_errors or e.init_done_at is None]
+            failed: list[_Process] = [e for e in self.extensions if e.init_errors or e.init_done_at is None]
+            runtime = self.runtime
+            if runtime is not None and (runtime.init_errors or runtime.init_done_at is None):
+                failed.append(runtime)
         if not failed:
             return
         errors: list[dict[str, Any]] = []
-        for ext in failed:
-            for err in ext.init_errors:
-                errors.append({"extension": ext.name, **err})
-            if ext.init_done_at is None and ext._exited.is_set():
-                code = ext.wait_exit(0)  # also drains its output
+        for proc in failed:
+            key = "runtime" if isinstance(proc, Runtime) else "extension"
+            for err in proc.init_errors:  # type: ignore[attr-defined]
+                errors.append({key: proc.name, **err})
+            if proc.init_done_at is None and proc._exited.is_set():  # type: ignore[attr-defined]
+                code = proc.wait_exit(0)  # also drains its output
                 errors.append(
                     {
-                        "extension": ext.name,
-                        "error_type": "Extension.Crash",
+                        key: proc.name,
+                        "error_type": "Runtime.ExitError" if key == "runtime" else "Extension.Crash",
                         "body": f"exited with code {code} before Init finished",
                     }
                 )
-        summary = "; ".join(f"{e['extension']}: {e['error_type']}" for e in errors)
+        summary = "; ".join(f"{e.get('extension') or e.get('runtime')}: {e['error_type']}" for e in errors)
         raise InitFailed(f"Init failed: {summary}" + self._outputs(failed), errors)
 
-    def invoke(self, request_id: str | None = None, *, timeout: float = 10.0) -> dict[str, Any]:
-        """Send INVOKE and wait until every subscriber is back in event/next."""
-        request_id = request_id or str(uuid.uuid4())
-        event = {
+    @property
+    def init_duration(self) -> float | None:
+        """Seconds from the first launch to the end of Init (None while Init is not over)."""
+        processes: list[Any] = [*self.extensions, *([self.runtime] if self.runtime else [])]
+        if not processes or any(p.init_done_at is None for p in processes):
+            return None
+        return max(p.init_done_at for p in processes) - min(p.launched_at for p in processes)
+
+    def invoke(
+        self,
+        event: Any = None,
+        *,
+        request_id: str | None = None,
+        timeout: float = 10.0,
+    ) -> Any:
+        """One invocation, with `timeout` as the function's timeout (every wait is bounded by it).
+
+        With a runtime: `event` (a dict, list, ... sent as JSON; bytes sent as they are; None is
+        ``{}``) goes to the runtime and INVOKE to the subscribed extensions, with the same request id.
+        Returns an InvokeResult once the runtime has answered and every subscriber is back in
+        event/next. A function error is a result with `error` set; a timeout raises TimeoutError.
+
+        Without a runtime: sends INVOKE to the subscribed extensions, waits until each is back in
+        event/next, and returns the INVOKE event (a dict). A str as first argument is taken as the
+        request id (``invoke("req-1")``), as before the Runtime API existed.
+        """
+        if isinstance(event, str):
+            request_id, event = event, None
+        request_id = request_id or runtime_api.new_request_id()
+        deadline_ms = _epoch_ms() + int(timeout * 1000)
+        trace = _trace_id()
+        ext_event = {
             "eventType": "INVOKE",
-            "deadlineMs": _epoch_ms() + int(timeout * 1000),
+            "deadlineMs": deadline_ms,
             "requestId": request_id,
-            "invokedFunctionArn": (
-                f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{self.function_name}"
-            ),
-            "tracing": {"type": "X-Amzn-Trace-Id", "value": _trace_id()},
+            "invokedFunctionArn": self.function_arn,
+            "tracing": {"type": "X-Amzn-Trace-Id", "value": trace},
         }
         deadline = time.monotonic() + timeout
         with self._cond:
             if self._closed or self._shut_down:
                 raise RuntimeError("emulator is closed or already shut down")
             not_ready = [e.name for e in self.extensions if e.init_done_at is None]
+            runtime = self.runtime
+            if runtime is not None and runtime.init_done_at is None:
+                not_ready.append(runtime.name)
             if not_ready:
                 raise RuntimeError(f"Init not finished for {not_ready}; call wait_init() first")
             self._raise_if_crashed()
+            if runtime is not None and runtime._exited.is_set():
+                raise RuntimeExited(
+                    f"runtime exited (code {runtime.process and runtime.process.returncode})" + self._outputs([runtime])
+                )
+            if runtime is not None and request_id in self._invocations:
+                raise ValueError(f"request id {request_id!r} was already used")
             targets = [e for e in self.extensions if "INVOKE" in e.events]
             for ext in targets:
-                ext._queue.append(event)
+                ext._queue.append(ext_event)
+            if runtime is None:
+                self._cond.notify_all()
+                self._wait_idle(targets, request_id, deadline, timeout)
+                return ext_event
+            first = not self._invocations
+            invocation = Invocation(request_id, runtime_api.encode_event(event), deadline_ms, self.function_arn, trace)
+            self._invocations[request_id] = invocation
+            self._runtime_queue.append(invocation)
             self._cond.notify_all()
-            while True:
+            while invocation.answered_at is None:
+                if runtime._exited.is_set():
+                    # Lambda answers Runtime.ExitError and throws the environment away.
+                    invocation.error = runtime_api.exit_error(request_id, runtime.process and runtime.process.returncode)
+                    invocation.answered_at = runtime.exited_at or time.monotonic()
+                    if invocation.delivered_at is None:
+                        invocation.delivered_at = invocation.answered_at
+                    break
                 self._raise_if_crashed()
-                busy = [e for e in targets if not e.idle]
-                if not busy:
-                    return event
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    names = ", ".join(e.name for e in busy)
+                    state = "was not taken by invocation/next" if invocation.delivered_at is None else "got no response"
                     raise TimeoutError(
-                        f"invoke {request_id}: no event/next after {timeout:.1f}s from {names}"
+                        f"invoke {request_id}: the event {state} within {timeout:.1f}s (Task timed out)"
+                        + self._outputs([runtime])
                     )
-                self._cond.wait(remaining)
+                self._cond.wait(min(remaining, 1.0))
+            self._wait_idle(targets, request_id, deadline, timeout)
+            assert invocation.delivered_at is not None
+            done_at = max([invocation.answered_at, *(e._last_next_at or 0.0 for e in targets)])
+            if invocation.response is not None:
+                payload = invocation.response  # the function's response, or its error document as posted
+            else:
+                assert invocation.error is not None  # the runtime exited, or its response was too large
+                payload = json.dumps({"errorType": invocation.error.error_type,
+                                      "errorMessage": invocation.error.message}).encode()
+            return InvokeResult(
+                request_id=request_id,
+                payload=payload,
+                response=runtime_api.parse_json(payload),
+                error=invocation.error,
+                duration=max(0.0, invocation.answered_at - invocation.delivered_at),
+                init_duration=self.init_duration if first else None,
+                post_runtime_duration=max(0.0, done_at - invocation.answered_at),
+                event=ext_event,
+            )
+
+    def _wait_idle(self, targets: list[Extension], request_id: str, deadline: float, timeout: float) -> None:
+        """Wait (lock held) until every target extension is back in event/next with nothing queued."""
+        while True:
+            self._raise_if_crashed()
+            busy = [e for e in targets if not e.idle]
+            if not busy:
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                names = ", ".join(e.name for e in busy)
+                raise TimeoutError(f"invoke {request_id}: no event/next after {timeout:.1f}s from {names}")
+            self._cond.wait(remaining)
 
     def fail_events(self) -> None:
         """From now on event/next answers 500 (blocked calls included): the API's "you must exit" answer."""
@@ -540,11 +707,20 @@ class LambdaEmulator:
             self._cond.notify_all()
 
     def shutdown(self, reason: str = "spindown", *, timeout: float = 2.0) -> dict[str, float | None]:
-        """Send SHUTDOWN, give processes `timeout` seconds to exit, then kill the rest.
+        """Stop the runtime, send SHUTDOWN, give extensions `timeout` seconds to exit, then kill the rest.
 
-        Returns seconds from SHUTDOWN to each process's exit (0.0 if it had already
-        exited), or None for those that had to be killed.
+        As on Lambda, the runtime goes first: SIGTERM, then SIGKILL after 0.5 s (its exit time is in
+        ``runtime.exited_at``). Returns seconds from SHUTDOWN to each extension's exit (0.0 if it had
+        already exited), or None for those that had to be killed.
         """
+        with self._cond:
+            self._shut_down = True
+            runtime = self.runtime
+        if runtime is not None and not runtime._exited.is_set():
+            _kill(runtime, signal.SIGTERM)
+            if runtime.wait_exit(0.5) is None:
+                _kill(runtime)
+                runtime.wait_exit(2.0)
         sent = time.monotonic()
         event = {
             "eventType": "SHUTDOWN",
@@ -552,7 +728,6 @@ class LambdaEmulator:
             "deadlineMs": _epoch_ms() + int(timeout * 1000),
         }
         with self._cond:
-            self._shut_down = True
             subscribers = [
                 e for e in self.extensions if "SHUTDOWN" in e.events and not e._exited.is_set()
             ]
@@ -575,6 +750,34 @@ class LambdaEmulator:
         for ext in killed:
             ext.wait_exit(2.0)
         return result
+
+    # -- processes ---------------------------------------------------------------------
+
+    @staticmethod
+    def _popen(command: list[str], env: dict[str, str], cwd: str | None, capture_output: bool) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            command,
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if capture_output else None,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            bufsize=1,
+            # Own process group, so kill reaches whatever it spawned.
+            start_new_session=True,
+        )
+
+    def _follow(self, proc: _Process, capture_output: bool) -> None:
+        if capture_output:
+            proc._reader = threading.Thread(
+                target=self._read_output, args=(proc,), name=f"output-{proc.name}", daemon=True
+            )
+            proc._reader.start()
+        threading.Thread(
+            target=self._watch_exit, args=(proc,), name=f"wait-{proc.name}", daemon=True
+        ).start()
 
     # -- request handling (called from server threads) ---------------------------------
 
@@ -646,6 +849,7 @@ class LambdaEmulator:
     def _next_event(self, ext: Extension) -> dict[str, Any]:
         with self._cond:
             ext._next_calls += 1
+            ext._last_next_at = time.monotonic()
             call_number = ext._next_calls
             if ext.init_done_at is None:
                 ext.init_done_at = time.monotonic()
@@ -682,6 +886,66 @@ class LambdaEmulator:
                 ext.exit_errors.append(record)
             self._cond.notify_all()
 
+    def _handle_runtime(
+        self, call: str, request_id: str | None, headers: Any, body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        """A Runtime API request: (status, extra headers, body). Raises _Reply for API errors."""
+        arrived = time.monotonic()
+        runtime = self.runtime
+        assert runtime is not None
+        if call == runtime_api.NEXT:
+            invocation = self._runtime_next(runtime)
+            return HTTPStatus.OK, invocation.next_headers(), invocation.payload
+        error_type = headers.get(runtime_api.ERROR_TYPE_HEADER)
+        with self._cond:
+            if call == runtime_api.INIT_ERROR:
+                if runtime.init_done_at is not None:
+                    raise _Reply(HTTPStatus.FORBIDDEN, "InvalidStateTransition", "init/error is only allowed during Init")
+                error = runtime_api.invoke_error(error_type, body)
+                runtime.init_errors.append({"error_type": error_type or error.error_type, "body": _parse_body(body)})
+            else:
+                invocation = self._invocations.get(request_id or "")
+                if invocation is None or invocation.delivered_at is None:
+                    raise _Reply(HTTPStatus.BAD_REQUEST, "InvalidRequestID", f"no invocation {request_id!r} in progress")
+                if invocation.answered_at is not None:
+                    raise _Reply(HTTPStatus.FORBIDDEN, "InvalidStateTransition",
+                                 f"invocation {request_id!r} was already answered")
+                invocation.answered_at = arrived
+                if call == runtime_api.ERROR:
+                    invocation.error = runtime_api.invoke_error(error_type, body)
+                    invocation.response = body
+                elif len(body) > runtime_api.MAX_RESPONSE_BYTES:
+                    message = f"Response payload size ({len(body)} bytes) exceeded maximum allowed payload size"
+                    invocation.error = InvokeError("Function.ResponseSizeTooLarge", message,
+                                                   {"errorType": "Function.ResponseSizeTooLarge", "errorMessage": message})
+                    self._cond.notify_all()
+                    raise _Reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "RequestEntityTooLarge", message)
+                else:
+                    invocation.response = body
+                if runtime.current is invocation:
+                    runtime.current = None
+            self._cond.notify_all()
+        return HTTPStatus.ACCEPTED, {}, b'{"status":"OK"}'
+
+    def _runtime_next(self, runtime: Runtime) -> Invocation:
+        with self._cond:
+            if runtime.init_errors and runtime.init_done_at is None:
+                raise _Reply(HTTPStatus.FORBIDDEN, "InvalidStateTransition", "Init failed: the runtime posted init/error")
+            runtime._next_calls += 1
+            if runtime.init_done_at is None:
+                runtime.init_done_at = time.monotonic()
+                self._cond.notify_all()  # Init may be over: wake wait_init
+            while not self._runtime_queue:
+                # Shutdown leaves the call pending, as Lambda does: the runtime gets SIGTERM, not an answer.
+                if self._closed or runtime._exited.is_set():
+                    raise _Closed()
+                self._cond.wait(1.0)  # bounded; close() and the runtime's exit also notify
+            invocation = self._runtime_queue.popleft()
+            invocation.delivered_at = time.monotonic()
+            runtime.current = invocation
+            self._cond.notify_all()
+            return invocation
+
     # -- helpers -----------------------------------------------------------------------
 
     def _by_identifier(self, identifier: str | None) -> Extension | None:
@@ -706,7 +970,7 @@ class LambdaEmulator:
             details = ", ".join(f"{e.name} (exit {e.process and e.process.returncode})" for e in crashed)
             raise ExtensionCrashed(f"extension exited: {details}" + self._outputs(crashed))
 
-    def _read_output(self, ext: Extension) -> None:
+    def _read_output(self, ext: _Process) -> None:
         assert ext.process is not None and ext.process.stdout is not None
         for line in ext.process.stdout:
             ext._append_output(line)
@@ -715,7 +979,7 @@ class LambdaEmulator:
                     print(f"[{ext.name}] {line}", end="" if line.endswith("\n") else "\n", flush=True)
         ext.process.stdout.close()
 
-    def _watch_exit(self, ext: Extension) -> None:
+    def _watch_exit(self, ext: _Process) -> None:
         assert ext.process is not None
         ext.process.wait()
         with self._cond:
@@ -724,7 +988,7 @@ class LambdaEmulator:
             self._cond.notify_all()
 
     @staticmethod
-    def _outputs(extensions: list[Extension], limit: int = 4000) -> str:
+    def _outputs(extensions: list[Any], limit: int = 4000) -> str:
         parts = []
         for ext in extensions:
             text = ext.output
@@ -734,7 +998,7 @@ class LambdaEmulator:
         return "".join(parts)
 
 
-def _init_settled(ext: Extension) -> bool:
+def _init_settled(ext: Extension | Runtime) -> bool:
     return ext.init_done_at is not None or bool(ext.init_errors) or ext._exited.is_set()
 
 
@@ -767,12 +1031,12 @@ def _parse_body(body: bytes) -> Any:
         return body.decode("utf-8", errors="replace")
 
 
-def _kill(ext: Extension) -> None:
-    """SIGKILL the extension's whole process group, as Lambda ends the sandbox."""
+def _kill(ext: _Process, sig: int = signal.SIGKILL) -> None:
+    """Signal the process's whole group (SIGKILL by default, as Lambda ends the sandbox)."""
     if ext.process is None:
         return
     try:
-        os.killpg(ext.process.pid, signal.SIGKILL)
+        os.killpg(ext.process.pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
 
@@ -785,3 +1049,6 @@ def _trace_id() -> str:
     root = f"1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]}"
     return f"Root={root};Parent={uuid.uuid4().hex[:16]};Sampled=0"
 
+
+# The emulator's name from when it served the Extensions API only; existing callers keep using it.
+ExtensionsApiEmulator = LambdaEmulator

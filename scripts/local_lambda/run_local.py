@@ -1,73 +1,133 @@
-"""The local run: the example config served by the extension from the built layer, against moto.
+"""The local run: an example function invoked as Lambda would, reading through the extension from the built layer.
 
-Everything is real but AWS itself: the layer is built as for Lambda, the extension is launched from it
-under the Extensions API emulator, and it reaches moto's HTTP server through AWS_ENDPOINT_URL.
+Everything is real but AWS itself and Lambda's managed runtimes: the layer is built as for Lambda, the
+extension is launched from it and the function's runtime is started under the local Lambda emulator
+(Extensions API and Runtime API on one address), and both reach moto's HTTP server through
+AWS_ENDPOINT_URL. The Python function runs under AWS's own runtime interface client (awslambdaric);
+Node.js and Java run under small local bootstraps (scripts/local_lambda/runtimes/) that stand in for
+Lambda's managed runtimes. For Python, the same reads made directly with boto3 (direct.py, no
+extension) run in an environment of their own against the same moto server, for comparison.
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
+import json
 import os
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
-import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
+from typing import Any
 
 from . import layer
-from .aws import SAMPLE_PARAMETER, MotoServer, create_sample_resources, lambda_environment
-from .extensions_api import EmulatorError, ExtensionsApiEmulator
+from .aws import SAMPLE_PARAMETER, MotoServer, create_sample_resources, free_port, lambda_environment
+from .extensions_api import EmulatorError, LambdaEmulator
+from .runtime_api import InvokeResult
 
 REGION = "us-west-2"
 TOKEN = "local-session-token"  # stands in for AWS_SESSION_TOKEN; the HTTP API requires it
-EXAMPLE_READS = [
-    ("parameters", "CacheExtensions_Parameter1"),
-    ("parameters", "/aws/reference/secretsmanager/secret_info"),
-    ("dynamodb", "DynamoDbTable-pKey1-sKey1"),
-    ("secrets", "secret_info"),
-]
-SECRET_SOURCES = {"secrets", "/aws/reference/secretsmanager/"}
+FUNCTION_NAME = "cache-extension-example"
+EXAMPLES = layer.ROOT / "function-example"
+RUNTIMES = Path(__file__).resolve().parent / "runtimes"
+INVOKE_TIMEOUT = 15.0  # the function's timeout, in seconds
+INIT_TIMEOUT = 20.0
+
+
+@dataclass
+class Function:
+    """How to start one example function's runtime, as Lambda would for its runtime."""
+
+    label: str
+    handler: str
+    command: list[str]
+    task_root: Path
+    env: dict[str, str] = field(default_factory=dict)  # what the runtime's own bootstrap would set
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/run-local", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--once", action="store_true", help="exit after the example reads instead of serving until Ctrl-C")
-    parser.add_argument("--port", type=int, default=4000, help="port the extension serves on (default: %(default)s)")
-    parser.add_argument("--config", type=Path, default=layer.ROOT / "config.yaml", help="config file (default: the example)")
+    parser.add_argument("--function", choices=("python", "nodejs", "java"), default="python",
+                        help="which example function to invoke (default: %(default)s)")
+    parser.add_argument("--event", type=Path, help="JSON file with the event to invoke it with (default: {})")
+    parser.add_argument("--warm", type=int, default=5, help="warm invokes after the cold one (default: %(default)s)")
+    parser.add_argument("--once", action="store_true",
+                        help="exit after the invocations instead of serving until Ctrl-C")
+    parser.add_argument("--port", type=int, default=4000,
+                        help="port the extension serves on; 0 picks a free one (default: %(default)s)")
+    parser.add_argument("--config", type=Path, default=layer.ROOT / "config.yaml",
+                        help="config file (default: the example)")
     parser.add_argument("--no-build", action="store_true", help="use dist/layer as it is instead of rebuilding it")
+    parser.add_argument("--layer", type=Path, help="use this built layer tree (laid out as /opt) as it is; implies --no-build")
     args = parser.parse_args(argv)
 
-    tree = layer.ROOT / "dist" / "layer"
-    if not (args.no_build and (tree / "extensions" / "cache-extension").exists()):
-        layer.build(layer.machine_arch(), f"{sys.version_info.major}.{sys.version_info.minor}", tree)
-    with MotoServer() as moto, ExtensionsApiEmulator(region=REGION, echo=True) as emulator, \
-            tempfile.TemporaryDirectory(prefix="task-") as task_root:
-        create_sample_resources(moto, REGION)
-        moto.reset_calls()
-        print(f"moto (AWS emulator) on {moto.endpoint}; Extensions API emulator on {emulator.address}")
-        env = lambda_environment(endpoint=moto.endpoint, region=REGION, token=TOKEN, task_root=task_root, extra={
-            "PATH": f"{Path(sys.base_prefix) / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}",
-            "CACHE_EXTENSION_CONFIG": str(args.config.resolve()),
-            "CACHE_EXTENSION_PORT": str(args.port),
-        })
+    try:
+        event = json.loads(args.event.read_text()) if args.event else {}
+    except (OSError, ValueError) as exc:
+        parser.error(f"--event {args.event}: {exc}")
+    if args.warm < 0:
+        parser.error("--warm must be 0 or more")
+
+    if args.layer is not None:
+        tree = args.layer.resolve()
+        if not (tree / "extensions" / "cache-extension").exists():
+            parser.error(f"--layer {args.layer}: no extensions/cache-extension in it")
+    else:
+        tree = layer.ROOT / "dist" / "layer"
+        if not (args.no_build and (tree / "extensions" / "cache-extension").exists()):
+            layer.build(layer.machine_arch(), f"{sys.version_info.major}.{sys.version_info.minor}", tree)
+    port = args.port or free_port()
+
+    with tempfile.TemporaryDirectory(prefix="run-local-") as work:
+        try:
+            function = prepare(args.function, tree, Path(work))
+        except RuntimeError as exc:
+            print(f"cannot run the {args.function} example: {exc}", file=sys.stderr)
+            return 1
+        with MotoServer() as moto:
+            create_sample_resources(moto, REGION)
+            moto.reset_calls()
+            return run(args, function, tree, port, moto, event)
+
+
+def run(args: argparse.Namespace, function: Function, tree: Path, port: int, moto: MotoServer, event: Any) -> int:
+    common = {
+        "PATH": f"{Path(sys.base_prefix) / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "CACHE_EXTENSION_CONFIG": str(args.config.resolve()),
+        "CACHE_EXTENSION_PORT": str(port),
+    }
+    env = lambda_environment(endpoint=moto.endpoint, region=REGION, token=TOKEN, task_root=str(function.task_root),
+                             function_name=FUNCTION_NAME, extra=common)
+    with LambdaEmulator(function_name=FUNCTION_NAME, handler=function.handler, region=REGION, echo=True) as emulator:
+        print(f"moto (AWS emulator) on {moto.endpoint}; Lambda emulator (Extensions + Runtime API) on {emulator.address}")
         extension = emulator.launch(str(tree / "extensions" / "cache-extension"), env)
         try:
-            emulator.wait_init(timeout=20)
+            runtime = emulator.launch_runtime(function.command, {**env, **function.env}, cwd=str(function.task_root),
+                                              name="function")
+            emulator.wait_init(timeout=INIT_TIMEOUT)
         except (EmulatorError, TimeoutError) as exc:
             print(f"INIT failed: {exc}", file=sys.stderr)
             return 1
-        print(f"\nstart -> register {ms(extension.registered_at - extension.launched_at)}, "
-              f"start -> INIT done {ms(extension.init_done_at - extension.launched_at)}, "
-              f"RSS after prefetch {rss_mib(extension.process.pid)}, AWS calls at INIT {moto.call_counts()}")
-        emulator.invoke()
-        ok = example_reads(args.port)
-        compare_latency(args.port, moto)
+        print(f"\nINIT: extension start -> register {ms(extension.registered_at - extension.launched_at)}, "
+              f"start -> event/next {ms(extension.init_done_at - extension.launched_at)}, "
+              f"RSS after prefetch {rss_mib(extension.process.pid)}, AWS calls at INIT {moto.call_counts()}; "
+              f"runtime start -> first invocation/next {ms(runtime.init_done_at - runtime.launched_at)}")
+
+        title = f"{args.function} function ({function.label}) with the cache extension"
+        cached, ok = invoke_series(emulator, title, event, args.warm, moto)
+        direct = None
+        if args.function == "python":
+            direct, direct_ok = run_direct(tree, moto, event, args.warm)
+            ok = ok and direct_ok
+            compare(cached, direct)
+
         if not args.once:
-            print(f"\nserving on http://localhost:{args.port} until Ctrl-C; for example:\n"
+            print(f"\nthe extension serves on http://localhost:{port} until Ctrl-C; for example:\n"
                   f"  curl -H 'X-Aws-Parameters-Secrets-Token: {TOKEN}' "
-                  f"'http://localhost:{args.port}/parameters?name={SAMPLE_PARAMETER[0]}'")
+                  f"'http://localhost:{port}/parameters?name={SAMPLE_PARAMETER[0]}'")
             try:
                 while extension.wait_exit(1.0) is None:
                     pass
@@ -79,45 +139,153 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if ok else 1
 
 
-def example_reads(port: int) -> bool:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+def run_direct(tree: Path, moto: MotoServer, event: Any, warm: int) -> tuple[list[InvokeResult], bool]:
+    """direct.py in an execution environment of its own: no extension, the same moto server."""
+    function = python_function(tree, "direct.handler")
+    env = lambda_environment(endpoint=moto.endpoint, region=REGION, token=TOKEN, task_root=str(function.task_root),
+                             function_name=f"{FUNCTION_NAME}-direct",
+                             extra={"PATH": f"{Path(sys.base_prefix) / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}"})
+    with LambdaEmulator(function_name=f"{FUNCTION_NAME}-direct", handler=function.handler, region=REGION,
+                        echo=True) as emulator:
+        emulator.launch_runtime(function.command, {**env, **function.env}, cwd=str(function.task_root),
+                                name="direct-function")
+        try:
+            emulator.wait_init(timeout=INIT_TIMEOUT)
+        except (EmulatorError, TimeoutError) as exc:
+            print(f"INIT of the direct function failed: {exc}", file=sys.stderr)
+            return [], False
+        results = invoke_series(emulator, "the same Python function reading AWS directly with boto3 "
+                                f"({function.label}), no extension", event, warm, moto)
+        emulator.shutdown()
+        return results
+
+
+def invoke_series(emulator: LambdaEmulator, title: str, event: Any, warm: int, moto: MotoServer) -> tuple[list[InvokeResult], bool]:
+    """One cold invoke and `warm` warm ones; prints each response and its durations."""
+    print(f"\n{title}:")
+    moto.reset_calls()
+    results: list[InvokeResult] = []
     ok = True
-    print("\nexample reads through the extension:")
-    for source, name in EXAMPLE_READS:
-        started = time.perf_counter()
-        connection.request("GET", f"/{source}?name={quote(name, safe='')}", headers={"X-Aws-Parameters-Secrets-Token": TOKEN})
-        response = connection.getresponse()
-        body = response.read()
-        elapsed = time.perf_counter() - started
-        secret = source == "secrets" or name.startswith("/aws/reference/secretsmanager/")
-        # Secrets are shown as their length only, as the example functions do.
-        shown = f"<secret, {len(body)} bytes>" if secret and response.status == 200 else body.decode("utf-8", "replace")
-        print(f"  {response.status} X-Cache={response.getheader('X-Cache')} {ms(elapsed):>9}  /{source}?name={name}  {shown}")
-        ok = ok and response.status == 200
-    connection.close()
-    return ok
+    for number in range(1 + warm):
+        try:
+            result = emulator.invoke(event, timeout=INVOKE_TIMEOUT)
+        except (EmulatorError, TimeoutError) as exc:
+            print(f"  invoke failed: {exc}", file=sys.stderr)
+            return results, False
+        results.append(result)
+        kind = "cold" if number == 0 else "warm"
+        init = f"Init Duration {ms(result.init_duration):>11}  " if result.init_duration is not None else ""
+        if result.ok and number > 0 and result.payload == results[0].payload:
+            shown = "(the same response)"
+        elif result.ok:
+            shown = json.dumps(result.response, separators=(",", ":")) if result.response is not None else repr(result.payload)
+        else:
+            ok = False
+            shown = f"ERROR {result.error.error_type}: {result.error.message}"
+        print(f"  {kind}  {init:<27}Duration {ms(result.duration):>9}  {shown}")
+    calls = moto.calls()
+    print(f"  AWS calls during these {len(results)} invokes: {calls}"
+          + (f" ({calls / len(results):g} per invoke)" if results else ""))
+    return results, ok
 
 
-def compare_latency(port: int, moto: MotoServer, samples: int = 200) -> None:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    path = f"/parameters?name={SAMPLE_PARAMETER[0]}"
-    cached = []
-    for _ in range(samples):
-        started = time.perf_counter()
-        connection.request("GET", path, headers={"X-Aws-Parameters-Secrets-Token": TOKEN})
-        connection.getresponse().read()
-        cached.append(time.perf_counter() - started)
-    connection.close()
-    ssm = moto.client("ssm", REGION)
-    ssm.get_parameter(Name=SAMPLE_PARAMETER[0])  # warm the client's connection pool
-    direct = []
-    for _ in range(samples // 4):
-        started = time.perf_counter()
-        ssm.get_parameter(Name=SAMPLE_PARAMETER[0])
-        direct.append(time.perf_counter() - started)
-    hit, call = statistics.median(cached), statistics.median(direct)
-    print(f"\ncache hit p50 {ms(hit)} (keep-alive, {samples} reads) vs direct boto3 GetParameter p50 {ms(call)} "
-          f"against the same moto server: {call / hit:.0f}x faster")
+def compare(cached: list[InvokeResult], direct: list[InvokeResult]) -> None:
+    if not cached or not direct:
+        return
+    rows = [("with the cache extension", cached), ("direct boto3, no extension", direct)]
+    print(f"\n{'python function':<32}{'cold: Init Duration + Duration':<34}warm Duration p50")
+    p50 = {}
+    for label, results in rows:
+        cold = results[0]
+        warm = [r.duration for r in results[1:]]
+        p50[label] = statistics.median(warm) if warm else None
+        cold_text = f"{ms(cold.init_duration)} + {ms(cold.duration)}"
+        print(f"  {label:<30}{cold_text:<34}{ms(p50[label]) if warm else 'n/a'}")
+    same = cached[0].response == direct[0].response
+    line = "  same response from both" if same else "  the responses differ!"
+    fast, slow = p50[rows[0][0]], p50[rows[1][0]]
+    if fast and slow:
+        line += f"; warm invokes {slow / fast:.0f}x faster with the extension"
+    print(line)
+
+
+# -- the example functions' runtimes ---------------------------------------------------------
+
+
+def prepare(name: str, tree: Path, work: Path) -> Function:
+    if name == "python":
+        return python_function(tree, "app.handler")
+    if name == "nodejs":
+        return node_function(tree)
+    return java_function(tree, work)
+
+
+def python_function(tree: Path, handler: str) -> Function:
+    """AWS's runtime interface client, as in Lambda's Python runtimes; /opt/python on sys.path.
+
+    The project's venv interpreter stands in for Lambda's Python runtime, which also ships boto3.
+    """
+    python = layer.ROOT / ".venv" / "bin" / "python"
+    if not python.exists():
+        python = Path(sys.executable)
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    return Function(
+        label=handler,
+        handler=handler,
+        command=[str(python), "-m", "awslambdaric", handler],
+        task_root=EXAMPLES / "python",
+        env={"PYTHONPATH": str(tree / "python"), "AWS_EXECUTION_ENV": f"AWS_Lambda_python{version}"},
+    )
+
+
+def node_function(tree: Path) -> Function:
+    """node with the local bootstrap (standing in for Lambda's Node.js runtime); the layer on NODE_PATH."""
+    node = shutil.which("node")
+    if node is None:
+        raise RuntimeError("node is not on PATH")
+    major = subprocess.run([node, "--version"], capture_output=True, text=True, check=True).stdout.strip().lstrip("v").split(".")[0]
+    return Function(
+        label="index.handler",
+        handler="index.handler",
+        command=[node, str(RUNTIMES / "node-bootstrap.mjs")],
+        task_root=EXAMPLES / "nodejs",
+        env={"NODE_PATH": str(tree / "nodejs" / "node_modules"), "AWS_EXECUTION_ENV": f"AWS_Lambda_nodejs{major}.x"},
+    )
+
+
+def java_function(tree: Path, work: Path) -> Function:
+    """The handler and the local bootstrap (standing in for Lambda's Java runtime), compiled for Java 11.
+
+    The class path is what Lambda's Java runtime gives a function: the task root (the function's
+    classes) and the layer's java/lib jar.
+    """
+    java, javac = shutil.which("java"), shutil.which("javac")
+    jar = tree / "java" / "lib" / layer.JAVA_CLIENT_JAR
+    if java is None or javac is None:
+        raise RuntimeError("java and javac must be on PATH")
+    if not jar.exists():
+        raise RuntimeError(f"{jar} is missing: the layer was built without a JDK")
+    task_root, runtime_classes = work / "task", work / "runtime"
+    sources = {
+        task_root: EXAMPLES / "java" / "src" / "main" / "java" / "example" / "Handler.java",
+        runtime_classes: RUNTIMES / "JavaBootstrap.java",
+    }
+    compilers = [subprocess.Popen([javac, "--release", "11", "-encoding", "UTF-8", "-cp", str(jar), "-d", str(out), str(source)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                 for out, source in sources.items()]
+    for compiler in compilers:
+        output, _ = compiler.communicate(timeout=120)
+        if compiler.returncode != 0:
+            raise RuntimeError(f"javac failed:\n{output}")
+    # Lambda's Java runtimes start the JVM with tiered compilation stopped at C1, for faster cold starts.
+    return Function(
+        label="example.Handler::handleRequest",
+        handler="example.Handler::handleRequest",
+        command=[java, "-XX:+TieredCompilation", "-XX:TieredStopAtLevel=1",
+                 "-cp", os.pathsep.join([str(runtime_classes), str(task_root), str(jar)]), "JavaBootstrap"],
+        task_root=task_root,
+        env={"AWS_EXECUTION_ENV": "AWS_Lambda_java11"},
+    )
 
 
 def ms(seconds: float | None) -> str:

@@ -97,7 +97,7 @@ class Invocation:
         self.queued_at = time.monotonic()
         self.delivered_at: float | None = None
         self.answered_at: float | None = None
-        self.response: bytes | None = None
+        self.response: bytes | None = None  # the body posted to .../response, or to .../error
         self.error: InvokeError | None = None
 
     def next_headers(self) -> dict[str, str]:

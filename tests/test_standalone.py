@@ -1,0 +1,139 @@
+"""The standalone layer: the extension frozen by PyInstaller (one-folder), which runs beside any runtime.
+
+It is built once a session (conftest's `standalone_dir`); tests/test_end_to_end.py runs its whole suite
+against it too. Here: its layout, that it starts with no Python anywhere (no PATH at all), that it ignores
+a function's Python environment, and that the build refuses what PyInstaller cannot do.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from conftest import REGION, RunningExtension, close_and_check, launch
+from local_lambda import layer
+from local_lambda.aws import free_port, lambda_environment
+from local_lambda.extensions_api import ExtensionsApiEmulator
+
+ELF_MACHINE = {"x86_64": "x86-64", "arm64": "ARM aarch64"}
+OTHER_ARCH = {"x86_64": "arm64", "arm64": "x86_64"}
+
+
+def file_type(path) -> str:
+    return subprocess.run(["file", "-b", str(path)], capture_output=True, text=True, check=True).stdout
+
+
+def test_standalone_tree_and_zip(standalone_dir):
+    launcher = standalone_dir / "extensions" / "cache-extension"
+    text = launcher.read_bytes()
+    assert launcher.stat().st_mode & stat.S_IXUSR
+    assert text.startswith(b"#!/bin/sh\n") and b"\r\n" not in text
+    code = [line for line in text.decode().splitlines() if not line.lstrip().startswith("#")]
+    assert not any("python" in line for line in code)  # no interpreter to find: the frozen binary only
+    binary = standalone_dir / "cache-extension" / "cache-extension"
+    assert binary.stat().st_mode & stat.S_IXUSR
+    assert "ELF" in file_type(binary) and ELF_MACHINE[layer.machine_arch()] in file_type(binary)
+    internal = standalone_dir / "cache-extension" / "_internal"
+    assert list(internal.glob("libpython3*.so*")), "the interpreter is bundled"
+    assert list(internal.glob("yaml/_yaml*.so")), "PyYAML's C extension is bundled"
+    assert (internal / "botocore" / "cacert.pem").exists()  # HTTPS to AWS needs botocore's CA bundle
+    # botocore's data directory is trimmed to the services the extension calls.
+    data = internal / "botocore" / "data"
+    assert sorted(p.name for p in data.iterdir() if p.is_dir()) == sorted(layer.BOTOCORE_SERVICES)
+    for name in layer.BOTOCORE_DATA_FILES:
+        assert (data / name).exists(), name
+    # Only the standard library and the vendored dependencies: nothing from the test virtualenv.
+    for foreign in ("moto", "certifi", "websockets", "httptools", "uvloop", "pytest", "flask", "werkzeug"):
+        assert not (internal / foreign).exists(), foreign
+    # The same clients as the Python layer, at each runtime's path.
+    assert sorted(p.name for p in (standalone_dir / "python").iterdir()) == ["cache_extension_client"]
+    assert (standalone_dir / "nodejs" / "node_modules" / "cache-extension-client" / "package.json").exists()
+    if shutil.which("javac"):
+        assert (standalone_dir / "java" / "lib" / layer.JAVA_CLIENT_JAR).exists()
+    zip_path = standalone_dir.parent / f"cache-extension-layer-{layer.machine_arch()}-standalone.zip"
+    with zipfile.ZipFile(zip_path) as archive:
+        for executable in ("extensions/cache-extension", "cache-extension/cache-extension"):
+            assert (archive.getinfo(executable).external_attr >> 16) & 0o111, executable
+        names = archive.namelist()
+    assert "python/cache_extension_client/__init__.py" in names
+    assert not any(name.startswith("cache-extension/cache_extension/") for name in names)  # frozen, not sources
+
+
+def test_required_glibc_is_reported(standalone_dir):
+    glibc = layer.required_glibc(standalone_dir / "cache-extension")
+    assert glibc >= (2, 17)
+    here = subprocess.run(["ldd", "--version"], capture_output=True, text=True).stdout
+    match = re.search(r"(\d+)\.(\d+)\s*$", here.splitlines()[0]) if here else None
+    if match:  # built here, so it runs here
+        assert glibc <= (int(match.group(1)), int(match.group(2)))
+
+
+def test_starts_with_no_python_and_no_path(standalone_dir, moto, tmp_path):
+    """As `env -i` would: no PATH at all, only what Lambda sets. Registration time is reported."""
+    task_root = tmp_path / "task"
+    task_root.mkdir()
+    (task_root / "config.yaml").write_text("parameters:\n  - names: [CacheExtensions_Parameter1]\n")
+    port = free_port()
+    environment = lambda_environment(endpoint=moto.endpoint, region=REGION, token="no-python-token",
+                                     task_root=str(task_root),
+                                     extra={"CACHE_EXTENSION_PORT": str(port), "CACHE_EXTENSION_LOG_LEVEL": "debug"})
+    del environment["PATH"]
+    emulator = ExtensionsApiEmulator(region=REGION).start()
+    extension = emulator.launch(str(standalone_dir / "extensions" / "cache-extension"), environment)
+    handle = RunningExtension(emulator, extension, port, "no-python-token", task_root / "config.yaml")
+    try:
+        emulator.wait_init(timeout=20)
+        reply = handle.read("parameters", "CacheExtensions_Parameter1")
+        assert (reply.status, reply.text) == (200, "MyParameter")
+        assert extension.launched_at < extension.registered_at < extension.init_done_at
+        reported = re.search(r"registered as cache-extension in ([\d.]+) ms", extension.output)
+        assert reported, extension.output
+        print(f"standalone: start -> register {(extension.registered_at - extension.launched_at) * 1000:.1f} ms "
+              f"(the extension reports {reported.group(1)} ms after its own start), "
+              f"start -> INIT done {(extension.init_done_at - extension.launched_at) * 1000:.1f} ms")
+    finally:
+        close_and_check(handle)
+
+
+@pytest.mark.parametrize("how", ["absolute", "relative", "sh"])
+def test_launcher_without_the_extensions_api_fails_cleanly(standalone_dir, how):
+    extensions = standalone_dir / "extensions"
+    command = {"absolute": [str(extensions / "cache-extension")], "relative": ["./cache-extension"],
+               "sh": ["/bin/sh", "cache-extension"]}[how]
+    result = subprocess.run(command, env={}, cwd=extensions, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1, result.stderr
+    assert "could not register" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_ignores_the_functions_python_environment(standalone_dir, moto, tmp_path):
+    """PYTHONPATH (set by Python runtimes) and PYTHONHOME must not change what the frozen extension loads."""
+    poison = tmp_path / "poison"
+    for module in ("yaml", "starlette", "botocore", "asyncio", "decimal", "encodings"):
+        (poison / module).mkdir(parents=True)
+        (poison / module / "__init__.py").write_text(f"raise ImportError('{module} from PYTHONPATH')\n")
+    handle = launch(standalone_dir, moto, tmp_path / "task", "parameters:\n  - names: [CacheExtensions_Parameter1]\n",
+                    env={"PYTHONPATH": str(poison), "PYTHONHOME": str(poison), "PYTHONSTARTUP": str(poison / "x.py")})
+    try:
+        assert handle.read("parameters", "CacheExtensions_Parameter1").text == "MyParameter"
+        assert "from PYTHONPATH" not in handle.output
+    finally:
+        close_and_check(handle)
+
+
+def test_standalone_refuses_another_architecture_or_python(tmp_path):
+    other = OTHER_ARCH[layer.machine_arch()]
+    with pytest.raises(layer.BuildError, match="cannot cross-build"):
+        layer.build_standalone(tmp_path / "out", arch=other)
+    result = subprocess.run([sys.executable, str(layer.ROOT / "scripts" / "build-layer"), "--standalone", "--arch", other,
+                             "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "this machine's architecture only" in result.stderr
+    assert "Traceback" not in result.stderr
+    with pytest.raises(layer.BuildError, match="bundles the interpreter"):
+        layer.build_standalone(tmp_path / "out", python="2.7")
+    assert not (tmp_path / "out").exists()
