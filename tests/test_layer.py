@@ -22,6 +22,10 @@ def test_layer_tree_and_zip(layer_dir):
     assert (layer_dir / "java" / "lib" / "cache-extension-client.jar").exists()
     assert not (layer_dir / "java" / "src").exists()
     assert list(package.glob("cache_extension/__pycache__/*.pyc"))  # bytecode shipped: /opt is read-only
+    # Only what the extension loads: botocore's models for the services it calls, no boto3/s3transfer.
+    assert sorted(p.name for p in (package / "botocore" / "data").iterdir() if p.is_dir()) == [
+        "dynamodb", "secretsmanager", "ssm", "sts"]
+    assert not (package / "boto3").exists() and not (package / "s3transfer").exists()
     zip_path = layer_dir.parent / f"cache-extension-layer-{layer.machine_arch()}.zip"
     with zipfile.ZipFile(zip_path) as archive:
         info = archive.getinfo("extensions/cache-extension")
