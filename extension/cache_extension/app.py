@@ -88,6 +88,14 @@ def query_value(request: Request, key: str, *, required: bool = True) -> str | N
     return value
 
 
+def either(request: Request, first: str, second: str) -> tuple[str | None, str | None]:
+    """Two optional query parameters of which at most one may be given."""
+    values = query_value(request, first, required=False), query_value(request, second, required=False)
+    if all(values):
+        raise HTTPException(400, f"give '{first}' or '{second}', not both")
+    return values
+
+
 def not_configured(source: str) -> Response:
     log.debug("refused %s read of a name not in the config", source)
     return error(404, "NotConfigured", f"the name is not configured or allowed under '{source}' in config.yaml")
@@ -136,13 +144,10 @@ def ssm_compatible(config: Config, store: Store, metrics: Metrics | None = None)
 
     async def get(request: Request) -> Response:
         name = query_value(request, "name")
-        version = query_value(request, "version", required=False)
-        label = query_value(request, "label", required=False)
+        version, label = either(request, "version", "label")
         decrypt = (query_value(request, "withDecryption", required=False) or "false").lower()
         if decrypt not in ("true", "false"):
             raise HTTPException(400, "query parameter 'withDecryption' must be true or false")
-        if version and label:
-            raise HTTPException(400, "give 'version' or 'label', not both")
         if version and not version.isdigit():
             raise HTTPException(400, "query parameter 'version' must be a number")
         selector = version or label
@@ -166,10 +171,7 @@ def secrets_compatible(config: Config, store: Store, metrics: Metrics | None = N
 
     async def get(request: Request) -> Response:
         secret_id = query_value(request, "secretId")
-        version_id = query_value(request, "versionId", required=False)
-        stage = query_value(request, "versionStage", required=False)
-        if version_id and stage:
-            raise HTTPException(400, "give 'versionId' or 'versionStage', not both")
+        version_id, stage = either(request, "versionId", "versionStage")
         item = config.resolve_version("secrets", secret_id, secret_id, version_stage=stage, version_id=version_id)
         result = await fetch(store, item, "secrets", metrics)
         if isinstance(result, Response):
