@@ -53,16 +53,13 @@ class Metrics:
                     "upstream": upstream}
 
     def totals(self) -> dict[str, float]:
-        """Flat totals for EMF: per cache counter, upstream calls, errors and latency."""
-        snapshot = self.snapshot()
-        totals: dict[str, float] = dict.fromkeys(CACHE_COUNTERS, 0)
-        for counters in snapshot["cache"].values():
-            for name, value in counters.items():
-                totals[name] += value
-        totals["UpstreamCalls"] = sum(call["calls"] for call in snapshot["upstream"].values())
-        totals["UpstreamErrors"] = sum(sum(call["errors"].values()) for call in snapshot["upstream"].values())
+        """Flat totals for EMF: per cache counter, upstream calls, errors and latency, read under one lock."""
         with self._lock:
-            totals["UpstreamLatencySum"] = sum(call["latency_sum"] for call in self._upstream.values())
+            totals: dict[str, float] = {name: sum(c[name] for c in self._cache.values()) for name in CACHE_COUNTERS}
+            calls = self._upstream.values()
+            totals["UpstreamCalls"] = sum(call["calls"] for call in calls)
+            totals["UpstreamErrors"] = sum(sum(call["errors"].values()) for call in calls)
+            totals["UpstreamLatencySum"] = sum(call["latency_sum"] for call in calls)
         return totals
 
     def emf_line(self, namespace: str, dimensions: dict[str, str], now: float | None = None) -> str | None:

@@ -48,15 +48,18 @@ class FetchError(Exception):
         self.message = message
 
     @classmethod
+    def from_code(cls, code: str, operation: str) -> FetchError:
+        """An error AWS answered with a code: 404 when the code means "not there", else 502."""
+        return cls(code, 404 if code in NOT_FOUND_CODES else 502, f"{operation} failed with {code}")
+
+    @classmethod
     def from_exception(cls, exc: BaseException, operation: str) -> FetchError:
         """Map a botocore exception (or anything else) to a code and status, without its text."""
         if isinstance(exc, FetchError):
             return exc
         response = getattr(exc, "response", None)
         if isinstance(response, dict):  # botocore ClientError
-            code = str(response.get("Error", {}).get("Code") or "UnknownError")
-            status = 404 if code in NOT_FOUND_CODES else 502
-            return cls(code, status, f"{operation} failed with {code}")
+            return cls.from_code(str(response.get("Error", {}).get("Code") or "UnknownError"), operation)
         name = type(exc).__name__
         if name in ("ReadTimeoutError", "ConnectTimeoutError"):
             return cls("Timeout", 504, f"{operation} timed out")
@@ -147,12 +150,6 @@ class Fetcher:
 
     def __init__(self, clients: ClientFactory) -> None:
         self.clients = clients
-
-    def get(self, item: Item) -> Value:
-        outcome = self.get_many([item])[item.name]
-        if isinstance(outcome, FetchError):
-            raise outcome
-        return outcome
 
     def get_many(self, items: Sequence[Item]) -> dict[str, Value | FetchError]:
         """Fetch up to `batch_size` items; one outcome per item name, never an exception."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence
 
-from .base import NOT_FOUND_CODES, Fetcher, FetchError, Value, metadata, text_value
+from .base import Fetcher, FetchError, Value, metadata, text_value
 
 # GetSecretValue's fields besides the secret, for the AWS-compatible route.
 META_FIELDS = ("ARN", "CreatedDate", "Name", "VersionId", "VersionStages")
@@ -51,9 +51,7 @@ class SecretFetcher(Fetcher):
             if item.name in by_id:
                 outcomes[item.name] = _secret_value(by_id[item.name])
             elif item.name in errors:
-                code = errors[item.name]
-                status = 404 if code in NOT_FOUND_CODES else 502
-                outcomes[item.name] = FetchError(code, status, f"{self.operation} failed with {code}")
+                outcomes[item.name] = FetchError.from_code(errors[item.name], self.operation)
         return outcomes
 
     def _get_one(self, client, item: Item) -> Value | FetchError:
