@@ -252,8 +252,10 @@ def test_yaml_syntax_errors(text, line, message):
     ("parameters:\n  - a\n", 2, "parameters[0]", "must be a mapping, got the text 'a'"),
     ("parameters:\n  - names: a\n", 2, "parameters[0].names", "must be a list, got the text 'a'"),
     ("parameters:\n  - names:\n", 2, "parameters[0].names", "missing value: expected a list"),
-    ("parameters:\n  - names:\n      - a\n      - {b: c}\n", 4, "parameters[0].names[1]",
-     "must be text, got a mapping"),
+    ("parameters:\n  - names:\n      - a\n      - {b: c}\n", 4, "parameters[0].names[1].b", "unknown key 'b'; allowed: name, ttl, stale"),
+    ("parameters:\n  - names:\n      - {ttl: 5s}\n", 3, "parameters[0].names[0]", "missing required key 'name'"),
+    ("parameters:\n  - names:\n      - {name: a, stale: -1s}\n", 3, "parameters[0].names[0].stale", "must be zero or more"),
+    ("parameters:\n  - names: [a]\n    stale: soon\n", 3, "parameters[0].stale", ""),
     ("parameters:\n  - names:\n      - a\n      - [b]\n", 4, "parameters[0].names[1]", "must be text, got a list"),
     ("parameters:\n  - names: [a]\n    region: [x]\n", 3, "parameters[0].region", "must be text, got a list"),
     ("parameters:\n  - names: [a]\n    region:\n", 3, "parameters[0].region", "missing value"),
@@ -488,3 +490,14 @@ def test_allow_errors(text, line, key, problem):
         parse_config(text, path="config.yaml", default_region="us-east-1", default_ttl=300.0)
     assert str(error.value).startswith(f"config.yaml:{line}: {key}: ")
     assert problem in str(error.value)
+
+
+def test_stale_windows_per_group_name_and_default():
+    text = ("parameters:\n  - stale: 1m\n    names:\n      - a\n      - {name: b, ttl: 2s, stale: 0s}\n"
+            "secrets:\n  - names: [s]\n"
+            "dynamodb:\n  - table: T\n    hashkey: k\n    hashkeyvalue: v\n    stale: 1h\n"
+            "allow:\n  parameters: ['/app/*']\n  stale: 30s\n")
+    config = parse_config(text, path=PATH, default_region="us-west-2", default_ttl=300, default_stale=120)
+    assert [(i.name, i.ttl, i.stale) for i in config.items] == [
+        ("a", 300, 60), ("b", 2, 0), ("s", 300, 120), ("T-v", 300, 3600)]
+    assert config.resolve("parameters", "/app/x").stale == 30

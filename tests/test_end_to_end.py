@@ -38,10 +38,12 @@ def put_parameter(moto, name: str, value: str, kind: str = "String") -> None:
     moto.client("ssm", REGION).put_parameter(Name=name, Value=value, Type=kind, Overwrite=True)
 
 
-def parameters_config(*names: str, ttl: str | None = None) -> str:
+def parameters_config(*names: str, ttl: str | None = None, stale: str | None = None) -> str:
     lines = ["parameters:", "  - names:"] + [f"      - {name}" for name in names]
     if ttl:
         lines.append(f"    ttl: {ttl}")
+    if stale:
+        lines.append(f"    stale: {stale}")
     return "\n".join(lines) + "\n"
 
 
@@ -140,7 +142,7 @@ def test_expired_items_are_refreshed(start_extension, moto):
 def test_concurrent_reads_of_an_expired_item_make_one_upstream_call(start_extension, moto):
     name = unique("flight")
     put_parameter(moto, name, "single-flight value")
-    ext = start_extension(parameters_config(name, ttl="100ms"))
+    ext = start_extension(parameters_config(name, ttl="100ms", stale="0s"))
     time.sleep(0.15)  # let the 100 ms TTL lapse (bounded; not waiting on a poll)
     moto.reset_calls()
     moto.delay("AmazonSSM.GetParameters", 0.5, times=1)
@@ -162,10 +164,13 @@ def test_failed_refresh_serves_stale_then_recovers(start_extension, moto):
     moto.fail("AmazonSSM.GetParameters", status=500, code="InternalServerError")
     stale = poll(lambda: (r := ext.read("parameters", name)).headers.get("x-cache") == "stale" and r)
     assert (stale.status, stale.text) == (200, "last good")
+    # The background refresh is retried with backoff, then gives up and says so; reads stay stale meanwhile.
+    poll(lambda: "serving the stale value" in ext.output)
+    assert "InternalServerError" in ext.output
+    assert ext.read("parameters", name).text == "last good"
     moto.clear_faults()
     put_parameter(moto, name, "fresh again")
     poll(lambda: ext.read("parameters", name).text == "fresh again")
-    assert "serving the stale value" in ext.output and "InternalServerError" in ext.output
 
 
 def test_upstream_failure_with_nothing_cached_is_502_with_the_code(start_extension, moto):
@@ -179,7 +184,9 @@ def test_upstream_failure_with_nothing_cached_is_502_with_the_code(start_extensi
         moto.clear_faults()
     assert reply.status == 502
     assert json.loads(reply.body) == {"error": "AccessDeniedException", "message": "ssm:GetParameters failed with AccessDeniedException"}
-    assert ext.read("parameters", name).text == "unreachable"  # the failed prefetch is retried on read
+    # The error is held for a second (a loop of reads costs one call a second), then a read fetches again.
+    assert ext.read("parameters", name).status == 502
+    poll(lambda: ext.read("parameters", name).text == "unreachable")
 
 
 def test_missing_upstream_items_are_404(start_extension):

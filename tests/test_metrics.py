@@ -2,7 +2,7 @@
 
 import json
 
-from cache_extension.metrics import EmfEmitter, Metrics
+from cache_extension.metrics import CACHE_COUNTERS, EmfEmitter, Metrics
 
 
 def test_snapshot_counts_cache_outcomes_and_upstream_calls():
@@ -13,7 +13,7 @@ def test_snapshot_counts_cache_outcomes_and_upstream_calls():
     metrics.upstream_call("ssm:GetParameters", 0.010, None)
     metrics.upstream_call("ssm:GetParameters", 0.030, "ThrottlingException")
     snapshot = metrics.snapshot()
-    assert snapshot["cache"]["parameters"] == {"Hits": 3, "Misses": 0, "StaleServed": 0, "Refreshes": 0}
+    assert snapshot["cache"]["parameters"] == {**dict.fromkeys(CACHE_COUNTERS, 0), "Hits": 3}
     assert snapshot["cache"]["secrets"]["Misses"] == 1
     assert snapshot["upstream"]["ssm:GetParameters"] == {
         "calls": 2, "errors": {"ThrottlingException": 1}, "latencyMsAvg": 20.0, "latencyMsMax": 30.0}

@@ -1,4 +1,5 @@
-"""Cache rules with a fake clock and an in-memory source: TTL, single-flight, stale, batching."""
+"""Cache rules with a fake clock and an in-memory source: TTL, single-flight, stale, batching, and the
+failure policy (retries with backoff, the circuit, error hold), refresh-ahead, forced refresh, the LRU."""
 
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -9,6 +10,7 @@ from cache_extension.config import Item
 from cache_extension.fetchers import Fetcher, FetchError, Value
 from cache_extension.fetchers.base import text_value
 from cache_extension import store as store_module
+from cache_extension.policy import Policy
 from cache_extension.store import Result, Store
 
 
@@ -39,15 +41,31 @@ class MemorySource(Fetcher):
         self.calls.append([item.name for item in items])
         assert self.gate.wait(5)
         return {
-            item.name: FetchError("ThrottlingException", 502, "throttled") if item.name in self.failing
+            item.name: FetchError("ThrottlingException", 502, "throttled", transient=True) if item.name in self.failing
             else text_value(self.values[item.name]) if item.name in self.values
             else FetchError("ParameterNotFound", 404, "not found")
             for item in items
         }
 
 
-def item(name, ttl=10.0):
-    return Item(source="parameters", name=name, region="us-west-2", ttl=ttl)
+def item(name, ttl=10.0, stale=0.0):
+    return Item(source="parameters", name=name, region="us-west-2", ttl=ttl, stale=stale)
+
+
+class Later:
+    """The store's `later`: retries wait here until the test runs them."""
+
+    def __init__(self):
+        self.waiting = []
+
+    def __call__(self, delay, function, *args):
+        self.waiting.append((delay, function, args))
+
+    def run(self):
+        waiting, self.waiting = self.waiting, []
+        for _, function, args in waiting:
+            function(*args)
+        return [delay for delay, _, _ in waiting]
 
 
 @pytest.fixture
@@ -60,10 +78,15 @@ def settle(outcome):
     return outcome.result(timeout=5) if isinstance(outcome, Future) else outcome
 
 
-def make(executor, names, **kwargs):
+# No jitter, no retries, no error hold, unless a test asks: the plain cache rules first.
+PLAIN = Policy(jitter=0.0, retries=0, error_hold=0.0, refresh_coalesce=0.0)
+
+
+def make(executor, names, policy=PLAIN, later=None, random=lambda: 1.0, **kwargs):
     source, clock = MemorySource(), Clock()
     source.values = {name: f"value of {name}" for name in names}
-    store = Store([item(name, **kwargs) for name in names], {"parameters": source}, executor, clock=clock)
+    store = Store([item(name, **kwargs) for name in names], {"parameters": source}, executor, clock=clock,
+                  policy=policy, later=later or Later(), random=random)
     return store, source, clock
 
 
@@ -118,13 +141,18 @@ def test_prefetch_batches_and_reads_during_it_wait(executor):
     assert all(isinstance(store.read(item(n)), Result) for n in names)
 
 
-def test_failed_refresh_serves_the_old_value_as_stale(executor):
-    store, source, clock = make(executor, ["a"])
+def test_failed_refresh_serves_the_old_value_inside_its_stale_window_only(executor):
+    store, source, clock = make(executor, ["a"], policy=Policy(jitter=0.0, retries=0, stale_while_revalidate=False,
+                                                               error_hold=0.0), stale=30.0)
     settle(store.read(item("a")))
     clock.now += 30
     source.failing.add("a")
     stale = settle(store.read(item("a")))
     assert (stale.state, stale.value.body, stale.age) == ("stale", b"value of a", 30)
+    assert stale.error.code == "ThrottlingException"
+    clock.now += 10  # 40 s old: past ttl (10) + stale (30)
+    with pytest.raises(FetchError):
+        settle(store.read(item("a")))
     source.failing.clear()
     source.values["a"] = "recovered"
     assert settle(store.read(item("a"))).value.body == b"recovered"
@@ -154,3 +182,190 @@ def test_a_fetcher_crash_fails_its_readers_instead_of_hanging(executor):
 
 def test_values_never_show_in_their_repr():
     assert "hunter2" not in repr(Value(b"hunter2", "text/plain"))
+
+
+def test_expiry_is_jittered_below_the_ttl_only(executor):
+    policy = Policy(jitter=0.05, retries=0)
+    draws = iter([1.0, 0.0])
+    store, source, clock = make(executor, ["a", "b"], policy=policy, random=lambda: next(draws))
+    settle(store.read(item("a")))  # expires at ttl * 0.95
+    settle(store.read(item("b")))  # expires at ttl
+    clock.now += 9.6
+    assert isinstance(store.read(item("a")), Future)
+    assert isinstance(store.read(item("b")), Result)
+
+
+def test_stale_while_revalidate_serves_at_once_and_refreshes_once(executor):
+    store, source, clock = make(executor, ["a"], policy=Policy(jitter=0.0, retries=0), stale=60.0)
+    settle(store.read(item("a")))
+    source.values["a"] = "new"
+    source.gate.clear()  # the background refresh is held in flight
+    clock.now += 15
+    reads = [store.read(item("a")) for _ in range(20)]
+    assert all(isinstance(r, Result) and (r.state, r.value.body) == ("stale", b"value of a") for r in reads)
+    source.gate.set()
+    for _ in range(200):  # bounded wait for the one background refresh
+        if isinstance(store.read(item("a")), Result) and store.read(item("a")).state == "hit":
+            break
+        threading.Event().wait(0.01)
+    assert store.read(item("a")).value.body == b"new"
+    assert len(source.calls) == 2  # the first fetch and one refresh, for 20 stale reads
+
+
+def test_transient_failures_are_retried_with_full_jitter_then_fail(executor):
+    later = Later()
+    policy = Policy(jitter=0.0, retries=2, backoff_base=0.1, backoff_cap=2.0, circuit_threshold=100)
+    store, source, _ = make(executor, ["a"], policy=policy, later=later, random=lambda: 0.5)
+    source.failing.add("a")
+    future = store.read(item("a"))
+    delays = []
+    for _ in range(3):
+        assert _wait_until(lambda: later.waiting or future.done())
+        delays += later.run()
+    assert delays == [0.05, 0.1]  # 0.5 * min(cap, 0.1 * 2**attempt)
+    with pytest.raises(FetchError) as failed:
+        settle(future)
+    assert failed.value.code == "ThrottlingException" and len(source.calls) == 3
+
+
+def test_a_retry_that_succeeds_answers_the_waiting_readers(executor):
+    later = Later()
+    store, source, _ = make(executor, ["a"], policy=Policy(jitter=0.0, retries=2), later=later)
+    source.failing.add("a")
+    future = store.read(item("a"))
+    assert _wait_until(lambda: later.waiting)
+    source.failing.clear()
+    later.run()
+    assert settle(future).value.body == b"value of a"
+
+
+def test_permanent_failures_are_not_retried_and_held_briefly(executor):
+    later = Later()
+    store, source, clock = make(executor, ["a"], policy=Policy(jitter=0.0, retries=2, error_hold=1.0), later=later)
+    del source.values["a"]
+    for _ in range(5):
+        with pytest.raises(FetchError) as missing:
+            settle(store.read(item("a")))
+        assert missing.value.status == 404
+    assert later.waiting == [] and len(source.calls) == 1  # one call for five reads inside the hold
+    clock.now += 1.0
+    with pytest.raises(FetchError):
+        settle(store.read(item("a")))
+    assert len(source.calls) == 2
+
+
+def test_the_circuit_opens_after_repeated_failures_then_probes_once(executor):
+    names = [f"n{i}" for i in range(4)]
+    policy = Policy(jitter=0.0, retries=0, error_hold=0.0, circuit_threshold=3, circuit_cooldown=2.0)
+    store, source, clock = make(executor, names, policy=policy)
+    source.failing.update(names)
+    for name in names[:3]:
+        with pytest.raises(FetchError):
+            settle(store.read(item(name)))
+    assert len(source.calls) == 3
+    with pytest.raises(FetchError) as refused:  # open: answered without a call
+        settle(store.read(item("n3")))
+    assert refused.value.code == "ThrottlingException" and "paused" in refused.value.message
+    assert len(source.calls) == 3
+    clock.now += 2.0  # cooldown over: one probe goes out; it fails, and the cooldown doubles
+    with pytest.raises(FetchError):
+        settle(store.read(item("n3")))
+    assert len(source.calls) == 4
+    clock.now += 2.0
+    with pytest.raises(FetchError):
+        settle(store.read(item("n3")))
+    assert len(source.calls) == 4
+    clock.now += 2.0
+    source.failing.clear()
+    assert settle(store.read(item("n3"))).state == "miss"  # the probe succeeds: closed again
+    assert settle(store.read(item("n0"))).state == "miss"
+    assert len(source.calls) == 6
+
+
+def test_stale_values_are_served_while_the_circuit_is_open(executor):
+    policy = Policy(jitter=0.0, retries=0, circuit_threshold=1, circuit_cooldown=5.0)
+    store, source, clock = make(executor, ["a", "b"], policy=policy, stale=60.0)
+    for name in ("a", "b"):
+        settle(store.read(item(name)))
+    source.failing.update({"a", "b"})
+    clock.now += 11
+    assert store.read(item("a")).state == "stale"  # starts a refresh that fails and opens the circuit
+    assert _wait_until(lambda: len(source.calls) == 3 and store._circuits["parameters"].is_open)
+    for _ in range(10):
+        assert store.read(item("b")).state == "stale"
+    assert len(source.calls) == 3  # no call while open
+
+
+def test_refresh_ahead_batches_entries_that_expire_soon(executor):
+    names = [f"r{i}" for i in range(5)]
+    store, source, clock = make(executor, names, policy=Policy(jitter=0.0, refresh_ahead=0.2))
+    source.values["late"] = "on demand"
+    for future in store.prefetch():
+        future.result(timeout=5)
+    clock.now += 5
+    settle(store.read(item("late")))  # fetched later: not due yet
+    clock.now += 3.5  # the first five have 1.5 s of 10 left (< 20%)
+    source.calls.clear()
+    assert store.refresh_ahead() == 5
+    assert _wait_until(lambda: all(isinstance(store.read(item(n)), Result) and store.read(item(n)).age == 0
+                                   for n in names))
+    assert sorted(len(batch) for batch in source.calls) == [2, 3]
+    assert store.refresh_ahead() == 0
+
+
+def test_refresh_ahead_is_bounded(executor):
+    names = [f"r{i}" for i in range(7)]
+    store, source, clock = make(executor, names, policy=Policy(jitter=0.0, refresh_ahead=0.5, refresh_ahead_max=4))
+    for future in store.prefetch():
+        future.result(timeout=5)
+    clock.now += 6
+    assert store.refresh_ahead() == 4
+
+
+def test_forced_refresh_fetches_joins_and_coalesces(executor):
+    store, source, clock = make(executor, ["a"], policy=Policy(jitter=0.0, refresh_coalesce=1.0))
+    settle(store.read(item("a")))
+    clock.now += 2
+    source.values["a"] = "rotated"
+    source.gate.clear()
+    first = store.refresh([item("a")])
+    second = store.refresh([item("a")])  # joins the one in flight
+    assert first[0] is second[0]
+    source.gate.set()
+    assert settle(first[0]).value.body == b"rotated"
+    again = store.refresh([item("a")])  # within a second of the last fetch: no new call
+    assert settle(again[0]).value.body == b"rotated" and len(source.calls) == 2
+
+
+def test_on_demand_lru_keeps_recently_read_entries(executor, monkeypatch):
+    monkeypatch.setattr(store_module, "MAX_ON_DEMAND", 2)
+    store, source, _ = make(executor, [])
+    source.values.update({n: f"value of {n}" for n in ("x", "y", "z")})
+    settle(store.read(item("x")))
+    settle(store.read(item("y")))
+    assert isinstance(store.read(item("x")), Result)  # x is now the most recent
+    settle(store.read(item("z")))  # evicts y, the least recently used
+    assert isinstance(store.read(item("x")), Result)
+    assert isinstance(store.read(item("y")), Future)
+
+
+def test_on_demand_entries_are_bounded_by_bytes(executor, monkeypatch):
+    monkeypatch.setattr(store_module, "MAX_ON_DEMAND_BYTES", 250)
+    store, source, _ = make(executor, ["configured"])
+    source.values["configured"] = "c" * 1000
+    source.values.update({f"big{i}": "b" * 100 for i in range(4)})
+    settle(store.read(item("configured")))
+    for i in range(4):
+        settle(store.read(item(f"big{i}")))
+    cached = sorted(entry.name for entry in store.entries())
+    assert cached == ["big2", "big3", "configured"]  # 200 bytes kept of 400; the configured kilobyte does not count
+    assert isinstance(store.read(item("configured")), Result)
+
+
+def _wait_until(condition, timeout=5.0):
+    deadline = threading.Event()
+    for _ in range(int(timeout / 0.01)):
+        if condition():
+            return True
+        deadline.wait(0.01)
+    return condition()

@@ -19,25 +19,36 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .config import Config, Item
+from .http_common import MAX_NAME_LENGTH, either, error, query_value
 from .fetchers import FetchError
 from .metrics import Metrics
+from .refresh import refresher
 from .store import Result, Store
 
 log = logging.getLogger("cache_extension.http")
 
 TOKEN_HEADER = b"x-aws-parameters-secrets-token"
-MAX_NAME_LENGTH = 2048
-MAX_QUERY_LENGTH = 8192
 
 
-def error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": code, "message": message}, status_code=status)
+# Requests carry no body (POST /refresh takes its arguments in the query) and modest headers.
+MAX_BODY = 1024
+MAX_HEADERS = 64
+MAX_HEADER_BYTES = 16 * 1024
+# Methods per path: GET (and HEAD, which Starlette answers like GET without the body) everywhere,
+# POST only to force a refresh.
+POST_PATHS = frozenset({"/refresh"})
+ALLOWED = frozenset({"GET", "HEAD"})
+
+
+def is_loopback(host: str) -> bool:
+    return host.startswith("127.") or host in ("::1", "::ffff:127.0.0.1")
 
 
 class Guard:
     """ASGI middleware: every request carries the token and comes straight from the function.
 
-    X-Forwarded-For means a proxy relayed the request (an SSRF path into the sandbox), so it is refused.
+    The sockets are bound to loopback, and the peer is checked again here. X-Forwarded-For means a
+    proxy relayed the request (an SSRF path into the sandbox), so it is refused.
     """
 
     def __init__(self, app: ASGIApp, token: str, open_paths: frozenset[str] = frozenset()) -> None:
@@ -46,21 +57,10 @@ class Guard:
         self.open_paths = open_paths  # answered without a token: they say nothing about any value
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.open_paths:
+        if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        presented = None
-        for name, value in scope["headers"]:
-            if name == b"x-forwarded-for":
-                return await error(400, "ForwardedRequest", "requests relayed with X-Forwarded-For are refused")(scope, receive, send)
-            if name == TOKEN_HEADER:
-                if presented is not None:
-                    return await error(400, "BadRequest", "the token header is repeated")(scope, receive, send)
-                presented = value
-        if presented is None:
-            response = error(401, "MissingToken", "header X-Aws-Parameters-Secrets-Token is required")
-        elif not hmac.compare_digest(presented, self.token):
-            response = error(403, "InvalidToken", "header X-Aws-Parameters-Secrets-Token does not match")
-        else:
+        response = self.refuse(scope)
+        if response is None:
             try:
                 return await self.app(scope, receive, send)
             except Exception:
@@ -69,32 +69,37 @@ class Guard:
                 return
         await response(scope, receive, send)
 
-
-def query_value(request: Request, key: str, *, required: bool = True) -> str | None:
-    """A query parameter given at most once, non-empty and of sane length, or an HTTPException(400)."""
-    if len(request.scope["query_string"]) > MAX_QUERY_LENGTH:
-        raise HTTPException(400, "the query string is too long")
-    values = request.query_params.getlist(key)
-    if not values:
-        if required:
-            raise HTTPException(400, f"query parameter '{key}' is required")
+    def refuse(self, scope: Scope) -> Response | None:
+        """The error response for a request that may not go on, or None."""
+        client = scope.get("client")
+        if client and not is_loopback(client[0]):
+            return error(403, "NotLoopback", "only the function in this sandbox may call the extension")
+        method, path = scope["method"], scope["path"]
+        if method not in ALLOWED and not (method == "POST" and path in POST_PATHS):
+            allow = "GET, HEAD, POST" if path in POST_PATHS else "GET, HEAD"
+            response = error(405, "MethodNotAllowed", f"{method[:16]} is not allowed here (allowed: {allow})")
+            response.headers["Allow"] = allow
+            return response
+        headers = scope["headers"]
+        if len(headers) > MAX_HEADERS or sum(len(n) + len(v) for n, v in headers) > MAX_HEADER_BYTES:
+            return error(431, "HeadersTooLarge", f"at most {MAX_HEADERS} headers and {MAX_HEADER_BYTES} bytes")
+        presented = None
+        for name, value in headers:
+            if name == b"x-forwarded-for":
+                return error(400, "ForwardedRequest", "requests relayed with X-Forwarded-For are refused")
+            if name == b"content-length" and not (value.isdigit() and int(value) <= MAX_BODY):
+                return error(413, "BodyTooLarge", "requests carry no body (arguments go in the query)")
+            if name == TOKEN_HEADER:
+                if presented is not None:
+                    return error(400, "BadRequest", "the token header is repeated")
+                presented = value
+        if path in self.open_paths:
+            return None
+        if presented is None:
+            return error(401, "MissingToken", "header X-Aws-Parameters-Secrets-Token is required")
+        if not hmac.compare_digest(presented, self.token):
+            return error(403, "InvalidToken", "header X-Aws-Parameters-Secrets-Token does not match")
         return None
-    if len(values) > 1:
-        raise HTTPException(400, f"query parameter '{key}' is repeated")
-    value = values[0]
-    if not value:
-        raise HTTPException(400, f"query parameter '{key}' is empty")
-    if len(value) > MAX_NAME_LENGTH:
-        raise HTTPException(400, f"query parameter '{key}' is longer than {MAX_NAME_LENGTH} characters")
-    return value
-
-
-def either(request: Request, first: str, second: str) -> tuple[str | None, str | None]:
-    """Two optional query parameters of which at most one may be given."""
-    values = query_value(request, first, required=False), query_value(request, second, required=False)
-    if all(values):
-        raise HTTPException(400, f"give '{first}' or '{second}', not both")
-    return values
 
 
 def not_configured(source: str) -> Response:
@@ -114,7 +119,8 @@ async def fetch(store: Store, item: Item | None, source: str, metrics: Metrics |
     result = store.read(item)
     if isinstance(result, Future):
         try:
-            result = await asyncio.wrap_future(result)
+            # shield: a client that hangs up must not cancel a fetch other readers share.
+            result = await asyncio.shield(asyncio.wrap_future(result))
         except FetchError as exc:
             if metrics is not None:
                 metrics.count(source, "Misses")
@@ -208,7 +214,7 @@ async def internal_error(request: Request, exc: Exception) -> Response:
 
 
 class FastHits:
-    """ASGI: a cache hit on the sample's routes, answered without building Starlette's request, routing
+    """ASGI: a cache hit (or a stale value being refreshed) on the sample's routes, answered without building Starlette's request, routing
     and response objects: the hot path of the whole extension. Anything else (misses, errors, other
     routes, HEAD, unusual queries) goes on to the Starlette app, which answers it in full."""
 
@@ -233,12 +239,12 @@ class FastHits:
                 result = None  # the full path below meets the same failure and answers it properly
             if isinstance(result, Result):
                 if self.metrics is not None:
-                    self.metrics.count(source, "Hits")
+                    self.metrics.count(source, STATE_COUNTERS[result.state])
                 value = result.value
                 await send({"type": "http.response.start", "status": 200, "headers": [
                     (b"content-type", value.content_type.encode("latin-1")),
                     (b"content-length", str(len(value.body)).encode("latin-1")),
-                    (b"x-cache", b"hit"), (b"age", str(int(result.age)).encode("latin-1"))]})
+                    (b"x-cache", result.state.encode("latin-1")), (b"age", str(int(result.age)).encode("latin-1"))]})
                 await send({"type": "http.response.body", "body": value.body})
                 return
         await self.app(scope, receive, send)
@@ -263,6 +269,7 @@ def create_app(config: Config, store: Store, token: str, *, metrics: Metrics | N
         Route("/secretsmanager/get", secrets_compatible(config, store, metrics), methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/stats", stats, methods=["GET"]),
+        Route("/refresh", refresher(config, store), methods=["POST"]),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error, Exception: internal_error})
     return Guard(FastHits(app, config, store, metrics), token, open_paths=frozenset({"/health"}))

@@ -1,8 +1,8 @@
 """config.yaml: what to prefetch, cache and serve.
 
 Accepts the original Go sample's format unchanged and adds, all optional: a `secrets:`
-section, `ttl` on groups and items, `region` everywhere, and `name` (an alias) plus
-N/B key types on DynamoDB items. Only what this file lists can be fetched, so parsing is
+section, `ttl` and `stale` on groups and items (a name may be a mapping with its own), `region`
+everywhere, and `name` (an alias) plus N/B key types on DynamoDB items. Only what this file lists can be fetched, so parsing is
 strict: unknown keys, wrong types and duplicates are errors that name file, line and key.
 
 We walk PyYAML's node tree (yaml.compose) rather than safe_load's plain objects because
@@ -25,13 +25,14 @@ KEY_TYPES = ("S", "N", "B")
 MAX_ITEMS = 10_000  # sanity bound: also stops YAML aliases from multiplying entries
 
 _GROUP_KEYS = {
-    "parameters": ("region", "names", "ttl"),
-    "secrets": ("region", "names", "versionstage", "ttl"),
+    "parameters": ("region", "names", "ttl", "stale"),
+    "secrets": ("region", "names", "versionstage", "ttl", "stale"),
 }
-_ALLOW_KEYS = ("parameters", "secrets", "region", "ttl")
+_NAME_KEYS = ("name", "ttl", "stale")  # a `names:` entry written as a mapping
+_ALLOW_KEYS = ("parameters", "secrets", "region", "ttl", "stale")
 _DYNAMODB_KEYS = (
     "table", "hashkey", "hashkeytype", "hashkeyvalue",
-    "sortkey", "sortkeytype", "sortkeyvalue", "region", "name", "ttl",
+    "sortkey", "sortkeytype", "sortkeyvalue", "region", "name", "ttl", "stale",
 )
 _NULL_TAG = "tag:yaml.org,2002:null"
 # DynamoDB's number syntax (ASCII digits, optional sign, fraction and exponent; no NaN/Infinity).
@@ -56,6 +57,7 @@ class Item:
     name: str                   # the address clients use in ?name=
     region: str
     ttl: float                  # seconds
+    stale: float = 0.0          # seconds past the TTL the value may still be served (refreshing, or AWS failing)
     version_stage: str | None = None  # secrets only
     version_id: str | None = None     # secrets only, on demand (the AWS-compatible route's versionId)
     table: str | None = None          # dynamodb only
@@ -72,6 +74,7 @@ class Allow:
     patterns: dict  # source -> tuple of patterns
     region: str
     ttl: float
+    stale: float = 0.0
 
     def allows(self, source: str, name: str) -> bool:
         for pattern in self.patterns.get(source, ()):
@@ -131,11 +134,12 @@ class Config:
         if template is None:
             if not (self.allow and self.allow.allows(source, base)):
                 return None
-            template = Item(source, base, self.allow.region, self.allow.ttl)
-        return Item(source, name, template.region, template.ttl, version_stage=version_stage, version_id=version_id)
+            template = Item(source, base, self.allow.region, self.allow.ttl, self.allow.stale)
+        return Item(source, name, template.region, template.ttl, template.stale, version_stage=version_stage,
+                    version_id=version_id)
 
 
-def load_config(path: str, *, default_region: str | None, default_ttl: float) -> Config:
+def load_config(path: str, *, default_region: str | None, default_ttl: float, default_stale: float = 0.0) -> Config:
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -150,11 +154,13 @@ def load_config(path: str, *, default_region: str | None, default_ttl: float) ->
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         raise ConfigError("the file is not valid UTF-8", path=path, line=line) from None
-    return parse_config(text, path=path, default_region=default_region, default_ttl=default_ttl)
+    return parse_config(text, path=path, default_region=default_region, default_ttl=default_ttl,
+                        default_stale=default_stale)
 
 
-def parse_config(text: str, *, path: str, default_region: str | None, default_ttl: float) -> Config:
-    return _Parser(path, default_region, default_ttl).parse(text)
+def parse_config(text: str, *, path: str, default_region: str | None, default_ttl: float,
+                 default_stale: float = 0.0) -> Config:
+    return _Parser(path, default_region, default_ttl, default_stale).parse(text)
 
 
 def _is_null(node: Node) -> bool:
@@ -184,10 +190,11 @@ _Entries = dict[str, tuple[Node, Node]]
 
 
 class _Parser:
-    def __init__(self, path: str, default_region: str | None, default_ttl: float):
+    def __init__(self, path: str, default_region: str | None, default_ttl: float, default_stale: float = 0.0):
         self.path = path
         self.default_region = default_region
         self.default_ttl = float(default_ttl)
+        self.default_stale = float(default_stale)
         self.items: list[Item] = []
         self.allow: Allow | None = None
         self.seen: dict[tuple[str, str], tuple[int, str]] = {}  # address -> (line, key path)
@@ -244,14 +251,23 @@ class _Parser:
         if "names" not in entries:
             raise self.error(node, kp, "missing required key 'names'")
         region = self.region(entries, node, kp)
-        ttl = self.ttl(entries, kp)
+        ttl, stale = self.ttl(entries, kp), self.stale(entries, kp)
         stage = self.text(entries, "versionstage", kp) if "versionstage" in entries else None
         key_node, value_node = entries["names"]
         names = self.sequence(key_node, value_node, f"{kp}.names")
         for j, name_node in enumerate(names.value):
             nkp = f"{kp}.names[{j}]"
-            name = self.scalar(name_node, nkp)
-            self.add(Item(source, name, region, ttl, version_stage=stage, line=_line(name_node)), nkp)
+            item_ttl, item_stale = ttl, stale
+            if isinstance(name_node, MappingNode):  # - {name: N, ttl: 30s, stale: 5m}
+                named = self.mapping(name_node, nkp, _NAME_KEYS)
+                if "name" not in named:
+                    raise self.error(name_node, nkp, "missing required key 'name'")
+                name = self.text(named, "name", nkp)
+                item_ttl = self.ttl(named, nkp, ttl)
+                item_stale = self.stale(named, nkp, stale)
+            else:
+                name = self.scalar(name_node, nkp)
+            self.add(Item(source, name, region, item_ttl, item_stale, version_stage=stage, line=_line(name_node)), nkp)
 
     def allow_section(self, node: Node) -> None:
         entries = self.mapping(node, "allow", _ALLOW_KEYS)
@@ -268,7 +284,8 @@ class _Parser:
                     raise self.error(pattern_node, pkp, f"{_show(pattern)}: '*' may only end a pattern (a prefix)")
                 found.append(pattern)
             patterns[source] = tuple(found)
-        self.allow = Allow(patterns, self.region(entries, node, "allow"), self.ttl(entries, "allow"))
+        self.allow = Allow(patterns, self.region(entries, node, "allow"), self.ttl(entries, "allow"),
+                           self.stale(entries, "allow"))
 
     def dynamodb(self, node: Node, kp: str) -> None:
         entries = self.mapping(node, kp, _DYNAMODB_KEYS)
@@ -297,7 +314,7 @@ class _Parser:
             address = self.text(entries, "name", kp)
 
         item = Item(
-            "dynamodb", address, self.region(entries, node, kp), self.ttl(entries, kp),
+            "dynamodb", address, self.region(entries, node, kp), self.ttl(entries, kp), self.stale(entries, kp),
             table=table, key=key, line=_line(node),
         )
         self.add(item, kp)
@@ -353,17 +370,24 @@ class _Parser:
             return self.default_region
         raise self.error(node, kp, "no region: add 'region:' here or set AWS_REGION")
 
-    def ttl(self, entries: _Entries, kp: str) -> float:
-        if "ttl" not in entries:
-            return self.default_ttl
-        text = self.text(entries, "ttl", kp)
-        where, tkp = entries["ttl"][1], f"{kp}.ttl"
+    def ttl(self, entries: _Entries, kp: str, default: float | None = None) -> float:
+        return self.duration(entries, "ttl", kp, self.default_ttl if default is None else default, zero=False)
+
+    def stale(self, entries: _Entries, kp: str, default: float | None = None) -> float:
+        return self.duration(entries, "stale", kp, self.default_stale if default is None else default, zero=True)
+
+    def duration(self, entries: _Entries, key: str, kp: str, default: float, *, zero: bool) -> float:
+        if key not in entries:
+            return default
+        text = self.text(entries, key, kp)
+        where, dkp = entries[key][1], f"{kp}.{key}"
         try:
             seconds = parse_duration(text)
         except ValueError as e:
-            raise self.error(where, tkp, f"{e} (use a Go duration such as 30s, 5m or 1h30m)") from None
-        if seconds <= 0:
-            raise self.error(where, tkp, f"must be greater than zero, got {_show(text)}")
+            raise self.error(where, dkp, f"{e} (use a Go duration such as 30s, 5m or 1h30m)") from None
+        if seconds < 0 or (seconds == 0 and not zero):
+            limit = "zero or more" if zero else "greater than zero"
+            raise self.error(where, dkp, f"must be {limit}, got {_show(text)}")
         return seconds
 
     # -- node helpers -----------------------------------------------------------

@@ -11,7 +11,8 @@ import time
 from collections import defaultdict
 
 # Per source: the counters the cache keeps.
-CACHE_COUNTERS = ("Hits", "Misses", "StaleServed", "Refreshes")
+CACHE_COUNTERS = ("Hits", "Misses", "StaleServed", "Refreshes", "RefreshAhead", "ForcedRefreshes", "Retries",
+                  "CircuitOpened", "Evictions")
 
 
 class Metrics:

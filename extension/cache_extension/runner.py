@@ -38,15 +38,16 @@ def run(api: ExtensionsApi, started: float, registered: float) -> int:
         settings = load_settings(os.environ)
         logs.configure(settings.log_level, json_lines=settings.log_json)
         log.debug("registered as %s in %.1f ms", api.name, (registered - started) * 1000)
-        config = load_config(settings.config_path, default_region=settings.region, default_ttl=settings.ttl)
+        config = load_config(settings.config_path, default_region=settings.region, default_ttl=settings.ttl,
+                             default_stale=settings.max_stale)
     except (SettingsError, ConfigError) as exc:
         return fail_init(api, "Extension.ConfigInvalid", str(exc))
     try:
-        listener = listen(settings.port)
+        listeners = listen(settings.port)
     except OSError as exc:
         message = f"cannot listen on 127.0.0.1:{settings.port} (CACHE_EXTENSION_PORT): {exc.strerror or exc}"
         return fail_init(api, "Extension.PortUnavailable", message)
-    return Extension(api, settings, config, listener, started).run()
+    return Extension(api, settings, config, listeners, started).run()
 
 
 def fail_init(api: ExtensionsApi, error_type: str, message: str) -> int:
@@ -58,14 +59,30 @@ def fail_init(api: ExtensionsApi, error_type: str, message: str) -> int:
     return 1
 
 
-def listen(port: int) -> socket.socket:
-    """Bind before anything else can fail later: the port is listening before INIT ends."""
+def listen(port: int) -> list[socket.socket]:
+    """Bind before anything else can fail later: the port is listening before INIT ends.
+
+    Loopback only, so nothing outside the sandbox can connect: 127.0.0.1, and ::1 as well where the
+    kernel has IPv6, because "localhost" resolves to ::1 first for some clients (Node.js 17+).
+    """
+    sockets = [_bind(socket.AF_INET, "127.0.0.1", port)]
+    if socket.has_ipv6:
+        try:
+            sockets.append(_bind(socket.AF_INET6, "::1", port))
+        except OSError as exc:
+            log.debug("not listening on [::1]:%d: %s", port, exc.strerror or exc)
+    return sockets
+
+
+def _bind(family: socket.AddressFamily, host: str, port: int) -> socket.socket:
     # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose proto says TCP,
     # and with Nagle on, every keep-alive response waits ~40 ms for a delayed ACK.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind(("127.0.0.1", port))  # loopback only: nothing outside the sandbox can connect
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((host, port))
         sock.listen(512)
     except OSError:
         sock.close()
@@ -74,13 +91,14 @@ def listen(port: int) -> socket.socket:
 
 
 class Extension:
-    def __init__(self, api, settings, config, listener: socket.socket, started: float) -> None:
+    def __init__(self, api, settings, config, listeners: list[socket.socket], started: float) -> None:
         self.api = api
         self.settings = settings
         self.config = config
-        self.listener = listener
+        self.listeners = listeners
         self.started = started
         self.server = None
+        self.store = None
         self.exit_code = 0
         self.ready = threading.Event()  # INIT's prefetch is over: GET /health answers ready
         self.metrics = Metrics()
@@ -99,7 +117,7 @@ class Extension:
         signal.signal(signal.SIGINT, self._on_signal)
         executor = ThreadPoolExecutor(max_workers=FETCH_THREADS, thread_name_prefix="fetch")
         fetchers = create_fetchers(self.config.sources, ClientFactory(self.metrics))
-        store = Store(self.config.items, fetchers, executor, metrics=self.metrics)
+        store = self.store = Store(self.config.items, fetchers, executor, metrics=self.metrics)
         pending = store.prefetch() if self.settings.init_startup else []
 
         import asyncio
@@ -107,6 +125,7 @@ class Extension:
         import uvicorn
 
         from .app import create_app
+        from .http_server import GuardedHttpProtocol
 
         self.server = uvicorn.Server(
             uvicorn.Config(
@@ -115,6 +134,9 @@ class Extension:
                 access_log=False,
                 lifespan="off",
                 server_header=False,
+                http=GuardedHttpProtocol,
+                # Not uvicorn's default: it would take the client address from X-Forwarded-For.
+                proxy_headers=False,
                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
             )
         )
@@ -130,7 +152,7 @@ class Extension:
     async def _serve(self, pending) -> None:
         import asyncio
 
-        serving = asyncio.ensure_future(self.server.serve(sockets=[self.listener]))
+        serving = asyncio.ensure_future(self.server.serve(sockets=self.listeners))
         if pending:
             # Waited for in a thread: wrapping each future in asyncio would log every failed fetch twice.
             prefetch = asyncio.get_running_loop().run_in_executor(None, wait, pending, PREFETCH_BUDGET)
@@ -158,7 +180,7 @@ class Extension:
                 event = self.api.next_event()
                 kind = event.get("eventType")
                 if kind == "INVOKE":
-                    log.debug("invoke %s", event.get("requestId"))
+                    self._refresh_ahead()
                     if self.emf is not None:
                         self.emf.on_invoke()
                 elif kind == "SHUTDOWN":
@@ -174,6 +196,16 @@ class Extension:
             except ExtensionsApiError:
                 pass
             self.stop(1)
+
+    def _refresh_ahead(self) -> None:
+        """The environment runs only while an invoke is in flight: refresh what expires soon now."""
+        try:
+            started = self.store.refresh_ahead() if self.store is not None else 0
+        except Exception as exc:  # never lose the event loop over a refresh
+            log.error("refresh-ahead failed: %s", type(exc).__name__)
+            return
+        if started:
+            log.debug("refreshing %d entries ahead of expiry", started)
 
     def stop(self, code: int) -> None:
         self.exit_code = self.exit_code or code

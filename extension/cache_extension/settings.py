@@ -15,6 +15,8 @@ from .goparse import parse_bool, parse_duration, quote
 
 DEFAULT_TASK_ROOT = "/var/task"
 DEFAULT_TTL = 300.0  # 5m, the original sample's default
+# How long past its TTL a value may still be served (while it is refreshed, or while AWS fails): 5m.
+DEFAULT_MAX_STALE = 300.0
 DEFAULT_PORT = 4000
 
 # EMF dimensions that can be chosen, and the variable Lambda sets with each one's value.
@@ -40,6 +42,7 @@ class Settings:
     metrics_namespace: str = "LambdaCacheExtension"
     metrics_dimensions: dict = field(default_factory=dict)  # EMF dimension name -> value
     log_json: bool = False                     # AWS_LAMBDA_LOG_FORMAT=JSON
+    max_stale: float = DEFAULT_MAX_STALE       # CACHE_EXTENSION_MAX_STALE: the default `stale` of every item
 
 
 def load_settings(env: Mapping[str, str]) -> Settings:
@@ -65,6 +68,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
 
     init_startup = parsed("CACHE_EXTENSION_INIT_STARTUP", True, parse_bool)
     ttl = parsed("CACHE_EXTENSION_TTL", DEFAULT_TTL, _positive_duration)
+    max_stale = parsed("CACHE_EXTENSION_MAX_STALE", DEFAULT_MAX_STALE, _duration)
     port = parsed("CACHE_EXTENSION_PORT", DEFAULT_PORT, _port)
     log_level = parsed("CACHE_EXTENSION_LOG_LEVEL", "INFO", _log_level)
 
@@ -92,6 +96,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         metrics_namespace=namespace,
         metrics_dimensions=dimensions,
         log_json=(get("AWS_LAMBDA_LOG_FORMAT") or "").upper() == "JSON",
+        max_stale=max_stale,
     )
 
 
@@ -99,6 +104,13 @@ def _positive_duration(raw: str) -> float:
     seconds = parse_duration(raw)
     if seconds <= 0:
         raise ValueError("must be greater than zero (e.g. 30s, 5m, 1h30m)")
+    return seconds
+
+
+def _duration(raw: str) -> float:
+    seconds = parse_duration(raw)
+    if seconds < 0:
+        raise ValueError("must be zero or more (e.g. 0s, 30s, 5m)")
     return seconds
 
 

@@ -1,28 +1,38 @@
-"""The cache: one entry per configured item, TTL per entry, single-flight refresh, stale on failure.
+"""The cache: one entry per item, TTL and stale window per entry, single-flight fetches, retries.
 
-Reads of a fresh entry return at once without taking a lock. Reads of an expired or missing entry
+Reads of a fresh entry return at once without taking a lock. An expired entry still inside its stale
+window is served as it is while one background refresh runs (stale-while-revalidate). Otherwise reads
 share one in-flight fetch (a concurrent.futures.Future the HTTP layer awaits), so N concurrent readers
 cause one upstream call. Prefetch marks every entry in flight before its first call goes out, so a read
 that arrives during INIT waits for the prefetch instead of missing.
+
+Failures follow the Policy: transient ones are retried with backoff while readers keep waiting on the
+same Future; each source has a circuit that stops calls after repeated failures; a value inside its
+stale window is served rather than an error.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
+from collections import OrderedDict
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping
 
 from .config import Item
 from .fetchers import Fetcher, FetchError, Value
+from .policy import Circuit, Policy
 
 log = logging.getLogger("cache_extension.store")
 
 
-# On-demand entries (names `allow:` permits) are bounded; configured items are never evicted.
+# On-demand entries (names `allow:` permits) live in an LRU bounded by count and by bytes;
+# configured items are never evicted.
 MAX_ON_DEMAND = 1000
+MAX_ON_DEMAND_BYTES = 16 * 1024 * 1024
 
 
 def entry_key(item: Item) -> tuple:
@@ -34,16 +44,35 @@ class Result:
     value: Value
     state: str  # "hit", "miss" or "stale": the X-Cache header
     age: float  # seconds since the value was fetched
+    error: FetchError | None = None  # why a stale value was served instead of a fresh one
 
 
 class _Entry:
-    __slots__ = ("item", "cached", "pending")
+    __slots__ = ("item", "cached", "pending", "failed", "on_demand")
 
-    def __init__(self, item: Item) -> None:
+    def __init__(self, item: Item, on_demand: bool = False) -> None:
         self.item = item
-        # (value, fetched_at, expires_at), replaced as one tuple so lock-free readers never see a mix.
-        self.cached: tuple[Value, float, float] | None = None
+        # (value, fetched_at, expires_at, stale_until), replaced as one tuple so lock-free readers never
+        # see a mix.
+        self.cached: tuple[Value, float, float, float] | None = None
         self.pending: Future | None = None
+        self.failed: tuple[FetchError, float] | None = None  # the last error with nothing servable, until
+        self.on_demand = on_demand
+
+
+def _thread_timer(delay: float, function: Callable, *args) -> None:
+    timer = threading.Timer(delay, function, args)
+    timer.daemon = True
+    timer.start()
+
+
+def _done(result: Result | None = None, error: FetchError | None = None) -> Future:
+    future: Future = Future()
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+    return future
 
 
 class Store:
@@ -53,78 +82,205 @@ class Store:
         fetchers: Mapping[str, Fetcher],
         executor: Executor,
         *,
+        policy: Policy = Policy(),
         clock: Callable[[], float] = time.monotonic,
+        later: Callable[..., None] = _thread_timer,  # later(delay, function, *args): retries after a backoff
+        random: Callable[[], float] = random.random,
         metrics=None,
     ) -> None:
         self._entries = {entry_key(item): _Entry(item) for item in items}
-        self._on_demand: dict[tuple, None] = {}  # insertion-ordered: the oldest is evicted first
+        self._on_demand: OrderedDict[tuple, int] = OrderedDict()  # key -> bytes, least recently used first
+        self._on_demand_bytes = 0
         self._fetchers = fetchers
         self._executor = executor
+        self._policy = policy
         self._clock = clock
+        self._later = later
+        self._random = random
         self._metrics = metrics
+        self._circuits = {source: Circuit(policy, clock) for source in fetchers}
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def read(self, item: Item) -> Result | Future:
-        """A fresh Result, or a Future of one (it raises FetchError when nothing is servable).
+        """A servable Result, or a Future of one (it raises FetchError when nothing is servable).
 
         `item` comes from the config: configured, or on demand as `allow:` permits.
         """
         entry = self._entries.get(entry_key(item)) or self._add_on_demand(item)
         cached = entry.cached
+        now = self._clock()
         if cached is not None:
-            now = self._clock()
+            if entry.on_demand:
+                self._touch(entry)
             if now < cached[2]:
                 return Result(cached[0], "hit", now - cached[1])
+            if now < cached[3] and self._policy.stale_while_revalidate:
+                if entry.pending is None:
+                    self._launch([entry])
+                return Result(cached[0], "stale", now - cached[1])
+        failed = entry.failed
+        if failed is not None and now < failed[1]:
+            return _done(error=failed[0])
+        return self._launch([entry])[0]
+
+    def prefetch(self) -> list[Future]:
+        """Fetch every configured item, batched per source; returns the in-flight futures."""
+        return self._launch([entry for entry in list(self._entries.values()) if not entry.on_demand])
+
+    def refresh_ahead(self) -> int:
+        """On INVOKE (the only time a frozen environment can work): refresh what expires soon, batched
+        like the prefetch. Returns how many entries were started."""
+        fraction = self._policy.refresh_ahead
+        if fraction <= 0:
+            return 0
+        now = self._clock()
+        due = []
         with self._lock:
-            if entry.pending is None:
-                self._start([entry])
-            return entry.pending
+            for entry in self._entries.values():
+                cached = entry.cached
+                if entry.pending is not None or cached is None or cached[2] - now >= fraction * entry.item.ttl:
+                    continue
+                if entry.on_demand and now >= cached[3]:
+                    continue  # an on-demand value nobody could be served any more waits for its next read
+                if self._circuits[entry.item.source].is_open:
+                    continue
+                due.append(entry)
+        due.sort(key=lambda entry: entry.cached[2])
+        due = due[: self._policy.refresh_ahead_max]
+        self._launch(due)
+        self._count_each(due, "RefreshAhead")
+        return len(due)
+
+    def refresh(self, items: Iterable[Item]) -> list[Future]:
+        """Force refresh (POST /refresh): one Future per item; joins a fetch already in flight, and an
+        entry fetched within the coalescing window is answered as it is."""
+        now = self._clock()
+        futures: list[Future] = []
+        start: list[_Entry] = []
+        for item in items:
+            entry = self._entries.get(entry_key(item)) or self._add_on_demand(item)
+            pending, cached = entry.pending, entry.cached
+            if pending is not None:
+                futures.append(pending)
+            elif cached is not None and now - cached[1] < self._policy.refresh_coalesce:
+                futures.append(_done(Result(cached[0], "hit", now - cached[1])))
+            else:
+                start.append(entry)
+        self._count_each(start, "ForcedRefreshes")
+        return futures + self._launch(start)
+
+    def entries(self, source: str | None = None, name: str | None = None) -> list[Item]:
+        """The items in the cache (configured, and on-demand ones fetched so far), optionally filtered."""
+        return [entry.item for entry in list(self._entries.values())
+                if (source is None or entry.item.source == source) and (name is None or entry.item.name == name)]
+
+    # -- on-demand entries --------------------------------------------------------------------------
 
     def _add_on_demand(self, item: Item) -> _Entry:
         key = entry_key(item)
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
-                if len(self._on_demand) >= MAX_ON_DEMAND:
-                    oldest = next((k for k in self._on_demand if self._entries[k].pending is None), None)
-                    if oldest is not None:
-                        del self._on_demand[oldest], self._entries[oldest]
-                entry = self._entries[key] = _Entry(item)
-                self._on_demand[key] = None
+                entry = self._entries[key] = _Entry(item, on_demand=True)
+                self._on_demand[key] = 0
+                self._evict()
             return entry
 
-    def prefetch(self) -> list[Future]:
-        """Fetch every configured item, batched per source; returns the in-flight futures."""
+    def _touch(self, entry: _Entry) -> None:
         with self._lock:
-            idle = [entry for entry in self._entries.values() if entry.pending is None]
-            self._start(idle)
-            return [entry.pending for entry in self._entries.values() if entry.pending is not None]
+            key = entry_key(entry.item)
+            if key in self._on_demand:
+                self._on_demand.move_to_end(key)
 
-    def _start(self, entries: list[_Entry]) -> None:
-        """Mark entries in flight and submit their fetches in batches. Caller holds the lock."""
-        by_source: dict[str, list[_Entry]] = {}
-        for entry in entries:
-            entry.pending = Future()
-            by_source.setdefault(entry.item.source, []).append(entry)
-            if entry.cached is not None and self._metrics is not None:
-                self._metrics.count(entry.item.source, "Refreshes")
-        for source, group in by_source.items():
-            fetcher = self._fetchers[source]
-            for start in range(0, len(group), fetcher.batch_size):
-                batch = group[start : start + fetcher.batch_size]
-                self._executor.submit(self._fetch, fetcher, batch)
+    def _evict(self) -> None:
+        """Drop least recently used on-demand entries over either bound. Caller holds the lock."""
+        for key in list(self._on_demand):
+            if len(self._on_demand) <= MAX_ON_DEMAND and self._on_demand_bytes <= MAX_ON_DEMAND_BYTES:
+                break
+            entry = self._entries[key]
+            if entry.pending is not None or key == next(reversed(self._on_demand)):
+                continue  # never the one just added or stored, nor one a reader waits for
+            self._on_demand_bytes -= self._on_demand.pop(key)
+            del self._entries[key]
+            if self._metrics is not None:
+                self._metrics.count(entry.item.source, "Evictions")
 
-    def _fetch(self, fetcher: Fetcher, batch: list[_Entry]) -> None:
+    # -- fetching ------------------------------------------------------------------------------------
+
+    def _launch(self, entries: list[_Entry]) -> list[Future]:
+        """Start a fetch for each entry not already in flight (batched per source, subject to the
+        source's circuit); returns each entry's Future in order."""
+        submit: list[tuple[Fetcher, list[_Entry]]] = []
+        refused: list[tuple[_Entry, FetchError]] = []
+        with self._lock:
+            by_source: dict[str, list[_Entry]] = {}
+            for entry in entries:
+                if entry.pending is None:
+                    entry.pending = Future()
+                    by_source.setdefault(entry.item.source, []).append(entry)
+                    if entry.cached is not None and self._metrics is not None:
+                        self._metrics.count(entry.item.source, "Refreshes")
+            futures = [entry.pending for entry in entries]
+            for source, group in by_source.items():
+                fetcher = self._fetchers[source]
+                circuit = self._circuits[source]
+                for start in range(0, len(group), fetcher.batch_size):
+                    batch = group[start : start + fetcher.batch_size]
+                    if circuit.allow():
+                        submit.append((fetcher, batch))
+                    else:
+                        refused += [(entry, self._circuit_error(source)) for entry in batch]
+        for fetcher, batch in submit:
+            self._executor.submit(self._fetch, fetcher, batch, 0, self._clock())
+        for entry, error in refused:
+            self._settle(entry, error)
+        return futures
+
+    def _circuit_error(self, source: str) -> FetchError:
+        circuit = self._circuits[source]
+        return FetchError(circuit.last_code or "CircuitOpen", 502,
+                          f"calls to {source} are paused for {circuit.retry_after():.1f} s after "
+                          f"{circuit.failures} failures in a row", transient=True)
+
+    def _fetch(self, fetcher: Fetcher, batch: list[_Entry], attempt: int, started: float) -> None:
         try:
             outcomes = fetcher.get_many([entry.item for entry in batch])
         except BaseException as exc:  # a fetcher bug must not leave readers waiting forever
             error = FetchError.from_exception(exc, fetcher.operation)
             outcomes = {entry.item.name: error for entry in batch}
-        for entry in batch:
-            self._settle(entry, outcomes.get(entry.item.name) or FetchError("NoResult", 502, "no result"))
+        results = [(entry, outcomes.get(entry.item.name) or FetchError("NoResult", 502, "no result")) for entry in batch]
+        transient = [entry for entry, outcome in results if isinstance(outcome, FetchError) and outcome.transient]
+        source = fetcher.source
+        delay = self._policy.backoff(attempt, self._random) if transient else 0.0
+        with self._lock:
+            circuit = self._circuits[source]
+            failed_code = next((o.code for _, o in results if isinstance(o, FetchError) and o.transient), None)
+            opened = circuit.record(failed_code)
+            retry = (transient and attempt < self._policy.retries and not circuit.is_open
+                     and self._clock() + delay - started <= self._policy.retry_deadline)
+        if opened:
+            log.warning("%s failed %d times in a row (%s): no calls for %.1f s", source, circuit.failures,
+                        failed_code, circuit.retry_after())
+            if self._metrics is not None:
+                self._metrics.count(source, "CircuitOpened")
+        if retry:
+            self._count_each(transient, "Retries")
+            self._later(delay, self._retry, fetcher, transient, attempt + 1, started)
+        for entry, outcome in results:
+            if not (retry and entry in transient):
+                self._settle(entry, outcome)
+
+    def _retry(self, fetcher: Fetcher, batch: list[_Entry], attempt: int, started: float) -> None:
+        with self._lock:
+            allowed = self._circuits[fetcher.source].allow()
+        if allowed:
+            self._executor.submit(self._fetch, fetcher, batch, attempt, started)
+        else:
+            for entry in batch:
+                self._settle(entry, self._circuit_error(fetcher.source))
 
     def _settle(self, entry: _Entry, outcome: Value | FetchError) -> None:
         now = self._clock()
@@ -132,14 +288,32 @@ class Store:
         with self._lock:
             future, entry.pending = entry.pending, None
             if isinstance(outcome, Value):
-                entry.cached = (outcome, now, now + item.ttl)
+                expires = self._policy.expiry(now, item.ttl, self._random)
+                entry.cached = (outcome, now, expires, expires + item.stale)
+                entry.failed = None
+                key = entry_key(item)
+                if entry.on_demand and key in self._on_demand:
+                    self._on_demand_bytes += len(outcome.body) - self._on_demand[key]
+                    self._on_demand[key] = len(outcome.body)
+                    self._on_demand.move_to_end(key)
+                    self._evict()
             previous = entry.cached
+            servable = previous is not None and now < previous[3]
+            if not isinstance(outcome, Value) and not servable:
+                entry.failed = (outcome, now + self._policy.error_hold)
+        if future is None or future.cancelled():
+            return
         if isinstance(outcome, Value):
             log.debug("fetched %s %s", item.source, item.name)
             future.set_result(Result(outcome, "miss", 0.0))
-        elif previous is not None:
+        elif servable:
             log.warning("refresh of %s %s failed (%s); serving the stale value", item.source, item.name, outcome.code)
-            future.set_result(Result(previous[0], "stale", now - previous[1]))
+            future.set_result(Result(previous[0], "stale", now - previous[1], outcome))
         else:
             log.error("fetch of %s %s failed: %s", item.source, item.name, outcome.code)
             future.set_exception(outcome)
+
+    def _count_each(self, entries: list[_Entry], counter: str) -> None:
+        if self._metrics is not None:
+            for entry in entries:
+                self._metrics.count(entry.item.source, counter)

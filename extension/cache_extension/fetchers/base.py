@@ -13,15 +13,27 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 if TYPE_CHECKING:
     from ..config import Item
 
-# Short timeouts: a cache that hangs on AWS is worse than none. Standard retry mode backs off with jitter.
+# Short timeouts: a cache that hangs on AWS is worse than none. botocore makes one attempt per call:
+# retries belong to the store's policy (backoff with full jitter, a circuit per source), so every
+# call is counted and bounded in one place.
 CONNECT_TIMEOUT = 1.0
 READ_TIMEOUT = 3.0
-MAX_ATTEMPTS = 3
+MAX_ATTEMPTS = 1
 
 # AWS error codes that mean "it is not there" rather than "AWS failed".
 NOT_FOUND_CODES = frozenset(
     {"ParameterNotFound", "ParameterVersionNotFound", "ResourceNotFoundException", "ItemNotFound"}
 )
+# Codes that mean "AWS is busy or failing": worth retrying after a backoff (as are 5xx, timeouts, resets).
+THROTTLING_CODES = frozenset({
+    "ThrottlingException", "Throttling", "ThrottledException", "TooManyRequestsException",
+    "ProvisionedThroughputExceededException", "RequestLimitExceeded", "RequestThrottled",
+    "RequestThrottledException", "LimitExceededException", "SlowDown",
+})
+SERVER_CODES = frozenset({
+    "InternalFailure", "InternalError", "InternalServerError", "InternalServerErrorException",
+    "InternalServiceError", "InternalServiceErrorException", "ServiceUnavailable", "ServiceUnavailableException",
+})
 
 
 @dataclass(frozen=True)
@@ -41,16 +53,19 @@ class Value:
 class FetchError(Exception):
     """An upstream failure with nothing in it but a code: AWS messages can quote request data."""
 
-    def __init__(self, code: str, status: int, message: str) -> None:
+    def __init__(self, code: str, status: int, message: str, *, transient: bool = False) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.status = status  # what the HTTP layer answers when nothing is servable: 404, 502 or 504
         self.message = message
+        self.transient = transient  # worth retrying later: throttling, 5xx, timeouts, resets
 
     @classmethod
-    def from_code(cls, code: str, operation: str) -> FetchError:
+    def from_code(cls, code: str, operation: str, http_status: int = 0) -> FetchError:
         """An error AWS answered with a code: 404 when the code means "not there", else 502."""
-        return cls(code, 404 if code in NOT_FOUND_CODES else 502, f"{operation} failed with {code}")
+        transient = code in THROTTLING_CODES or code in SERVER_CODES or http_status >= 500
+        return cls(code, 404 if code in NOT_FOUND_CODES else 502, f"{operation} failed with {code}",
+                   transient=transient)
 
     @classmethod
     def from_exception(cls, exc: BaseException, operation: str) -> FetchError:
@@ -59,12 +74,15 @@ class FetchError(Exception):
             return exc
         response = getattr(exc, "response", None)
         if isinstance(response, dict):  # botocore ClientError
-            return cls.from_code(str(response.get("Error", {}).get("Code") or "UnknownError"), operation)
+            status = response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+            return cls.from_code(str(response.get("Error", {}).get("Code") or "UnknownError"), operation, status)
         name = type(exc).__name__
         if name in ("ReadTimeoutError", "ConnectTimeoutError"):
-            return cls("Timeout", 504, f"{operation} timed out")
-        if name in ("EndpointConnectionError", "ConnectionClosedError", "ProxyConnectionError"):
-            return cls("ConnectionError", 502, f"{operation} could not reach AWS")
+            return cls("Timeout", 504, f"{operation} timed out", transient=True)
+        if name in ("EndpointConnectionError", "ConnectionClosedError", "ProxyConnectionError",
+                    "ConnectionError", "ConnectionResetError", "ConnectionRefusedError", "BrokenPipeError",
+                    "HTTPClientError"):
+            return cls("ConnectionError", 502, f"{operation} could not reach AWS", transient=True)
         if name in ("NoCredentialsError", "PartialCredentialsError"):
             return cls("NoCredentials", 502, f"{operation} has no AWS credentials")
         return cls(name, 502, f"{operation} failed with {name}")
@@ -103,7 +121,7 @@ class ClientFactory:
                 config = Config(
                     connect_timeout=CONNECT_TIMEOUT,
                     read_timeout=READ_TIMEOUT,
-                    retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+                    retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
                     max_pool_connections=16,
                     user_agent_extra="lambda-cache-extension",
                 )

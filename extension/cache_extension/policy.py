@@ -1,0 +1,97 @@
+"""How the cache treats time and failure: TTL jitter, refresh-ahead, retries, and a circuit per source.
+
+Pure rules with an injected clock and random source, so the fleet simulation (scripts/simulate-fleet)
+and the unit tests drive exactly the code the extension runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class Policy:
+    # Each expiry is drawn from [ttl * (1 - jitter), ttl]: a fleet started together spreads its refreshes.
+    jitter: float = 0.05
+    # An expired value still inside its stale window is served at once while one refresh runs behind it.
+    stale_while_revalidate: bool = True
+    # On INVOKE, entries within this fraction of their TTL of expiring are refreshed, at most this many.
+    refresh_ahead: float = 0.2
+    refresh_ahead_max: int = 200
+    # Transient failures (throttling, 5xx, timeouts, resets) are retried this many times, each after a
+    # delay drawn from [0, min(cap, base * 2**attempt)] ("full jitter"), never past the deadline.
+    retries: int = 2
+    backoff_base: float = 0.1
+    backoff_cap: float = 2.0
+    retry_deadline: float = 8.0
+    # After this many failed calls in a row a source's circuit opens: no calls for the cooldown, which
+    # doubles with each reopening up to its cap. Then one probe call decides.
+    circuit_threshold: int = 3
+    circuit_cooldown: float = 1.0
+    circuit_cooldown_cap: float = 30.0
+    # A failure with nothing servable is answered from memory this long: a missing name read in a loop
+    # costs one call per second, not one per read.
+    error_hold: float = 1.0
+    # A forced refresh of an entry fetched less than this long ago is answered without a new call.
+    refresh_coalesce: float = 1.0
+
+    def expiry(self, now: float, ttl: float, random: Callable[[], float]) -> float:
+        return now + ttl * (1.0 - self.jitter * random())
+
+    def backoff(self, attempt: int, random: Callable[[], float]) -> float:
+        return random() * min(self.backoff_cap, self.backoff_base * 2**attempt)
+
+
+# The original sample's behaviour, for comparison in the fleet simulation: no jitter, no stale, no
+# retries, no circuit, no refresh-ahead, no error hold.
+NAIVE = Policy(jitter=0.0, stale_while_revalidate=False, refresh_ahead=0.0, retries=0,
+               circuit_threshold=1 << 30, error_hold=0.0, refresh_coalesce=0.0)
+
+
+class Circuit:
+    """One per source: closed, open (no calls until a time), or half-open (one probe call out).
+
+    Only transient failures count; "not found" or "access denied" say nothing about the source's health.
+    Callers hold the store's lock.
+    """
+
+    def __init__(self, policy: Policy, clock: Callable[[], float]) -> None:
+        self.policy = policy
+        self.clock = clock
+        self.failures = 0       # failed calls in a row
+        self.opened = 0         # times opened in a row: the cooldown doubles with each
+        self.open_until = 0.0
+        self.probing = False
+        self.last_code = ""
+
+    @property
+    def is_open(self) -> bool:
+        return self.failures >= self.policy.circuit_threshold
+
+    def allow(self) -> bool:
+        """May a call go out now? In the half-open state only one may, until its outcome is recorded."""
+        if not self.is_open:
+            return True
+        if self.probing or self.clock() < self.open_until:
+            return False
+        self.probing = True
+        return True
+
+    def record(self, failed_code: str | None) -> bool:
+        """Record a call's outcome (the transient error code, or None); True when this opened the circuit."""
+        self.probing = False
+        if failed_code is None:
+            self.failures = self.opened = 0
+            return False
+        self.failures += 1
+        self.last_code = failed_code
+        if not self.is_open:
+            return False
+        cooldown = min(self.policy.circuit_cooldown_cap, self.policy.circuit_cooldown * 2**self.opened)
+        self.opened += 1
+        self.open_until = self.clock() + cooldown
+        return True
+
+    def retry_after(self) -> float:
+        return max(0.0, self.open_until - self.clock())
