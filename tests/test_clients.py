@@ -9,8 +9,10 @@ import importlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 from decimal import Decimal
 from pathlib import Path
 
@@ -102,12 +104,30 @@ def run_python_case(module, case: dict, down_port: str):
         kwargs["values"] = options["values"]
     client = module.CacheClient(**kwargs)
     try:
+        if case["call"] == "refresh":
+            return client.refresh(case["name"], case.get("source"))
+        if case["call"] == "refreshAll":
+            return client.refresh_all()
         if case["call"] == "item":
             return client.get_item(case["name"])
         call = client.get_parameter if case["call"] == "parameter" else client.get_secret
         return call(case["name"], transform=case.get("transform"))
     finally:
         client.close()
+
+
+def as_numbers(value):
+    """JSON data with every number a Decimal, so that 2 and 2.0 compare equal."""
+    return json.loads(json.dumps(value), parse_float=Decimal)
+
+
+def includes(value, expected) -> bool:
+    """The "includes" expectation of cases.json: objects may have more members, arrays more elements, in any order."""
+    if isinstance(expected, dict):
+        return isinstance(value, dict) and all(k in value and includes(value[k], v) for k, v in expected.items())
+    if isinstance(expected, list):
+        return isinstance(value, list) and all(any(includes(got, want) for got in value) for want in expected)
+    return value == expected
 
 
 def check_python_case(module, case: dict, down_port: str, token: str) -> None:
@@ -128,7 +148,9 @@ def check_python_case(module, case: dict, down_port: str, token: str) -> None:
     if "value" in expect:
         assert value == expect["value"]
     elif "json" in expect:
-        assert json.loads(json.dumps(value), parse_float=Decimal) == json.loads(json.dumps(expect["json"]), parse_float=Decimal)
+        assert as_numbers(value) == as_numbers(expect["json"])
+    elif "includes" in expect:
+        assert includes(as_numbers(value), as_numbers(expect["includes"])), value
     else:
         assert value == base64.b64decode(expect["base64"])
 
@@ -152,6 +174,72 @@ def test_python_client_offline_values_from_a_file(python_client, tmp_path, monke
         client.get_secret("missing")
     with pytest.raises(ValueError):
         client.get_parameter("/p", transform="yaml")
+
+
+def test_python_client_refresh_offline_and_arguments(python_client, tmp_path, monkeypatch):
+    nothing = {"refreshed": [], "failed": []}
+    client = python_client.CacheClient(port=free_port(), values={"parameters": {"p": "v"}})
+    assert client.refresh("p") == nothing
+    assert client.refresh("not-among-them", "secrets") == nothing
+    client.refresh_all()["refreshed"].append("mutated")
+    assert client.refresh_all() == nothing
+    online = python_client.CacheClient(port=free_port(), startup_timeout=0)  # nothing listens there
+    assert online.refresh_timeout == 5.0 and online.timeout == 1.0
+    for c in (client, online):
+        for bad_source in ("ssm", "Parameters", ""):
+            with pytest.raises(ValueError):
+                c.refresh("p", bad_source)
+        for bad_name in ("", None, b"p"):
+            with pytest.raises(TypeError):
+                c.refresh(bad_name)
+    values = tmp_path / "values.json"
+    values.write_text("{}")
+    monkeypatch.setenv("CACHE_EXTENSION_CLIENT_VALUES", str(values))
+    monkeypatch.setattr(python_client, "_default", None)
+    assert python_client.refresh("p", "dynamodb") == python_client.refresh_all() == nothing
+
+
+def test_python_client_refresh_is_one_post_never_retried(python_client):
+    """A raw loopback server: closes the first connection without an answer, then answers 200, 503, 200."""
+    ok = b'{"refreshed": [{"source": "parameters", "name": "a b"}], "failed": []}'
+    answers = [None, ok, b'{"error": "NotReady", "message": "starting"}', ok]
+    requests: list[str] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        for number, body in enumerate(answers):
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return  # closed by the test: the last answer was not asked for
+            with connection:
+                head = b""
+                while b"\r\n\r\n" not in head and (chunk := connection.recv(4096)):
+                    head += chunk
+                requests.append(head.decode())
+                if body is not None:
+                    status = b"503 Service Unavailable" if number == 2 else b"200 OK"
+                    connection.sendall(b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\nContent-Length: "
+                                       + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    client = python_client.CacheClient(port=listener.getsockname()[1], token="t0k", startup_timeout=1.0)
+    try:
+        with pytest.raises(python_client.ExtensionUnavailableError) as raised:
+            client.refresh_all()
+        assert len(requests) == 1 and "t0k" not in str(raised.value)
+        assert client.refresh("a b", "parameters") == json.loads(ok)
+        first, second = requests[0].lower(), requests[1]
+        assert first.startswith("post /refresh?all=true http/1.1\r\n") and "content-length: 0\r\n" in first
+        assert second.startswith("POST /refresh?name=a%20b&source=parameters ") and "X-Aws-Parameters-Secrets-Token: t0k" in second
+        with pytest.raises(python_client.CacheExtensionError) as raised:
+            client.refresh("x&y=z")
+        assert type(raised.value) is python_client.CacheExtensionError and raised.value.status == 503
+        assert len(requests) == 3 and requests[2].startswith("POST /refresh?name=x%26y%3Dz ")
+    finally:
+        client.close()
+        listener.close()
 
 
 def test_python_client_reuses_one_connection(python_client, contract_extension):

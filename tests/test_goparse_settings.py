@@ -122,6 +122,7 @@ def test_defaults():
         metrics_namespace="LambdaCacheExtension",
         metrics_dimensions={"FunctionName": "unknown"},
         log_json=False,
+        max_stale=300.0,
     )
 
 
@@ -160,9 +161,10 @@ def test_config_path():
 def test_values():
     s = settings(
         CACHE_EXTENSION_INIT_STARTUP="false", CACHE_EXTENSION_TTL="1h30m", CACHE_EXTENSION_PORT="2773",
-        CACHE_EXTENSION_LOG_LEVEL="Warn",
+        CACHE_EXTENSION_LOG_LEVEL="Warn", CACHE_EXTENSION_MAX_STALE="90s",
     )
-    assert (s.init_startup, s.ttl, s.port, s.log_level) == (False, 5400.0, 2773, "WARNING")
+    assert (s.init_startup, s.ttl, s.port, s.log_level, s.max_stale) == (False, 5400.0, 2773, "WARNING", 90.0)
+    assert settings(CACHE_EXTENSION_MAX_STALE="0s").max_stale == 0.0  # no stale serving at all
 
 
 @pytest.mark.parametrize("given,expected", [
@@ -194,6 +196,8 @@ INVALID = [
     ("CACHE_EXTENSION_TTL", "30", 'CACHE_EXTENSION_TTL="30": time: missing unit in duration "30"'),
     ("CACHE_EXTENSION_TTL", "0", 'CACHE_EXTENSION_TTL="0": must be greater than zero'),
     ("CACHE_EXTENSION_TTL", "-1s", 'CACHE_EXTENSION_TTL="-1s": must be greater than zero'),
+    ("CACHE_EXTENSION_MAX_STALE", "-5m", 'CACHE_EXTENSION_MAX_STALE="-5m": must be zero or more'),
+    ("CACHE_EXTENSION_MAX_STALE", "forever", 'CACHE_EXTENSION_MAX_STALE="forever": time: invalid duration'),
     ("CACHE_EXTENSION_PORT", "0", 'CACHE_EXTENSION_PORT="0": must be a port number from 1 to 65535'),
     ("CACHE_EXTENSION_PORT", "65536", 'CACHE_EXTENSION_PORT="65536": must be'),
     ("CACHE_EXTENSION_PORT", "-1", 'CACHE_EXTENSION_PORT="-1": must be'),

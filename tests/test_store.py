@@ -333,8 +333,22 @@ def test_forced_refresh_fetches_joins_and_coalesces(executor):
     assert first[0] is second[0]
     source.gate.set()
     assert settle(first[0]).value.body == b"rotated"
-    again = store.refresh([item("a")])  # within a second of the last fetch: no new call
+    again = store.refresh([item("a")])  # within a second of the last forced refresh: no new call
     assert settle(again[0]).value.body == b"rotated" and len(source.calls) == 2
+    clock.now += 1.0
+    source.values["a"] = "rotated again"
+    assert settle(store.refresh([item("a")])[0]).value.body == b"rotated again"
+
+
+def test_forced_refresh_ignores_a_recent_read_and_keeps_the_order(executor):
+    store, source, clock = make(executor, ["a", "b"], policy=Policy(jitter=0.0, refresh_coalesce=1.0))
+    settle(store.read(item("a")))
+    source.values["a"] = "rotated"
+    settle(store.refresh([item("b")])[0])
+    source.gate.clear()
+    futures = store.refresh([item("b"), item("a")])  # b coalesced (just refreshed), a fetched again
+    source.gate.set()
+    assert [settle(f).value.body for f in futures] == [b"value of b", b"rotated"]
 
 
 def test_on_demand_lru_keeps_recently_read_entries(executor, monkeypatch):

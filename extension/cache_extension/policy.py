@@ -33,7 +33,7 @@ class Policy:
     # A failure with nothing servable is answered from memory this long: a missing name read in a loop
     # costs one call per second, not one per read.
     error_hold: float = 1.0
-    # A forced refresh of an entry fetched less than this long ago is answered without a new call.
+    # A forced refresh of an entry force-refreshed less than this long ago is answered without a new call.
     refresh_coalesce: float = 1.0
 
     def expiry(self, now: float, ttl: float, random: Callable[[], float]) -> float:

@@ -48,7 +48,7 @@ class Result:
 
 
 class _Entry:
-    __slots__ = ("item", "cached", "pending", "failed", "on_demand")
+    __slots__ = ("item", "cached", "pending", "failed", "on_demand", "forced")
 
     def __init__(self, item: Item, on_demand: bool = False) -> None:
         self.item = item
@@ -58,6 +58,7 @@ class _Entry:
         self.pending: Future | None = None
         self.failed: tuple[FetchError, float] | None = None  # the last error with nothing servable, until
         self.on_demand = on_demand
+        self.forced = float("-inf")  # when a forced refresh last started
 
 
 def _thread_timer(delay: float, function: Callable, *args) -> None:
@@ -155,22 +156,22 @@ class Store:
         return len(due)
 
     def refresh(self, items: Iterable[Item]) -> list[Future]:
-        """Force refresh (POST /refresh): one Future per item; joins a fetch already in flight, and an
-        entry fetched within the coalescing window is answered as it is."""
+        """Force refresh (POST /refresh): one Future per item, in order. Joins a fetch already in flight;
+        an entry force-refreshed within the coalescing window is answered as that refresh left it."""
         now = self._clock()
-        futures: list[Future] = []
+        entries = [self._entries.get(entry_key(item)) or self._add_on_demand(item) for item in items]
+        coalesced: dict[int, Future] = {}
         start: list[_Entry] = []
-        for item in items:
-            entry = self._entries.get(entry_key(item)) or self._add_on_demand(item)
-            pending, cached = entry.pending, entry.cached
-            if pending is not None:
-                futures.append(pending)
-            elif cached is not None and now - cached[1] < self._policy.refresh_coalesce:
-                futures.append(_done(Result(cached[0], "hit", now - cached[1])))
-            else:
+        for index, entry in enumerate(entries):
+            cached = entry.cached
+            if entry.pending is None and cached is not None and now - entry.forced < self._policy.refresh_coalesce:
+                coalesced[index] = _done(Result(cached[0], "hit", now - cached[1]))
+            elif entry.pending is None:
+                entry.forced = now
                 start.append(entry)
         self._count_each(start, "ForcedRefreshes")
-        return futures + self._launch(start)
+        launched = iter(self._launch([entry for index, entry in enumerate(entries) if index not in coalesced]))
+        return [coalesced[index] if index in coalesced else next(launched) for index in range(len(entries))]
 
     def entries(self, source: str | None = None, name: str | None = None) -> list[Item]:
         """The items in the cache (configured, and on-demand ones fetched so far), optionally filtered."""

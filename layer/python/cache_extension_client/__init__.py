@@ -5,6 +5,7 @@
     region = get_parameter("/app/region")
     db = get_secret("app/db", transform="json")
     item = get_item("Table-hash-sort")
+    refresh("/app/region")  # fetch it from AWS again now, past its TTL
 
 Standard library only: it ships in the layer at /opt/python, which Python runtimes put on sys.path.
 One keep-alive connection per client, reused across calls and invocations.
@@ -27,13 +28,16 @@ from typing import Any
 from urllib.parse import quote
 
 __all__ = [
-    "CacheClient", "get_parameter", "get_secret", "get_item",
+    "CacheClient", "get_parameter", "get_secret", "get_item", "refresh", "refresh_all",
     "CacheExtensionError", "NotFoundError", "UpstreamError", "ExtensionUnavailableError",
 ]
 
 TOKEN_HEADER = "X-Aws-Parameters-Secrets-Token"
 TRANSFORMS = (None, "json", "binary")
-OFFLINE_SECTIONS = ("parameters", "secrets", "dynamodb")
+OFFLINE_SECTIONS = ("parameters", "secrets", "dynamodb")  # also the sources a refresh may name
+# Failures of a GET while the extension starts: no connection yet, or one closed before any answer.
+STARTUP_FAILURES = (ConnectionRefusedError, ConnectionResetError, http.client.RemoteDisconnected,
+                    http.client.CannotSendRequest, http.client.BadStatusLine)
 
 
 class CacheExtensionError(Exception):
@@ -60,12 +64,13 @@ class ExtensionUnavailableError(CacheExtensionError):
 
 class CacheClient:
     def __init__(self, *, port: int | None = None, token: str | None = None, timeout: float = 1.0,
-                 startup_timeout: float = 2.0, values: dict | None = None) -> None:
+                 startup_timeout: float = 2.0, refresh_timeout: float = 5.0, values: dict | None = None) -> None:
         env = os.environ
         self.port = int(port if port is not None else env.get("CACHE_EXTENSION_PORT") or 4000)
         self._token = token if token is not None else (env.get("CACHE_EXTENSION_TOKEN") or env.get("AWS_SESSION_TOKEN") or "")
         self.timeout = timeout
         self.startup_timeout = startup_timeout
+        self.refresh_timeout = refresh_timeout  # a refresh waits for AWS (the extension bounds that at 4 s)
         if values is None and env.get("CACHE_EXTENSION_CLIENT_VALUES"):
             values = _load_values(env["CACHE_EXTENSION_CLIENT_VALUES"])
         self._values = _check_values(values) if values is not None else None
@@ -88,6 +93,24 @@ class CacheClient:
         value = self._get("dynamodb", key)
         return json.loads(value) if isinstance(value, bytes) else _copy(value)
 
+    def refresh(self, name: str, source: str | None = None) -> dict:
+        """Fetch NAME from AWS again now, past its TTL (POST /refresh), in SOURCE (parameters, secrets or
+        dynamodb) or, without one, in every source that configures or allows it. Returns the extension's answer,
+        ``{"refreshed": [{"source": ..., "name": ...}], "failed": []}``; a failed refresh raises as a failed read
+        does (NotFoundError, UpstreamError), too many refreshes too fast a CacheExtensionError with status 429
+        and code "RateLimited". With offline values: nothing to refresh, empty lists."""
+        _check_name(name)
+        if source is not None and source not in OFFLINE_SECTIONS:
+            raise ValueError(f"source must be one of {', '.join(OFFLINE_SECTIONS)} or None, got {source!r}")
+        query = f"name={quote(name, safe='')}" + (f"&source={source}" if source else "")
+        return self._refresh(query, f"/refresh {name!r}" + (f" in {source}" if source else ""))
+
+    def refresh_all(self) -> dict:
+        """Fetch every configured item from AWS again now (POST /refresh?all=true). Returns
+        ``{"refreshed": [...], "failed": [{"source", "name", "status", "error"}, ...]}``: failures are listed,
+        not raised."""
+        return self._refresh("all=true", "/refresh all")
+
     def close(self) -> None:
         with self._lock:
             if self._connection is not None:
@@ -97,49 +120,73 @@ class CacheClient:
     # -- transport ----------------------------------------------------------------------
 
     def _get(self, route: str, name: str) -> Any:
-        if not isinstance(name, str) or not name:
-            raise TypeError("name must be a non-empty string")
+        _check_name(name)
         if self._values is not None:
             section = self._values.get(route, {})
             if name not in section:
                 raise NotFoundError(f"/{route} {name!r} is not among the offline values", 404, "NotConfigured")
             return section[name]
-        path = f"/{route}?name={quote(name, safe='')}"
+        what = f"/{route} {name!r}"
+        content_type, body = self._call("GET", f"/{route}?name={quote(name, safe='')}", what, self.timeout)
+        return body if not content_type.startswith("text/") else body.decode("utf-8")
+
+    def _refresh(self, query: str, what: str) -> dict:
+        if self._values is not None:
+            return {"refreshed": [], "failed": []}  # offline: the values never go stale
+        _, body = self._call("POST", f"/refresh?{query}", what, self.refresh_timeout)
+        try:
+            result = json.loads(body)
+        except ValueError:
+            result = None
+        if not isinstance(result, dict):
+            raise CacheExtensionError(f"{what}: the extension's answer is not a JSON object", 200)
+        return result
+
+    def _call(self, method: str, path: str, what: str, timeout: float) -> tuple[str, bytes]:
+        """One request; (content type, body) of a 200. While the extension starts, a refused connection is
+        retried, and for a GET (idempotent) also a connection closed before any answer and 503. A POST is never
+        sent twice."""
+        retried = STARTUP_FAILURES if method == "GET" else (ConnectionRefusedError,)
         deadline = time.monotonic() + self.startup_timeout
         delay = 0.01
         with self._lock:
             while True:
                 try:
-                    status, content_type, body = self._request(path)
-                except (ConnectionRefusedError, ConnectionResetError, http.client.RemoteDisconnected,
-                        http.client.CannotSendRequest, http.client.BadStatusLine) as exc:
+                    status, content_type, body = self._request(method, path, timeout)
+                except retried as exc:
                     reason = type(exc).__name__
                     status = None
-                except (TimeoutError, OSError) as exc:
+                except (TimeoutError, OSError, http.client.HTTPException) as exc:
                     self._drop()
                     raise ExtensionUnavailableError(
-                        f"/{route} {name!r}: no answer from the cache extension on 127.0.0.1:{self.port} "
-                        f"within {self.timeout} s ({type(exc).__name__})") from None
+                        f"{what}: no answer from the cache extension on 127.0.0.1:{self.port} "
+                        f"within {timeout} s ({type(exc).__name__})") from None
                 if status == 200:
-                    return body if not content_type.startswith("text/") else body.decode("utf-8")
-                if status is not None and status != 503:
-                    raise _error(status, body, route, name)
+                    return content_type, body
+                if status is not None and (status != 503 or method != "GET"):
+                    raise _error(status, body, what)
                 if status == 503:
                     reason = "503 not ready"
                 if time.monotonic() + delay > deadline:
                     raise ExtensionUnavailableError(
-                        f"/{route} {name!r}: the cache extension is not reachable on 127.0.0.1:{self.port} "
+                        f"{what}: the cache extension is not reachable on 127.0.0.1:{self.port} "
                         f"after {self.startup_timeout} s ({reason})", 503 if status == 503 else 0)
                 time.sleep(delay)  # the extension may still be starting: back off briefly
                 delay = min(delay * 2, 0.1)
 
-    def _request(self, path: str) -> tuple[int, str, bytes]:
+    def _request(self, method: str, path: str, timeout: float) -> tuple[int, str, bytes]:
+        if method != "GET":
+            # Never sent twice, so on a new connection: one the extension closed while idle (say while Lambda
+            # froze us) cannot fail it after it was sent.
+            self._drop()
         for attempt in (1, 2):
             if self._connection is None:
-                self._connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+                self._connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
             reused = self._connection.sock is not None
+            if reused:
+                self._connection.sock.settimeout(timeout)
             try:
-                self._connection.request("GET", path, headers={TOKEN_HEADER: self._token})
+                self._connection.request(method, path, headers={TOKEN_HEADER: self._token})
                 response = self._connection.getresponse()
                 body = response.read()
             except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
@@ -161,13 +208,18 @@ class CacheClient:
             self._connection = None
 
 
-def _error(status: int, body: bytes, route: str, name: str) -> CacheExtensionError:
+def _check_name(name: str) -> None:
+    if not isinstance(name, str) or not name:
+        raise TypeError("name must be a non-empty string")
+
+
+def _error(status: int, body: bytes, what: str) -> CacheExtensionError:
     try:
         detail = json.loads(body)
         code, message = str(detail.get("error")), str(detail.get("message"))
     except (ValueError, AttributeError):
         code, message = None, "no details"
-    text = f"/{route} {name!r}: HTTP {status} {code}: {message}"
+    text = f"{what}: HTTP {status} {code}: {message}"
     kind = NotFoundError if status == 404 else UpstreamError if status in (502, 504) else CacheExtensionError
     return kind(text, status, code)
 
@@ -233,3 +285,11 @@ def get_secret(name: str, transform: str | None = None) -> Any:
 
 def get_item(key: str) -> dict:
     return default_client().get_item(key)
+
+
+def refresh(name: str, source: str | None = None) -> dict:
+    return default_client().refresh(name, source)
+
+
+def refresh_all() -> dict:
+    return default_client().refresh_all()

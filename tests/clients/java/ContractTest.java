@@ -90,7 +90,7 @@ public class ContractTest {
 
         Object result;
         try {
-            result = call(client, (String) testCase.get("call"), name, transform);
+            result = call(client, (String) testCase.get("call"), name, (String) testCase.get("source"), transform);
         } catch (CacheExtensionException e) {
             String leak = leak(e, token, values);
             if (leak != null) {
@@ -111,6 +111,10 @@ public class ContractTest {
             String diff = diff(expect.get("json"), result, "$");
             return diff == null ? null : "json differs at " + diff;
         }
+        if (expect.containsKey("includes")) {
+            return includes(result, expect.get("includes")) ? null : "does not include " + Json.write(expect.get("includes"))
+                    + ": " + Json.write(result);
+        }
         if (expect.containsKey("base64")) {
             if (!(result instanceof byte[])) {
                 return "expected bytes, got a " + typeOf(result);
@@ -121,17 +125,24 @@ public class ContractTest {
         return "test error: nothing to expect";
     }
 
-    private static Object call(CacheClient client, String call, String name, Transform transform) {
+    private static Object call(CacheClient client, String call, String name, String source, Transform transform) {
+        if (source != null && !"refresh".equals(call)) {
+            throw new IllegalArgumentException("only a refresh call takes a source");
+        }
+        if (transform != null && (call.startsWith("refresh") || "item".equals(call))) {
+            throw new IllegalArgumentException("a " + call + " call takes no transform");
+        }
         switch (call) {
             case "parameter":
                 return transform == null ? client.getParameter(name) : client.getParameter(name, transform);
             case "secret":
                 return transform == null ? client.getSecret(name) : client.getSecret(name, transform);
             case "item":
-                if (transform != null) {
-                    throw new IllegalArgumentException("an item call takes no transform");
-                }
                 return client.getItem(name);
+            case "refresh":
+                return source == null ? client.refresh(name) : client.refresh(name, source);
+            case "refreshAll":
+                return client.refreshAll();
             default:
                 throw new IllegalArgumentException("unknown call " + call);
         }
@@ -244,6 +255,34 @@ public class ContractTest {
                 collectStrings(v, values);
             }
         }
+    }
+
+    /** The "includes" expectation: objects may have more members, arrays more elements, in any order. */
+    private static boolean includes(Object got, Object want) {
+        if (want instanceof Map) {
+            if (!(got instanceof Map)) {
+                return false;
+            }
+            Map<?, ?> g = (Map<?, ?>) got;
+            for (Map.Entry<?, ?> entry : ((Map<?, ?>) want).entrySet()) {
+                if (!g.containsKey(entry.getKey()) || !includes(g.get(entry.getKey()), entry.getValue())) {
+                    return false;
+                }
+            }
+            return true;
+        }
+        if (want instanceof List) {
+            if (!(got instanceof List)) {
+                return false;
+            }
+            for (Object w : (List<?>) want) {
+                if (((List<?>) got).stream().noneMatch(g -> includes(g, w))) {
+                    return false;
+                }
+            }
+            return true;
+        }
+        return diff(want, got, "$") == null;
     }
 
     /** Where two JSON values differ (numbers compared as numbers), or null when equal. */

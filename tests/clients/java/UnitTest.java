@@ -78,6 +78,7 @@ public class UnitTest {
 
         jsonChecks();
         httpChecks();
+        refreshChecks();
         offlineChecks();
 
         long started = System.nanoTime();
@@ -337,28 +338,8 @@ public class UnitTest {
                 }
             }
         });
-        check("http: connection refused until the extension listens is retried", () -> {
-            int port;
-            try (ServerSocket probe = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
-                port = probe.getLocalPort();
-            }
-            CacheClient client = CacheClient.builder().environment(Collections.emptyMap()).port(port).token(TOKEN)
-                    .startupTimeout(Duration.ofSeconds(5)).build();
-            ExecutorService pool = Executors.newSingleThreadExecutor(UnitTest::daemon);
-            try {
-                Future<String> read = pool.submit(() -> client.getParameter("p"));
-                Thread.sleep(300);
-                if (read.isDone()) {
-                    throw new AssertionError("answered before the extension listened");
-                }
-                try (FakeExtension fx = new FakeExtension(ok("late"), port)) {
-                    equal("late", read.get(5, TimeUnit.SECONDS));
-                    equal(1, fx.requests.size());
-                }
-            } finally {
-                pool.shutdownNow();
-            }
-        });
+        check("http: connection refused until the extension listens is retried", () ->
+                equal("late", whenListening(ok("late"), client -> client.getParameter("p"))));
         check("http: unreachable after the startup timeout, message names port and name, not the token", () -> {
             int port;
             try (ServerSocket probe = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
@@ -433,21 +414,7 @@ public class UnitTest {
                 {405, "MethodNotAllowed", CacheExtensionException.class},
                 {500, "InternalError", CacheExtensionException.class},
             };
-            for (Object[] row : table) {
-                int status = (Integer) row[0];
-                String code = (String) row[1];
-                try (FakeExtension fx = new FakeExtension((r, n) -> json(status, code, "explained"))) {
-                    CacheExtensionException e = expect(CacheExtensionException.class, () -> client(fx).build().getParameter("p/q"));
-                    equal(row[2], e.getClass());
-                    equal(status, e.status());
-                    equal(code, e.code());
-                    equal(1, fx.requests.size());
-                    contains(e.getMessage(), "/parameters");
-                    contains(e.getMessage(), "p/q");
-                    contains(e.getMessage(), String.valueOf(status));
-                    contains(e.getMessage(), code);
-                }
-            }
+            statusesMap(table, client -> client.getParameter("p/q"), "/parameters");
         });
         check("http: an error body that is not the extension's JSON gives no code", () -> {
             try (FakeExtension fx = new FakeExtension((r, n) -> new Reply(500, "text/html", "<h1>" + SECRET + "</h1>"))) {
@@ -543,9 +510,113 @@ public class UnitTest {
         });
     }
 
+    // ---------------------------------------------------------------------------------------------- refresh
+
+    private static final String REFRESHED = "{\"refreshed\": [{\"source\": \"parameters\", \"name\": \"a b\"}], \"failed\": []}";
+
+    private static void refreshChecks() {
+        check("refresh: POST /refresh with name, source, token and no body; the answer as a map", () -> {
+            try (FakeExtension fx = new FakeExtension((r, n) -> new Reply(200, "application/json", REFRESHED))) {
+                CacheClient client = client(fx).build();
+                Map<String, Object> result = client.refresh("a b", "parameters");
+                Recorded r = fx.last();
+                equal("POST", r.method);
+                equal("/refresh", r.path);
+                equal("name=a%20b&source=parameters", r.rawQuery);
+                equal(Collections.singletonList(TOKEN), r.header("x-aws-parameters-secrets-token"));
+                equal(Collections.singletonList("0"), r.header("content-length"));
+                equal(Json.parse(REFRESHED), result);
+                client.refresh("x&y=z");
+                equal("name=x%26y%3Dz", fx.last().rawQuery);
+                client.refresh("T-1", "dynamodb");
+                equal("name=T-1&source=dynamodb", fx.last().rawQuery);
+                client.refresh("s", "secrets");
+                equal("name=s&source=secrets", fx.last().rawQuery);
+                client.refreshAll();
+                equal("POST", fx.last().method);
+                equal("all=true", fx.last().rawQuery);
+            }
+        });
+        check("refresh: an unknown source or a null name is refused before any request", () -> {
+            try (FakeExtension fx = new FakeExtension(ok("{}"))) {
+                CacheClient client = client(fx).build();
+                IllegalArgumentException e = expect(IllegalArgumentException.class, () -> client.refresh("p", "ssm"));
+                contains(e.getMessage(), "parameters, secrets, dynamodb");
+                expect(IllegalArgumentException.class, () -> client.refresh("p", "Parameters"));
+                expect(NullPointerException.class, () -> client.refresh(null));
+                equal(0, fx.requests.size());
+            }
+        });
+        check("refresh: error statuses map as for reads, 429 RateLimited too; nothing is retried, not even 503", () -> {
+            Object[][] table = {
+                {404, "NotConfigured", NotFoundException.class},
+                {502, "ThrottlingException", UpstreamException.class},
+                {504, "Timeout", UpstreamException.class},
+                {429, "RateLimited", CacheExtensionException.class},
+                {400, "BadRequest", CacheExtensionException.class},
+                {503, "NotReady", CacheExtensionException.class},
+            };
+            statusesMap(table, client -> client.refresh("p/q"), "POST /refresh");
+        });
+        check("refresh: a connection closed before any answer is not retried", () -> {
+            try (RawServer raw = new RawServer(1)) {
+                ExtensionUnavailableException e = expect(ExtensionUnavailableException.class, () -> CacheClient.builder()
+                        .environment(Collections.emptyMap()).port(raw.port()).token(TOKEN).build().refreshAll());
+                equal(0, e.status());
+                equal(1, raw.accepted.get());
+                noLeak(e, TOKEN);
+            }
+        });
+        check("refresh: connection refused until the extension listens is retried", () -> equal(Json.parse(REFRESHED),
+                whenListening((r, n) -> new Reply(200, "application/json", REFRESHED), client -> client.refresh("a b"))));
+        check("refresh: bounded by refreshTimeout (default 5 s), not by the read timeout", () -> {
+            try (FakeExtension fx = new FakeExtension((r, n) -> {
+                try {
+                    Thread.sleep(300);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+                return new Reply(200, "application/json", REFRESHED);
+            })) {
+                equal(Json.parse(REFRESHED), client(fx).timeout(Duration.ofMillis(100)).build().refresh("a b"));
+                long start = System.nanoTime();
+                ExtensionUnavailableException e = expect(ExtensionUnavailableException.class,
+                        () -> client(fx).refreshTimeout(Duration.ofMillis(100)).build().refresh("slow"));
+                below(start, 290);
+                contains(e.getMessage(), "100 ms");
+                equal(2, fx.requests.size());
+                equal(Duration.ofSeconds(5), CacheClient.DEFAULT_REFRESH_TIMEOUT);
+                throwsIllegal(() -> CacheClient.builder().refreshTimeout(Duration.ZERO));
+            }
+        });
+        check("refresh: an answer that is not a JSON object is an error", () -> {
+            try (FakeExtension fx = new FakeExtension((r, n) -> new Reply(200, "application/json", "[]"))) {
+                CacheExtensionException e = expect(CacheExtensionException.class, () -> client(fx).build().refreshAll());
+                equal(CacheExtensionException.class, e.getClass());
+            }
+        });
+    }
+
     // ---------------------------------------------------------------------------------------------- offline
 
     private static void offlineChecks() {
+        check("offline: refresh does nothing and answers empty lists; the source is still checked", () -> {
+            try (FakeExtension fx = new FakeExtension(ok("{}"))) {
+                Map<String, Map<String, Object>> values = new HashMap<>();
+                values.put("parameters", Collections.singletonMap("p", "v"));
+                CacheClient client = client(fx).values(values).build();
+                Map<String, Object> nothing = new LinkedHashMap<>();
+                nothing.put("refreshed", Collections.emptyList());
+                nothing.put("failed", Collections.emptyList());
+                equal(nothing, client.refresh("p"));
+                equal(nothing, client.refresh("not-among-them", "secrets"));
+                equal(nothing, client.refreshAll());
+                client.refreshAll().put("mutated", true);
+                equal(nothing, client.refreshAll());
+                expect(IllegalArgumentException.class, () -> client.refresh("p", "ssm"));
+                equal(0, fx.requests.size());
+            }
+        });
         check("offline: builder values, transforms, no HTTP", () -> {
             try (FakeExtension fx = new FakeExtension(ok("from-http"))) {
                 Map<String, Map<String, Object>> values = new HashMap<>();
@@ -640,6 +711,54 @@ public class UnitTest {
     }
 
     // ---------------------------------------------------------------------------------------------- helpers
+
+    interface Call<T> {
+        T on(CacheClient client);
+    }
+
+    /** Each {status, code, exception class} row answered by a test double: what the call throws, after one request. */
+    private static void statusesMap(Object[][] table, Call<?> call, String route) throws Exception {
+        for (Object[] row : table) {
+            int status = (Integer) row[0];
+            String code = (String) row[1];
+            try (FakeExtension fx = new FakeExtension((r, n) -> json(status, code, "explained"))) {
+                CacheExtensionException e = expect(CacheExtensionException.class, () -> call.on(client(fx).build()));
+                equal(row[2], e.getClass());
+                equal(status, e.status());
+                equal(code, e.code());
+                equal(1, fx.requests.size());
+                contains(e.getMessage(), route);
+                contains(e.getMessage(), "p/q");
+                contains(e.getMessage(), String.valueOf(status));
+                contains(e.getMessage(), code);
+            }
+        }
+    }
+
+    /** The call on a port nothing listens on yet, where a test double with this responder starts 300 ms later. */
+    private static <T> T whenListening(Responder responder, Call<T> call) throws Exception {
+        int port;
+        try (ServerSocket probe = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+            port = probe.getLocalPort();
+        }
+        CacheClient client = CacheClient.builder().environment(Collections.emptyMap()).port(port).token(TOKEN)
+                .startupTimeout(Duration.ofSeconds(5)).build();
+        ExecutorService pool = Executors.newSingleThreadExecutor(UnitTest::daemon);
+        try {
+            Future<T> result = pool.submit(() -> call.on(client));
+            Thread.sleep(300);
+            if (result.isDone()) {
+                throw new AssertionError("answered before the extension listened");
+            }
+            try (FakeExtension fx = new FakeExtension(responder, port)) {
+                T value = result.get(5, TimeUnit.SECONDS);
+                equal(1, fx.requests.size());
+                return value;
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+    }
 
     private static CacheClient.Builder client(FakeExtension fx) {
         return env(String.valueOf(fx.port()), null, TOKEN);

@@ -39,7 +39,7 @@ async function fakeExtension(answer) {
   const requests = [];
   const sockets = new Set();
   const server = http.createServer((req, res) => {
-    requests.push({ url: req.url, headers: req.headers, socket: req.socket });
+    requests.push({ method: req.method, url: req.url, headers: req.headers, socket: req.socket });
     answer(req, res, requests.length);
   });
   server.on('connection', (socket) => sockets.add(socket));
@@ -77,6 +77,7 @@ function extensionLike(req, res) {
   if (name === 'json') return send(res, 200, '{"a": [1, 2.5, true, null]}');
   if (name === 'not-json') return send(res, 200, 'hunter2-not-json');
   if (url.pathname === '/dynamodb') return send(res, 200, JSON.stringify({ key: name }), 'application/json');
+  if (url.pathname === '/refresh') return refreshLike(req, res);
   return send(res, 200, `value of ${name}`);
 }
 
@@ -331,17 +332,18 @@ test('503 past startupTimeoutMs is ExtensionUnavailableError', TIMEOUT, async ()
   assert.ok(server.requests.length >= 3, `${server.requests.length} attempts`);
 });
 
-test('connection refused is retried until the extension listens', TIMEOUT, async () => {
-  const probe = await fakeExtension(extensionLike);
+/** `call(client)` on a port nothing listens on yet; a server answering with `answer` starts there 150 ms later. */
+async function whenListening(answer, call) {
+  const probe = await fakeExtension(answer);
   const { port } = probe;
   await probe.close();
   const client = clientOf({ port, startupTimeoutMs: 3000 });
   let late;
   const timer = setTimeout(() => {
-    late = http.createServer(extensionLike).listen(port, '127.0.0.1');
+    late = http.createServer(answer).listen(port, '127.0.0.1');
   }, 150);
   try {
-    assert.equal(await client.getParameter('p'), 'value of p');
+    return await call(client);
   } finally {
     clearTimeout(timer);
     client.close();
@@ -350,6 +352,10 @@ test('connection refused is retried until the extension listens', TIMEOUT, async
       await new Promise((resolve) => late.close(resolve));
     }
   }
+}
+
+test('connection refused is retried until the extension listens', TIMEOUT, async () => {
+  assert.equal(await whenListening(extensionLike, (client) => client.getParameter('p')), 'value of p');
 });
 
 test('connection refused past startupTimeoutMs is ExtensionUnavailableError', TIMEOUT, async () => {
@@ -395,6 +401,124 @@ test('a body that stalls is bounded by timeoutMs too', TIMEOUT, async () => {
   assert.ok(!err.message.includes('partial'));
 });
 
+// --- refresh ------------------------------------------------------------------------------------
+
+const REFRESHED = { refreshed: [{ source: 'parameters', name: 'a b' }], failed: [] };
+
+function refreshLike(req, res) {
+  if (req.method !== 'POST') return sendError(res, 405, 'MethodNotAllowed', 'POST only');
+  return send(res, 200, JSON.stringify(REFRESHED), 'application/json');
+}
+
+test('refresh: POST /refresh with name, source and token, no body; resolves the answer', TIMEOUT, async () => {
+  const server = await serve();
+  const client = clientOf({ port: server.port });
+  assert.deepEqual(await client.refresh('a b', { source: 'parameters' }), REFRESHED);
+  const [first] = server.requests;
+  assert.equal(first.method, 'POST');
+  assert.equal(first.url, '/refresh?name=a%20b&source=parameters');
+  assert.equal(first.headers['x-aws-parameters-secrets-token'], TOKEN);
+  assert.equal(first.headers['content-length'], '0');
+  await client.refresh('x&y=z');
+  assert.equal(server.requests.at(-1).url, '/refresh?name=x%26y%3Dz');
+  await client.refresh('T-1', { source: 'dynamodb' });
+  assert.equal(server.requests.at(-1).url, '/refresh?name=T-1&source=dynamodb');
+  await client.refresh('s', { source: 'secrets' });
+  assert.equal(server.requests.at(-1).url, '/refresh?name=s&source=secrets');
+  assert.deepEqual(await client.refreshAll(), REFRESHED);
+  assert.equal(server.requests.at(-1).method, 'POST');
+  assert.equal(server.requests.at(-1).url, '/refresh?all=true');
+});
+
+test('refresh: an unknown source or a bad name is a TypeError before any request', TIMEOUT, async () => {
+  const server = await serve(refreshLike);
+  const client = clientOf({ port: server.port });
+  await assert.rejects(client.refresh('p', { source: 'ssm' }), (err) => err instanceof TypeError && /parameters, secrets, dynamodb/.test(err.message));
+  await assert.rejects(client.refresh('p', { source: 'Parameters' }), TypeError);
+  await assert.rejects(client.refresh('p', 'parameters'), TypeError);
+  await assert.rejects(client.refresh(''), TypeError);
+  await assert.rejects(client.refresh(undefined), TypeError);
+  assert.equal(server.requests.length, 0);
+  assert.throws(() => new CacheClient({ refreshTimeoutMs: -1 }), TypeError);
+});
+
+test('refresh: statuses map as for reads, 429 RateLimited too; nothing is retried, not even 503', TIMEOUT, async () => {
+  const cases = [
+    [404, 'NotConfigured', NotFoundError],
+    [502, 'ThrottlingException', UpstreamError],
+    [504, 'Timeout', UpstreamError],
+    [429, 'RateLimited', CacheExtensionError],
+    [400, 'BadRequest', CacheExtensionError],
+    [503, 'NotReady', CacheExtensionError],
+  ];
+  for (const [status, code, cls] of cases) {
+    const server = await serve((req, res) => sendError(res, status, code, 'explained'));
+    const err = await rejection(clientOf({ port: server.port }).refresh('p/q'));
+    assert.equal(err.constructor, cls, `${status}: ${err.name}`);
+    assert.equal(err.status, status);
+    assert.equal(err.code, code);
+    assert.ok(err.message.includes('p/q') && err.message.includes('POST /refresh'), err.message);
+    assert.ok(!err.message.includes(TOKEN));
+    assert.equal(server.requests.length, 1, `${status} was retried`);
+  }
+});
+
+test('refresh: a connection closed before any answer is not retried', TIMEOUT, async () => {
+  const server = await serve((req) => req.socket.destroy());
+  const client = clientOf({ port: server.port, startupTimeoutMs: 1000 });
+  const err = await rejection(client.refreshAll());
+  assert.ok(err instanceof ExtensionUnavailableError, String(err));
+  assert.equal(server.requests.length, 1);
+});
+
+test('refresh: sent on a connection of its own, never on a pooled one', TIMEOUT, async () => {
+  const server = await serve();
+  const client = clientOf({ port: server.port });
+  await client.getParameter('p');
+  await client.refresh('a b');
+  await client.getParameter('p');
+  assert.equal(server.sockets.size, 2);
+  assert.notEqual(server.requests[1].socket, server.requests[0].socket);
+  assert.equal(server.requests[2].socket, server.requests[0].socket);
+});
+
+test('refresh: connection refused is retried until the extension listens', TIMEOUT, async () => {
+  assert.deepEqual(await whenListening(refreshLike, (client) => client.refresh('a b')), REFRESHED);
+});
+
+test('refresh: bounded by refreshTimeoutMs (default 5000), not by timeoutMs', TIMEOUT, async () => {
+  const server = await serve((req, res) => setTimeout(() => refreshLike(req, res), 300));
+  assert.equal(new CacheClient({ port: 1 }).refreshTimeoutMs, 5000);
+  assert.deepEqual(await clientOf({ port: server.port, timeoutMs: 100 }).refresh('a b'), REFRESHED);
+  const started = Date.now();
+  const err = await rejection(clientOf({ port: server.port, refreshTimeoutMs: 100 }).refresh('slow'));
+  assert.ok(err instanceof ExtensionUnavailableError, String(err));
+  assert.ok(err.message.includes('100 ms'), err.message);
+  assert.ok(Date.now() - started < 290);
+  assert.equal(server.requests.length, 2);
+});
+
+test('refresh: an answer that is not a JSON object is an error', TIMEOUT, async () => {
+  const server = await serve((req, res) => send(res, 200, '[]', 'application/json'));
+  const err = await rejection(clientOf({ port: server.port }).refreshAll());
+  assert.equal(err.constructor, CacheExtensionError);
+  assert.equal(err.status, 200);
+});
+
+test('refresh: with substituted values, nothing is sent and the lists are empty', TIMEOUT, async () => {
+  const server = await serve(refreshLike);
+  const client = clientOf({ port: server.port, values: { parameters: { p: 'v' } } });
+  const nothing = { refreshed: [], failed: [] };
+  assert.deepEqual(await client.refresh('p'), nothing);
+  assert.deepEqual(await client.refresh('not-among-them', { source: 'secrets' }), nothing);
+  const all = await client.refreshAll();
+  assert.deepEqual(all, nothing);
+  all.refreshed.push('mutated');
+  assert.deepEqual(await client.refreshAll(), nothing);
+  await assert.rejects(client.refresh('p', { source: 'ssm' }), TypeError);
+  assert.equal(server.requests.length, 0);
+});
+
 test('token: option, then CACHE_EXTENSION_TOKEN, then AWS_SESSION_TOKEN', TIMEOUT, async () => {
   const server = await serve((req, res) => send(res, 200, 'ok'));
   const tokenOf = async (env, options = {}) => {
@@ -431,6 +555,12 @@ test('module-level functions share one default client built from the environment
   assert.equal(await cjs.getSecret('s'), 'value of s');
   assert.deepEqual(await cjs.getItem('T-1'), { key: 'T-1' });
   assert.equal(server.sockets.size, 1);
+  const refreshes = server.requests.length;
+  assert.deepEqual(await cjs.refresh('p', { source: 'parameters' }), REFRESHED);
+  assert.equal(server.requests.at(-1).url, '/refresh?name=p&source=parameters');
+  await cjs.refreshAll();
+  assert.equal(server.requests.at(-1).url, '/refresh?all=true');
+  assert.equal(server.requests.length, refreshes + 2);
 });
 
 test('idle keep-alive sockets do not keep the process alive', TIMEOUT, async () => {

@@ -15,6 +15,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.Base64;
 import java.util.Collections;
 import java.util.LinkedHashMap;
@@ -35,13 +36,16 @@ import java.util.Optional;
  * String password = CACHE.getSecret("app/db-password");
  * byte[] key = CACHE.getSecret("app/signing-key", Transform.BINARY);
  * Map<String, Object> item = CACHE.getItem("Table-hashValue-sortValue");
+ * CACHE.refresh("/app/url");   // fetch it from AWS again now, past its TTL
  * }</pre>
  *
  * <p>Defaults come from the environment: the port from {@code CACHE_EXTENSION_PORT} (else 4000), the token
  * from {@code CACHE_EXTENSION_TOKEN} when non-empty, else {@code AWS_SESSION_TOKEN}. Each call waits at most
  * {@link #DEFAULT_TIMEOUT} for an answer; while the extension is still starting (connection refused, a broken
  * connection before any answer, or 503) it is retried with a short backoff for up to
- * {@link #DEFAULT_STARTUP_TIMEOUT}. Failures are unchecked {@link CacheExtensionException}s.
+ * {@link #DEFAULT_STARTUP_TIMEOUT}. A refresh ({@link #refresh(String, String)}, {@link #refreshAll()}) waits for
+ * AWS, so for up to {@link #DEFAULT_REFRESH_TIMEOUT}; it is a POST, retried only while its connection is refused,
+ * never once sent. Failures are unchecked {@link CacheExtensionException}s.
  *
  * <p>For unit tests of a handler without an extension, substitute the values: {@link Builder#values(Map)}, or
  * the environment variable {@code CACHE_EXTENSION_CLIENT_VALUES} naming a JSON file of the same shape,
@@ -59,6 +63,8 @@ public final class CacheClient {
     public static final int DEFAULT_PORT = 4000;
     public static final Duration DEFAULT_TIMEOUT = Duration.ofSeconds(1);
     public static final Duration DEFAULT_STARTUP_TIMEOUT = Duration.ofSeconds(2);
+    /** The bound on a refresh, which waits for AWS (the extension bounds its own wait at 4 s). */
+    public static final Duration DEFAULT_REFRESH_TIMEOUT = Duration.ofSeconds(5);
     /** The variable naming a JSON file of substituted values. */
     public static final String VALUES_VARIABLE = "CACHE_EXTENSION_CLIENT_VALUES";
 
@@ -75,6 +81,7 @@ public final class CacheClient {
 
     private final Duration timeout;
     private final Duration startupTimeout;
+    private final Duration refreshTimeout;
     /** Substituted values by source, then name; null for a client of the real extension. */
     private final Map<String, Map<String, Body>> values;
     private final int port;
@@ -90,6 +97,7 @@ public final class CacheClient {
         Map<String, String> env = builder.environment != null ? builder.environment : System.getenv();
         this.timeout = builder.timeout;
         this.startupTimeout = builder.startupTimeout;
+        this.refreshTimeout = builder.refreshTimeout;
         if (builder.values != null) {
             this.values = substitutes(builder.values, "values");
         } else {
@@ -175,6 +183,43 @@ public final class CacheClient {
         return cast(read(DYNAMODB, "item", key, Transform.JSON));
     }
 
+    /**
+     * Fetches {@code name} from AWS again now, past its TTL ({@code POST /refresh?name=}), in every source that
+     * configures or allows it. See {@link #refresh(String, String)}.
+     */
+    public Map<String, Object> refresh(String name) {
+        return refresh(name, null);
+    }
+
+    /**
+     * Fetches {@code name} from AWS again now, past its TTL ({@code POST /refresh?name=&source=}), in
+     * {@code source} ({@code "parameters"}, {@code "secrets"} or {@code "dynamodb"}; null: every source that
+     * configures or allows it), and waits for it. Returns the extension's answer,
+     * {@code {"refreshed": [{"source": ..., "name": ...}], "failed": []}}. A failed refresh throws as a failed
+     * read does ({@link NotFoundException}, {@link UpstreamException}); refreshes that come too fast a
+     * {@link CacheExtensionException} with status 429 and code {@code "RateLimited"}. A client of substituted
+     * values has nothing to refresh: empty lists.
+     *
+     * @throws IllegalArgumentException for another source
+     */
+    public Map<String, Object> refresh(String name, String source) {
+        Objects.requireNonNull(name, "name");
+        if (source != null && !PARAMETERS.equals(source) && !SECRETS.equals(source) && !DYNAMODB.equals(source)) {
+            throw new IllegalArgumentException("the source must be parameters, secrets, dynamodb or null, not '" + source + "'");
+        }
+        return requestRefresh("name=" + encode(name) + (source != null ? "&source=" + source : ""),
+                "refresh of '" + name + "'" + (source != null ? " in " + source : ""));
+    }
+
+    /**
+     * Fetches every configured item from AWS again now ({@code POST /refresh?all=true}). Returns
+     * {@code {"refreshed": [...], "failed": [{"source", "name", "status", "error"}, ...]}}: failures are listed,
+     * not thrown.
+     */
+    public Map<String, Object> refreshAll() {
+        return requestRefresh("all=true", "refresh of all items");
+    }
+
     @Override
     public String toString() {
         return values != null ? "CacheClient[substituted values]" : "CacheClient[" + HOST + ":" + port + "]";
@@ -257,16 +302,47 @@ public final class CacheClient {
         return body;
     }
 
+    private Map<String, Object> requestRefresh(String query, String what) {
+        if (values != null) {
+            Map<String, Object> nothing = new LinkedHashMap<>(); // substituted values never go stale
+            nothing.put("refreshed", new ArrayList<>());
+            nothing.put("failed", new ArrayList<>());
+            return nothing;
+        }
+        String call = what + " (POST /refresh)";
+        Object result = decodeJson(answer(send(false, "/refresh?" + query, call, refreshTimeout), call), what);
+        if (!(result instanceof Map)) {
+            throw new CacheExtensionException("the extension's answer to the " + what + " is not a JSON object", 200, null);
+        }
+        return cast(result);
+    }
+
+    private static String encode(String name) {
+        return URLEncoder.encode(name, StandardCharsets.UTF_8).replace("+", "%20");
+    }
+
     private Body fetch(String source, String name, String what) {
-        String encoded = URLEncoder.encode(name, StandardCharsets.UTF_8).replace("+", "%20");
-        HttpRequest.Builder request = HttpRequest.newBuilder(URI.create("http://" + HOST + ":" + port + "/" + source + "?name=" + encoded))
-                .timeout(timeout)
-                .GET();
+        String call = what + " (GET /" + source + ")";
+        return answer(send(true, "/" + source + "?name=" + encode(name), call, timeout), call);
+    }
+
+    /**
+     * One request (a GET, else a POST with no body) within {@code limit}; its answer unless that is a 503 to a
+     * GET. While the extension starts, a refused connection is retried, and for a GET (idempotent) also a
+     * connection closed before any answer and 503. A POST is never sent twice.
+     */
+    private HttpResponse<byte[]> send(boolean get, String pathAndQuery, String call, Duration limit) {
+        HttpRequest.Builder request = HttpRequest.newBuilder(URI.create("http://" + HOST + ":" + port + pathAndQuery))
+                .timeout(limit);
+        if (get) {
+            request.GET();
+        } else {
+            request.POST(HttpRequest.BodyPublishers.noBody());
+        }
         if (token != null) {
             request.header(TOKEN_HEADER, token);
         }
         HttpRequest built = request.build();
-        String call = what + " (GET /" + source + ")";
         long start = System.nanoTime();
         long window = startupTimeout.toNanos();
         long backoff = FIRST_BACKOFF_MS;
@@ -278,7 +354,7 @@ public final class CacheClient {
                 response = http.send(built, HttpResponse.BodyHandlers.ofByteArray());
             } catch (HttpTimeoutException e) { // also the connect timeout
                 throw new ExtensionUnavailableException("the cache extension on " + HOST + ":" + port
-                        + " did not answer " + call + " within " + timeout.toMillis() + " ms", 0, null, e);
+                        + " did not answer " + call + " within " + limit.toMillis() + " ms", 0, null, e);
             } catch (IOException e) {
                 // Connection refused while the extension starts, or a kept-alive connection closed under us
                 // before any answer: GET is idempotent, so try again.
@@ -287,8 +363,13 @@ public final class CacheClient {
                 Thread.currentThread().interrupt();
                 throw new CacheExtensionException(call + " was interrupted", 0, null, e);
             }
-            if (response != null && response.statusCode() != 503) {
-                return answer(response, call);
+            if (response != null && (response.statusCode() != 503 || !get)) {
+                return response;
+            }
+            if (failure != null && !(failure instanceof ConnectException) && !get) {
+                // The POST may have reached the extension: never sent twice.
+                throw new ExtensionUnavailableException("the cache extension on " + HOST + ":" + port
+                        + " broke off " + call + " (" + failure.getClass().getSimpleName() + "); not retried", 0, null, failure);
             }
             if (failure != null && !(failure instanceof ConnectException) && !retriedBrokenConnection) {
                 // A kept-alive connection the extension closed (say, across a freeze of the environment): one
@@ -502,6 +583,7 @@ public final class CacheClient {
         private String token;
         private Duration timeout = DEFAULT_TIMEOUT;
         private Duration startupTimeout = DEFAULT_STARTUP_TIMEOUT;
+        private Duration refreshTimeout = DEFAULT_REFRESH_TIMEOUT;
         private Map<?, ?> values;
         private Map<String, String> environment;
 
@@ -528,12 +610,22 @@ public final class CacheClient {
 
         /** How long one request may take, connecting included (default 1 s). */
         public Builder timeout(Duration timeout) {
-            Objects.requireNonNull(timeout, "timeout");
-            if (timeout.isNegative() || timeout.isZero()) {
-                throw new IllegalArgumentException("the timeout must be positive");
-            }
-            this.timeout = timeout;
+            this.timeout = positive(timeout, "timeout");
             return this;
+        }
+
+        /** How long a refresh may take, which waits for AWS (default 5 s; connecting within {@link #timeout}). */
+        public Builder refreshTimeout(Duration refreshTimeout) {
+            this.refreshTimeout = positive(refreshTimeout, "refresh timeout");
+            return this;
+        }
+
+        private static Duration positive(Duration duration, String what) {
+            Objects.requireNonNull(duration, what);
+            if (duration.isNegative() || duration.isZero()) {
+                throw new IllegalArgumentException("the " + what + " must be positive");
+            }
+            return duration;
         }
 
         /**

@@ -1,7 +1,7 @@
 package dev.cacheextension.client;
 
 /**
- * A read through the cache extension failed. Subclasses name the common cases: {@link NotFoundException}
+ * A read or a refresh through the cache extension failed. Subclasses name the common cases: {@link NotFoundException}
  * (404), {@link UpstreamException} (502/504) and {@link ExtensionUnavailableException} (no answer, a timeout,
  * or 503 until the start-up window ran out). Anything else (400, 401, 403, an undecodable value, ...) is this
  * class itself.
