@@ -1,0 +1,58 @@
+"""The policy's pure rules: expiry jitter, backoff bounds, the circuit's states and cooldowns."""
+
+import random
+
+import pytest
+
+from cache_extension.policy import NAIVE, Circuit, Policy
+
+
+@pytest.mark.parametrize("draw", [0.0, 0.25, 0.999])
+def test_expiry_stays_in_the_last_jitter_fraction_below_the_ttl(draw):
+    policy = Policy(jitter=0.05)
+    expires = policy.expiry(100.0, 300.0, lambda: draw)
+    assert 100.0 + 300.0 * 0.95 <= expires <= 400.0
+    assert NAIVE.expiry(100.0, 300.0, lambda: draw) == 400.0
+
+
+def test_backoff_is_full_jitter_under_a_capped_exponential():
+    policy = Policy(backoff_base=0.1, backoff_cap=2.0)
+    rng = random.Random(7)
+    for attempt in range(8):
+        bound = min(2.0, 0.1 * 2**attempt)
+        delays = [policy.backoff(attempt, rng.random) for _ in range(200)]
+        assert all(0 <= d <= bound for d in delays)
+        assert max(delays) > bound * 0.8  # the whole range is used, not just its top
+        assert min(delays) < bound * 0.2
+
+
+class Clock:
+    now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_circuit_opens_doubles_its_cooldown_and_closes_on_success():
+    clock = Clock()
+    circuit = Circuit(Policy(circuit_threshold=3, circuit_cooldown=1.0, circuit_cooldown_cap=3.0), clock)
+    assert [circuit.record("ThrottlingException") for _ in range(3)] == [False, False, True]
+    assert circuit.is_open and not circuit.allow() and circuit.retry_after() == 1.0
+    cooldowns = []
+    for _ in range(3):  # each failed probe reopens it for twice as long, up to the cap
+        clock.now += circuit.retry_after()
+        assert circuit.allow() and not circuit.allow()  # half-open: one probe at a time
+        circuit.record("ThrottlingException")
+        cooldowns.append(circuit.retry_after())
+    assert cooldowns == [2.0, 3.0, 3.0]
+    clock.now += circuit.retry_after()
+    assert circuit.allow()
+    circuit.record(None)
+    assert not circuit.is_open and circuit.allow() and circuit.allow()
+
+
+def test_a_success_between_failures_resets_the_count():
+    circuit = Circuit(Policy(circuit_threshold=3), Clock())
+    for code in ("Throttling", "Throttling", None, "Throttling", "Throttling"):
+        circuit.record(code)
+    assert not circuit.is_open
