@@ -56,3 +56,10 @@ def test_a_success_between_failures_resets_the_count():
     for code in ("Throttling", "Throttling", None, "Throttling", "Throttling"):
         circuit.record(code)
     assert not circuit.is_open
+
+
+def test_calls_already_in_flight_when_it_opens_do_not_extend_the_cooldown():
+    clock = Clock()
+    circuit = Circuit(Policy(circuit_threshold=3, circuit_cooldown=1.0), clock)
+    opened = [circuit.record("Timeout") for _ in range(8)]  # eight calls that failed together
+    assert opened.count(True) == 1 and circuit.retry_after() == 1.0

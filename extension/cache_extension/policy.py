@@ -79,15 +79,21 @@ class Circuit:
         return True
 
     def record(self, failed_code: str | None) -> bool:
-        """Record a call's outcome (the transient error code, or None); True when this opened the circuit."""
-        self.probing = False
+        """Record a call's outcome (the transient error code, or None); True when this (re)opened the circuit.
+
+        Calls that were already in flight when it opened fail too, but add nothing: only the opening and
+        each failed probe set a cooldown, so one outage opens it once rather than doubling per call.
+        """
         if failed_code is None:
             self.failures = self.opened = 0
+            self.probing = False
             return False
+        was_open, probe = self.is_open, self.probing
         self.failures += 1
         self.last_code = failed_code
-        if not self.is_open:
+        if not self.is_open or (was_open and not probe):
             return False
+        self.probing = False
         cooldown = min(self.policy.circuit_cooldown_cap, self.policy.circuit_cooldown * 2**self.opened)
         self.opened += 1
         self.open_until = self.clock() + cooldown

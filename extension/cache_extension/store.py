@@ -222,8 +222,6 @@ class Store:
                 if entry.pending is None:
                     entry.pending = Future()
                     by_source.setdefault(entry.item.source, []).append(entry)
-                    if entry.cached is not None and self._metrics is not None:
-                        self._metrics.count(entry.item.source, "Refreshes")
             futures = [entry.pending for entry in entries]
             for source, group in by_source.items():
                 fetcher = self._fetchers[source]
@@ -235,14 +233,19 @@ class Store:
                     else:
                         refused += [(entry, self._circuit_error(source)) for entry in batch]
         for fetcher, batch in submit:
+            if self._metrics is not None:
+                for entry in batch:
+                    if entry.cached is not None:
+                        self._metrics.count(entry.item.source, "Refreshes")
             self._executor.submit(self._fetch, fetcher, batch, 0, self._clock())
-        for entry, error in refused:
-            self._settle(entry, error)
+        for entry, error in refused:  # the opening was logged once; a line per refused read would flood
+            self._settle(entry, error, quiet=True)
         return futures
 
     def _circuit_error(self, source: str) -> FetchError:
         circuit = self._circuits[source]
-        return FetchError(circuit.last_code or "CircuitOpen", 502,
+        code = circuit.last_code or "CircuitOpen"
+        return FetchError(code, 504 if code == "Timeout" else 502,
                           f"calls to {source} are paused for {circuit.retry_after():.1f} s after "
                           f"{circuit.failures} failures in a row", transient=True)
 
@@ -281,9 +284,9 @@ class Store:
             self._executor.submit(self._fetch, fetcher, batch, attempt, started)
         else:
             for entry in batch:
-                self._settle(entry, self._circuit_error(fetcher.source))
+                self._settle(entry, self._circuit_error(fetcher.source), quiet=True)
 
-    def _settle(self, entry: _Entry, outcome: Value | FetchError) -> None:
+    def _settle(self, entry: _Entry, outcome: Value | FetchError, quiet: bool = False) -> None:
         now = self._clock()
         item = entry.item
         with self._lock:
@@ -308,10 +311,13 @@ class Store:
             log.debug("fetched %s %s", item.source, item.name)
             future.set_result(Result(outcome, "miss", 0.0))
         elif servable:
-            log.warning("refresh of %s %s failed (%s); serving the stale value", item.source, item.name, outcome.code)
+            if not quiet:
+                log.warning("refresh of %s %s failed (%s); serving the stale value", item.source, item.name,
+                            outcome.code)
             future.set_result(Result(previous[0], "stale", now - previous[1], outcome))
         else:
-            log.error("fetch of %s %s failed: %s", item.source, item.name, outcome.code)
+            if not quiet:
+                log.error("fetch of %s %s failed: %s", item.source, item.name, outcome.code)
             future.set_exception(outcome)
 
     def _count_each(self, entries: list[_Entry], counter: str) -> None:
