@@ -10,9 +10,9 @@ from cache_extension.policy import NAIVE, Circuit, Policy
 @pytest.mark.parametrize("draw", [0.0, 0.25, 0.999])
 def test_expiry_stays_in_the_last_jitter_fraction_below_the_ttl(draw):
     policy = Policy(jitter=0.05)
-    expires = policy.expiry(100.0, 300.0, lambda: draw)
+    expires = policy.expiry(100.0, 300.0, draw)
     assert 100.0 + 300.0 * 0.95 <= expires <= 400.0
-    assert NAIVE.expiry(100.0, 300.0, lambda: draw) == 400.0
+    assert NAIVE.expiry(100.0, 300.0, draw) == 400.0
 
 
 def test_backoff_is_full_jitter_under_a_capped_exponential():

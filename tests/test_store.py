@@ -383,3 +383,55 @@ def _wait_until(condition, timeout=5.0):
             return True
         deadline.wait(0.01)
     return condition()
+
+
+def test_values_fetched_together_expire_together(executor):
+    draws = iter([0.9, 0.1, 0.5])
+    store, source, clock = make(executor, ["a", "b", "c"], policy=Policy(jitter=0.05), random=lambda: next(draws))
+    for future in store.prefetch():
+        future.result(timeout=5)
+    expiries = {entry.item.name: entry.cached[2] for entry in store._entries.values()}
+    assert len(set(expiries.values())) == 1  # one call (batch of 3), one draw
+    assert expiries["a"] == pytest.approx(1000 + 10 * (1 - 0.05 * 0.9))
+
+
+def test_refresh_ahead_retries_failed_configured_items_in_one_batch(executor):
+    names = [f"f{i}" for i in range(3)]
+    store, source, clock = make(executor, names, policy=Policy(jitter=0.0, retries=0, error_hold=1.0))
+    source.failing.update(names)
+    for future in store.prefetch():
+        assert future.exception(timeout=5) is not None
+    source.failing.clear()
+    source.calls.clear()
+    assert store.refresh_ahead() == 0  # inside the error hold: not yet
+    clock.now += 1.0
+    assert store.refresh_ahead() == 3
+    assert _wait_until(lambda: all(isinstance(store.read(item(n)), Result) for n in names))
+    assert source.calls == [names]
+
+
+def test_a_value_inside_its_stale_window_is_not_retried(executor):
+    later = Later()
+    store, source, clock = make(executor, ["a"], policy=Policy(jitter=0.0, retries=2, circuit_threshold=100),
+                                later=later, stale=60.0)
+    settle(store.read(item("a")))
+    source.failing.add("a")
+    clock.now += 11
+    assert store.read(item("a")).state == "stale"
+    assert _wait_until(lambda: store._entries[("parameters", "a", None, None)].pending is None)
+    assert later.waiting == [] and len(source.calls) == 2  # the next read or INVOKE tries again
+
+
+def test_refresh_ahead_probes_a_source_whose_cooldown_is_over(executor):
+    policy = Policy(jitter=0.0, retries=0, circuit_threshold=1, circuit_cooldown=2.0)
+    store, source, clock = make(executor, ["a"], policy=policy, stale=60.0)
+    settle(store.read(item("a")))
+    source.failing.add("a")
+    clock.now += 9
+    assert store.refresh_ahead() == 1  # fails: the circuit opens
+    assert _wait_until(lambda: store._circuits["parameters"].is_open)
+    assert store.refresh_ahead() == 0  # cooling down
+    clock.now += 2.0
+    source.failing.clear()
+    assert store.refresh_ahead() == 1  # the probe
+    assert _wait_until(lambda: not store._circuits["parameters"].is_open)

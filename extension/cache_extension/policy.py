@@ -36,8 +36,9 @@ class Policy:
     # A forced refresh of an entry force-refreshed less than this long ago is answered without a new call.
     refresh_coalesce: float = 1.0
 
-    def expiry(self, now: float, ttl: float, random: Callable[[], float]) -> float:
-        return now + ttl * (1.0 - self.jitter * random())
+    def expiry(self, now: float, ttl: float, draw: float) -> float:
+        """`draw` is uniform in [0, 1): one per call, so values fetched together stay together."""
+        return now + ttl * (1.0 - self.jitter * draw)
 
     def backoff(self, attempt: int, random: Callable[[], float]) -> float:
         return random() * min(self.backoff_cap, self.backoff_base * 2**attempt)
@@ -68,6 +69,10 @@ class Circuit:
     @property
     def is_open(self) -> bool:
         return self.failures >= self.policy.circuit_threshold
+
+    def blocked(self) -> bool:
+        """Open, with its cooldown still running or its probe still out: no call may go now."""
+        return self.is_open and (self.probing or self.clock() < self.open_until)
 
     def allow(self) -> bool:
         """May a call go out now? In the half-open state only one may, until its outcome is recorded."""

@@ -141,15 +141,17 @@ class Store:
         due = []
         with self._lock:
             for entry in self._entries.values():
-                cached = entry.cached
-                if entry.pending is not None or cached is None or cached[2] - now >= fraction * entry.item.ttl:
+                cached, failed = entry.cached, entry.failed
+                if entry.pending is not None or self._circuits[entry.item.source].blocked():
                     continue
-                if entry.on_demand and now >= cached[3]:
-                    continue  # an on-demand value nobody could be served any more waits for its next read
-                if self._circuits[entry.item.source].is_open:
-                    continue
-                due.append(entry)
-        due.sort(key=lambda entry: entry.cached[2])
+                if cached is None:
+                    # A configured item whose fetch failed (say, throttled at INIT): retried here in one
+                    # batch with the others rather than by reads one at a time.
+                    if not entry.on_demand and (failed is None or now >= failed[1]):
+                        due.append(entry)
+                elif cached[2] - now < fraction * entry.item.ttl and not (entry.on_demand and now >= cached[3]):
+                    due.append(entry)  # (an on-demand value nobody could be served any more waits for a read)
+        due.sort(key=lambda entry: entry.cached[2] if entry.cached is not None else float("-inf"))
         due = due[: self._policy.refresh_ahead_max]
         self._launch(due)
         self._count_each(due, "RefreshAhead")
@@ -256,15 +258,21 @@ class Store:
             error = FetchError.from_exception(exc, fetcher.operation)
             outcomes = {entry.item.name: error for entry in batch}
         results = [(entry, outcomes.get(entry.item.name) or FetchError("NoResult", 502, "no result")) for entry in batch]
-        transient = [entry for entry, outcome in results if isinstance(outcome, FetchError) and outcome.transient]
+        now = self._clock()
+        failed_code = next((o.code for _, o in results if isinstance(o, FetchError) and o.transient), None)
+        # Retried: transient failures of entries with nothing servable, whose readers are waiting. A value
+        # inside its stale window keeps being served, and the next read or INVOKE tries again: retrying
+        # it now would only add calls to a throttled account.
+        transient = [entry for entry, outcome in results if isinstance(outcome, FetchError) and outcome.transient
+                     and (entry.cached is None or now >= entry.cached[3])]
         source = fetcher.source
         delay = self._policy.backoff(attempt, self._random) if transient else 0.0
+        jitter = self._random()  # one draw per call: what was fetched together expires (and refreshes) together
         with self._lock:
             circuit = self._circuits[source]
-            failed_code = next((o.code for _, o in results if isinstance(o, FetchError) and o.transient), None)
             opened = circuit.record(failed_code)
             retry = (transient and attempt < self._policy.retries and not circuit.is_open
-                     and self._clock() + delay - started <= self._policy.retry_deadline)
+                     and now + delay - started <= self._policy.retry_deadline)
         if opened:
             log.warning("%s failed %d times in a row (%s): no calls for %.1f s", source, circuit.failures,
                         failed_code, circuit.retry_after())
@@ -275,7 +283,7 @@ class Store:
             self._later(delay, self._retry, fetcher, transient, attempt + 1, started)
         for entry, outcome in results:
             if not (retry and entry in transient):
-                self._settle(entry, outcome)
+                self._settle(entry, outcome, jitter=jitter)
 
     def _retry(self, fetcher: Fetcher, batch: list[_Entry], attempt: int, started: float) -> None:
         with self._lock:
@@ -286,13 +294,13 @@ class Store:
             for entry in batch:
                 self._settle(entry, self._circuit_error(fetcher.source), quiet=True)
 
-    def _settle(self, entry: _Entry, outcome: Value | FetchError, quiet: bool = False) -> None:
+    def _settle(self, entry: _Entry, outcome: Value | FetchError, quiet: bool = False, jitter: float = 0.0) -> None:
         now = self._clock()
         item = entry.item
         with self._lock:
             future, entry.pending = entry.pending, None
             if isinstance(outcome, Value):
-                expires = self._policy.expiry(now, item.ttl, self._random)
+                expires = self._policy.expiry(now, item.ttl, jitter)
                 entry.cached = (outcome, now, expires, expires + item.stale)
                 entry.failed = None
                 key = entry_key(item)

@@ -1,0 +1,836 @@
+"""Simulates a fleet of Lambda execution environments reading SSM parameters through the extension's cache, in
+virtual time, against an account-wide SSM rate limit, and writes docs/fleet-simulation.md (with the chart
+docs/fleet-simulation.png) and docs/fleet-simulation.json.
+
+The cache is the extension's own: each environment has a real cache_extension.store.Store with a real Policy and the
+real SSM fetcher (cache_extension.fetchers.ssm.ParameterFetcher), whose botocore client is the simulated SSM below.
+Only time, threads and AWS are simulated:
+- a discrete-event scheduler supplies every Store's clock, its executor (fetch threads) and its timers (retries);
+- an environment runs only during its INIT and while an invoke is in flight (Lambda freezes it in between): a retry
+  timer or a queued fetch that falls due while it is frozen waits for its next invoke. A call already sent when the
+  freeze comes is answered by SSM on time, and the environment sees the answer when it thaws;
+- SSM answers GetParameters after a constant latency and throttles (ThrottlingException, a real botocore ClientError)
+  every call over a token bucket of --tps calls per second (burst --tps), shared by all environments.
+
+Two strategies run over the same workload: the original sample's (policy.NAIVE, one item per call, no stale window)
+and the extension's default Policy (batched calls, TTL jitter, refresh-ahead on INVOKE, retries with backoff, a
+circuit, stale-while-revalidate, error hold).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import heapq
+import itertools
+import json
+import logging
+import math
+import os
+import platform
+import random
+import shlex
+import sys
+import time
+from array import array
+from collections import Counter, deque
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable
+
+from botocore.exceptions import ClientError
+from cache_extension.config import Item
+from cache_extension.fetchers.ssm import ParameterFetcher
+from cache_extension.goparse import parse_bool, parse_duration
+from cache_extension.metrics import Metrics
+from cache_extension.policy import NAIVE, Policy
+from cache_extension.runner import FETCH_THREADS, PREFETCH_BUDGET
+from cache_extension.store import Result, Store
+
+ROOT = Path(__file__).resolve().parents[2]
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+MAX_NAMES = 10  # GetParameters' own limit
+
+# The workload's options: name, default as written on a command line, kind ("duration" is a Go duration), help.
+OPTIONS = (
+    ("envs", "1000", int, "execution environments"),
+    ("burst", "30s", "duration", "cold starts are spread uniformly over this long"),
+    ("items", "10", int, "SSM parameters, the same for every environment"),
+    ("ttl", "5m", "duration", "cache TTL"),
+    ("stale", "5m", "duration", "stale window, ours only: the original sample has none"),
+    ("interval", "5s", "duration", "mean idle time between invokes of one environment, exponential"),
+    ("duration", "20m", "duration", "virtual time simulated"),
+    ("seed", "1", int, "random seed"),
+    ("tps", "40", float, "SSM's account-wide quota, calls/s, also its burst"),
+    ("latency", "20ms", "duration", "SSM answers this long after a call is sent"),
+    ("timeout", "1s", "duration", "the function's client gives up on a read after this long"),
+    ("change", "5m", "duration", "each parameter gets a new version this often upstream, at staggered times"),
+    ("work", "10ms", "duration", "the function works this long after its reads, then returns"),
+)
+
+STRATEGIES = {
+    "naive": "original sample: one item per call, no jitter, no retries, no stale, no refresh-ahead",
+    "ours": "extension's default Policy: batched calls, jitter, refresh-ahead, retries, circuit, stale",
+}
+
+
+def log(message: str) -> None:
+    print(f"[simulate-fleet] {message}", file=sys.stderr, flush=True)
+
+
+class Scheduler:
+    """Virtual time: callbacks run in time order (ties in the order they were scheduled); nothing runs at or
+    after `end`."""
+
+    def __init__(self, end: float) -> None:
+        self.now = 0.0
+        self.end = end
+        self._queue: list = []
+        self._seq = itertools.count()
+
+    def at(self, when: float, function: Callable, *args) -> None:
+        heapq.heappush(self._queue, (when if when > self.now else self.now, next(self._seq), function, args))
+
+    def run(self) -> None:
+        queue, pop, end = self._queue, heapq.heappop, self.end
+        while queue:
+            when, _, function, args = pop(queue)
+            if when >= end:
+                break
+            self.now = when
+            function(*args)
+        self.now = end
+
+
+class Upstream:
+    """The parameters' true values: each gets a new version every `period`, parameter i first at i/n of a period."""
+
+    def __init__(self, names: list[str], period: float) -> None:
+        self.period = period
+        self.phase = {name: i * period / len(names) for i, name in enumerate(names)}
+
+    def version(self, name: str, now: float) -> int:
+        return int((now - self.phase[name]) // self.period) + 1
+
+    def superseded_at(self, name: str, version: int) -> float:
+        return self.phase[name] + version * self.period
+
+
+class SimulatedSSM:
+    """The SSM API as one account sees it: GetParameters, and a token bucket over every call from every
+    environment. A call over the limit raises what botocore raises, a ClientError with ThrottlingException."""
+
+    def __init__(self, scheduler: Scheduler, upstream: Upstream, tps: float, seconds: int) -> None:
+        self.scheduler = scheduler
+        self.upstream = upstream
+        self.rate = float(tps)
+        self.burst = self.tokens = max(1.0, self.rate)  # a bucket smaller than one call would refuse every call
+        self.updated = 0.0
+        self.calls = self.throttled = self.names_returned = 0
+        self.calls_per_s = [0] * (seconds + 1)
+        self.throttled_per_s = [0] * (seconds + 1)
+
+    def get_parameters(self, Names: list[str], WithDecryption: bool = False) -> dict:  # noqa: N803 (boto's names)
+        now = self.scheduler.now
+        second = int(now)
+        self.calls += 1
+        self.calls_per_s[second] += 1
+        if len(Names) > MAX_NAMES:
+            raise _client_error("ValidationException", 400)
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens < 1.0:
+            self.throttled += 1
+            self.throttled_per_s[second] += 1
+            raise _client_error("ThrottlingException", 400)
+        self.tokens -= 1.0
+        self.names_returned += len(Names)
+        return {"Parameters": [self._parameter(name, now) for name in Names], "InvalidParameters": []}
+
+    def _parameter(self, name: str, now: float) -> dict:
+        version = self.upstream.version(name, now)
+        return {"Name": name, "Type": "String", "Value": f"{name} v{version}", "Version": version,
+                "ARN": f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/{name}", "DataType": "text"}
+
+
+def _client_error(code: str, status: int) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": "Rate exceeded"},
+                        "ResponseMetadata": {"HTTPStatusCode": status}}, "GetParameters")
+
+
+class Clients:
+    """What the fetcher asks for its botocore clients: here, the simulated SSM in every region."""
+
+    def __init__(self, ssm: SimulatedSSM) -> None:
+        self.ssm = ssm
+
+    def get(self, service: str, region: str) -> SimulatedSSM:
+        assert service == "ssm", service
+        return self.ssm
+
+
+class Fleet:
+    """One strategy's run: the workload, the simulated SSM, and what every read saw."""
+
+    def __init__(self, options: argparse.Namespace, strategy: str) -> None:
+        self.options = options
+        self.strategy = strategy
+        self.scheduler = Scheduler(options.duration)
+        self.seconds = int(options.duration) + 1
+        names = [f"fleet-param-{i:02d}" for i in range(options.items)]
+        self.upstream = Upstream(names, options.change)
+        self.ssm = SimulatedSSM(self.scheduler, self.upstream, options.tps, self.seconds)
+        self.fetcher = ParameterFetcher(Clients(self.ssm))
+        if strategy == "naive":
+            self.policy, stale = NAIVE, 0.0
+            self.fetcher.batch_size = 1  # the sample's unbatched GetParameter: one name per call
+        else:
+            self.policy, stale = Policy(**dict(options.policy)), options.stale
+        self.items = [Item(source="parameters", name=name, region=REGION, ttl=options.ttl, stale=stale)
+                      for name in names]
+        self.phases = [self.upstream.phase[name] for name in names]
+        # What the reads saw.
+        self.ages = array("d")
+        self.staleness = array("d")
+        self.states: Counter = Counter()
+        self.failures: Counter = Counter()
+        self.reads_per_s = [0] * self.seconds
+        self.failed_per_s = [0] * self.seconds
+        self.invokes = self.failed_invokes = 0
+        self.init_seconds = array("d")
+        workload = random.Random(options.seed)
+        self.environments = [Environment(self, index, options.seed) for index in range(options.envs)]
+        for environment in self.environments:
+            self.scheduler.at(workload.random() * options.burst, environment.cold_start)
+
+    def run(self) -> None:
+        self.scheduler.run()
+
+
+class Environment:
+    """One execution environment: a real Store whose clock, executor and timers are virtual, frozen between
+    invokes. Its code sees the time it runs at: while frozen, that is its next thaw."""
+
+    def __init__(self, fleet: Fleet, index: int, seed: int) -> None:
+        self.fleet = fleet
+        self.scheduler = fleet.scheduler
+        self.options = fleet.options
+        self.gaps = random.Random(f"{seed}-{index}-gaps")  # the same invoke pattern for both strategies
+        self.running = False
+        self.thaw_at = 0.0
+        self.busy = 0  # fetch threads in use (the extension runs FETCH_THREADS)
+        self.queued: deque = deque()
+        self.deferred: list = []  # timers that fell due while frozen
+        self.phase = "cold"
+        self.started = 0.0
+        self.waiting = 0
+        self.next_read = 0
+        self.read_token = 0
+        self.invoke_failed = False
+        self.metrics = Metrics()
+        self.store = Store(fleet.items, {"parameters": fleet.fetcher}, self, policy=fleet.policy, clock=self.clock,
+                           later=self.later, random=random.Random(f"{seed}-{index}-store").random,
+                           metrics=self.metrics)
+
+    # -- what the Store is given ----------------------------------------------------------------------
+
+    def clock(self) -> float:
+        return self.scheduler.now if self.running else self.thaw_at
+
+    def submit(self, function: Callable, *args) -> None:
+        """The executor: the call goes out now (at the thaw if frozen) and is answered after the latency."""
+        if self.busy >= FETCH_THREADS:
+            self.queued.append((function, args))
+            return
+        self.busy += 1
+        self.scheduler.at(self.clock() + self.options.latency, self._answered, function, args)
+
+    def _answered(self, function: Callable, args: tuple) -> None:
+        function(*args)  # the fetch: SSM decides now; the Store settles at this environment's clock
+        self.busy -= 1
+        if self.queued:
+            function, args = self.queued.popleft()
+            self.submit(function, *args)
+
+    def later(self, delay: float, function: Callable, *args) -> None:
+        self.scheduler.at(self.clock() + delay, self._timer, function, args)
+
+    def _timer(self, function: Callable, args: tuple) -> None:
+        if self.running:
+            function(*args)
+        else:
+            self.deferred.append((function, args))
+
+    # -- Lambda's side: INIT, invokes, freezes ------------------------------------------------------
+
+    def cold_start(self) -> None:
+        self.running = True
+        self.phase = "init"
+        self.started = self.scheduler.now
+        futures = self.store.prefetch()
+        self.waiting = len(futures)
+        for future in futures:
+            future.add_done_callback(self._prefetched)
+        self.scheduler.at(self.scheduler.now + PREFETCH_BUDGET, self._init_done)
+        if not futures:
+            self._init_done()
+
+    def _prefetched(self, future) -> None:
+        self.waiting -= 1
+        if self.waiting == 0:
+            self.scheduler.at(self.scheduler.now, self._init_done)
+
+    def _init_done(self) -> None:
+        if self.phase != "init":
+            return
+        self.phase = "warm"
+        self.fleet.init_seconds.append(self.scheduler.now - self.started)
+        self.invoke()  # the invoke that caused the cold start
+
+    def invoke(self) -> None:
+        self.running = True
+        self.fleet.invokes += 1
+        self.invoke_failed = False
+        if self.deferred:
+            deferred, self.deferred = self.deferred, []
+            for function, args in deferred:
+                function(*args)
+        self.store.refresh_ahead()  # what the extension does on every INVOKE event
+        self.next_read = 0
+        self._read_on()
+
+    def _read_on(self) -> None:
+        """The function reads its items one after another, as through a thin client."""
+        fleet, store, items = self.fleet, self.store, self.fleet.items
+        now = self.scheduler.now
+        second = int(now)
+        # The common case inline (it is most of the run's time): _served, for a value in memory.
+        states, reads_per_s = fleet.states, fleet.reads_per_s
+        ages, staleness = fleet.ages.append, fleet.staleness.append
+        phases, period = fleet.phases, fleet.upstream.period
+        while self.next_read < len(items):
+            index = self.next_read
+            result = store.read(items[index])
+            if result.__class__ is Result:
+                states[result.state] += 1
+                reads_per_s[second] += 1
+                ages(result.age)
+                superseded = phases[index] + result.value.meta["Version"] * period
+                staleness(now - superseded if now > superseded else 0.0)
+                self.next_read = index + 1
+                continue
+            if result.done():
+                self._settled(index, result)
+                continue
+            self.read_token += 1
+            token, scheduler = self.read_token, self.scheduler
+            result.add_done_callback(lambda future: scheduler.at(scheduler.now, self._answer, token, index, future))
+            scheduler.at(scheduler.now + self.options.timeout, self._timed_out, token, index)
+            return
+        if self.invoke_failed:
+            fleet.failed_invokes += 1
+        self.scheduler.at(self.scheduler.now + self.options.work, self._freeze)
+
+    def _served(self, index: int, result: Result) -> None:
+        fleet = self.fleet
+        now = self.scheduler.now
+        fleet.states[result.state] += 1
+        fleet.reads_per_s[int(now)] += 1
+        fleet.ages.append(result.age)
+        superseded = fleet.phases[index] + result.value.meta["Version"] * fleet.upstream.period
+        fleet.staleness.append(now - superseded if now > superseded else 0.0)
+        self.next_read = index + 1
+
+    def _failed(self, index: int, code: str) -> None:
+        fleet = self.fleet
+        second = int(self.scheduler.now)
+        fleet.failures[code] += 1
+        fleet.reads_per_s[second] += 1
+        fleet.failed_per_s[second] += 1
+        self.invoke_failed = True
+        self.next_read = index + 1
+
+    def _settled(self, index: int, future) -> None:
+        error = future.exception()
+        if error is None:
+            self._served(index, future.result())
+        else:
+            self._failed(index, getattr(error, "code", type(error).__name__))
+
+    def _answer(self, token: int, index: int, future) -> None:
+        if token != self.read_token:
+            return  # the client gave up on this read already
+        self.read_token += 1
+        self._settled(index, future)
+        self._read_on()
+
+    def _timed_out(self, token: int, index: int) -> None:
+        if token != self.read_token:
+            return
+        self.read_token += 1
+        self._failed(index, "ClientTimeout")
+        self._read_on()
+
+    def _freeze(self) -> None:
+        self.running = False
+        self.thaw_at = self.scheduler.now + self.gaps.expovariate(1.0 / self.options.interval)
+        if self.thaw_at < self.options.duration:
+            self.scheduler.at(self.thaw_at, self.invoke)
+        else:
+            self.thaw_at = self.options.duration
+
+
+class LogCounter(logging.Handler):
+    """Counts the extension's warning and error lines (each one a CloudWatch Logs line in Lambda) and drops them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.counts: Counter = Counter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.counts[record.levelname.lower()] += 1
+
+
+def percentile(values: array, q: float) -> float | None:
+    if not values:
+        return None
+    import numpy
+
+    return round(float(numpy.percentile(numpy.frombuffer(values, dtype=numpy.float64), q)), 3)
+
+
+def simulate(options: argparse.Namespace, strategy: str) -> tuple[dict[str, Any], Fleet]:
+    """Run one strategy; returns its summary and the fleet (with its simulated SSM) for inspection."""
+    started = time.monotonic()
+    logger = logging.getLogger("cache_extension")
+    saved = (logger.level, logger.propagate, list(logger.handlers))
+    counter = LogCounter()
+    logger.handlers, logger.propagate = [counter], False
+    logger.setLevel(logging.WARNING)
+    try:
+        fleet = Fleet(options, strategy)
+        fleet.run()
+    finally:
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+        logger.handlers = saved[2]
+    return summarise(fleet, counter.counts, time.monotonic() - started), fleet
+
+
+def summarise(fleet: Fleet, log_lines: Counter, wall: float) -> dict[str, Any]:
+    ssm, options = fleet.ssm, fleet.options
+    cache: Counter = Counter()
+    for environment in fleet.environments:
+        for counters in environment.metrics.snapshot()["cache"].values():
+            cache.update(counters)
+    failed = sum(fleet.failures.values())
+    served = len(fleet.ages)
+    reads = served + failed
+    second_half = ssm.calls_per_s[fleet.seconds // 2:fleet.seconds]
+    successful = ssm.calls - ssm.throttled
+    staleness = fleet.staleness
+    return {
+        "strategy": fleet.strategy,
+        "description": STRATEGIES[fleet.strategy],
+        "policy": asdict(fleet.policy),
+        "policy_overrides": dict(options.policy) if fleet.strategy == "ours" else {},
+        "batch_size": fleet.fetcher.batch_size,
+        "stale_s": fleet.items[0].stale,
+        "api_calls": ssm.calls,
+        "throttled_calls": ssm.throttled,
+        "throttled_pct": round(100 * ssm.throttled / ssm.calls, 2) if ssm.calls else 0.0,
+        "successful_calls": successful,
+        "values_fetched": ssm.names_returned,
+        "values_per_successful_call": round(ssm.names_returned / successful, 2) if successful else None,
+        "peak_calls_per_s": max(ssm.calls_per_s),
+        "throttled_during_burst": sum(ssm.throttled_per_s[:int(options.burst + PREFETCH_BUDGET) + 2]),
+        "throttling_cleared_s": _storm_end(ssm.throttled_per_s[:fleet.seconds], options.burst),
+        "mean_calls_per_s_second_half": round(sum(second_half) / len(second_half), 2) if second_half else None,
+        "reads": reads,
+        "hits": fleet.states["hit"],
+        "misses": fleet.states["miss"],
+        "stale_served": fleet.states["stale"],
+        "failed_reads": failed,
+        "failed_reads_pct": round(100 * failed / reads, 3) if reads else 0.0,
+        "failed_reads_by_code": dict(sorted(fleet.failures.items())),
+        "invokes": fleet.invokes,
+        "failed_invokes": fleet.failed_invokes,
+        "failed_invokes_pct": round(100 * fleet.failed_invokes / fleet.invokes, 3) if fleet.invokes else 0.0,
+        "age_p50_s": percentile(fleet.ages, 50),
+        "age_p99_s": percentile(fleet.ages, 99),
+        "staleness_p50_s": percentile(staleness, 50),
+        "staleness_p99_s": percentile(staleness, 99),
+        "staleness_max_s": round(max(staleness), 3) if staleness else None,
+        "superseded_reads_pct": round(100 * sum(1 for s in staleness if s > 0) / served, 2) if served else 0.0,
+        "init_p50_ms": _ms(percentile(fleet.init_seconds, 50)),
+        "init_p99_ms": _ms(percentile(fleet.init_seconds, 99)),
+        "init_max_ms": _ms(max(fleet.init_seconds) if fleet.init_seconds else None),
+        "store_counters": {name: cache[name] for name in ("Refreshes", "RefreshAhead", "Retries", "CircuitOpened")},
+        "log_lines": dict(sorted(log_lines.items())),
+        "wall_s": round(wall, 1),
+        "series": {"calls_per_s": ssm.calls_per_s[:fleet.seconds],
+                   "throttled_per_s": ssm.throttled_per_s[:fleet.seconds],
+                   "reads_per_s": fleet.reads_per_s, "failed_reads_per_s": fleet.failed_per_s},
+    }
+
+
+def _storm_end(throttled: list[int], burst: float, quiet: int = 30) -> int | None:
+    """The second after the last throttled call of the cold-start storm: the first run of `quiet` seconds without
+    one, from the end of the burst on. None when the burst saw no throttling, or it never cleared."""
+    if not any(throttled[:int(burst) + 1]):
+        return None
+    for second in range(int(burst), len(throttled) - quiet):
+        if not any(throttled[second:second + quiet]):
+            return second
+    return None
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 1)
+
+
+# -- report ----------------------------------------------------------------------------------------------
+
+
+def _n(value: float | None, unit: str = "") -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, int):
+        return f"{value:,}{unit}"
+    return f"{value:,.2f}{unit}" if abs(value) < 100 else f"{value:,.0f}{unit}"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "n/a"
+    if seconds >= 60:
+        return f"{seconds / 60:.1f} min"
+    if seconds >= 1:
+        return f"{seconds:.1f} s"
+    return f"{seconds * 1000:.0f} ms"
+
+
+def table(results: dict[str, Any]) -> str:
+    naive, ours = results["strategies"]["naive"], results["strategies"]["ours"]
+
+    def row(label: str, show: Callable[[dict], str]) -> str:
+        return f"| {label} | {show(naive)} | {show(ours)} |"
+
+    return "\n".join([
+        f"| | original sample (naive) | {_ours_label(ours)} |",
+        "|---|---|---|",
+        row("API calls (GetParameters)", lambda s: _n(s["api_calls"])),
+        row("throttled calls", lambda s: f"{_n(s['throttled_calls'])} ({s['throttled_pct']:.1f}%)"),
+        row("peak calls/s (quota: " + f"{results['parameters']['tps']:g})", lambda s: _n(s["peak_calls_per_s"])),
+        row("mean calls/s, second half of the run", lambda s: _n(s["mean_calls_per_s_second_half"])),
+        row("values per successful call", lambda s: _n(s["values_per_successful_call"])),
+        row("reads", lambda s: _n(s["reads"])),
+        row("failed reads", lambda s: f"{_n(s['failed_reads'])} ({s['failed_reads_pct']:.2f}%)"),
+        row("failed reads by cause", lambda s: ", ".join(f"{code} {count:,}" for code, count
+                                                         in s["failed_reads_by_code"].items()) or "none"),
+        row("invokes with a failed read", lambda s: f"{_n(s['failed_invokes'])} ({s['failed_invokes_pct']:.2f}%)"),
+        row("reads served stale by policy", lambda s: _n(s["stale_served"])),
+        row("age of served values p50 / p99", lambda s: f"{_duration(s['age_p50_s'])} / {_duration(s['age_p99_s'])}"),
+        row("p99 staleness (superseded upstream for)", lambda s: _duration(s["staleness_p99_s"])),
+        row("reads of a superseded version", lambda s: f"{s['superseded_reads_pct']:.1f}%"),
+        row("INIT (prefetch) p50 / p99 / max", lambda s: " / ".join(_duration(s[key] / 1000) if s[key] is not None
+                                                                    else "n/a" for key in ("init_p50_ms", "init_p99_ms",
+                                                                                           "init_max_ms"))),
+        row("retries / circuit openings", lambda s: f"{_n(s['store_counters']['Retries'])} / "
+                                                   f"{_n(s['store_counters']['CircuitOpened'])}"),
+        row("refresh-ahead entries", lambda s: _n(s["store_counters"]["RefreshAhead"])),
+        row("extension log lines (warning / error)", lambda s: f"{_n(s['log_lines'].get('warning', 0))} / "
+                                                               f"{_n(s['log_lines'].get('error', 0))}"),
+    ])
+
+
+def explanation(results: dict[str, Any]) -> list[str]:
+    """The paragraphs under "Why the numbers differ", each claim drawn from this run's numbers."""
+    p = results["parameters"]
+    naive, ours = results["strategies"]["naive"], results["strategies"]["ours"]
+    burst_rate = p["envs"] / max(p["burst_s"], 1.0)
+    naive_burst = burst_rate * p["items"]
+    ours_burst = burst_rate * math.ceil(p["items"] / ours["batch_size"])
+
+    def pace(calls: float) -> str:
+        return "under the quota" if calls <= p["tps"] else f"{calls / p['tps']:.1f}x the quota"
+
+    paragraphs = []
+    text = (f"The cold starts come at about {burst_rate:,.0f} environments a second. The original sample makes one "
+            f"call per item: {naive_burst:,.0f} calls a second, {pace(naive_burst)}. ")
+    if naive["throttled_calls"]:
+        text += (f"{naive['throttled_pct']:.0f}% of its calls were throttled (peak {naive['peak_calls_per_s']:,} "
+                 "calls/s). With no retry, no stale value and no error hold, a read whose fetch failed fails, and "
+                 "the next invoke's read calls SSM again, so the failed reads keep the load up until the fleet has "
+                 f"fetched every item once at the quota's pace{_cleared(naive)}. ")
+    text += ("With no batching and no refresh-ahead, every item is fetched again in a call of its own when its TTL "
+             f"runs out: {_n(naive['mean_calls_per_s_second_half'])} calls/s in the second half of the run (ours: "
+             f"{_n(ours['mean_calls_per_s_second_half'])}).")
+    paragraphs.append(text)
+    label = _ours_label(ours)
+    text = (f"{label[0].upper()}{label[1:]} asks for up to {ours['batch_size']} items in one GetParameters call: "
+            f"the cold starts cost {ours_burst:,.0f} calls a second, {pace(ours_burst)}. Entries near expiry are "
+            "refreshed on an INVOKE (refresh-ahead), an expired value inside its stale window is served while one "
+            f"refresh runs, and failures are retried after a backoff. It made "
+            f"{naive['api_calls'] / max(ours['api_calls'], 1):,.1f}x fewer calls ({ours['api_calls']:,} against "
+            f"{naive['api_calls']:,}) and had {ours['failed_reads']:,} failed reads against {naive['failed_reads']:,}.")
+    paragraphs.append(text)
+    if ours["throttled_calls"]:
+        retries, opened = ours["store_counters"]["Retries"], ours["store_counters"]["CircuitOpened"]
+        during = ours["throttled_during_burst"]
+        when = ("all of them after the cold starts, at its refreshes" if not during else
+                f"{during:,} of them during the cold starts")
+        text = (f"Ours was throttled too: {ours['throttled_calls']:,} calls ({when}; peak {ours['peak_calls_per_s']:,} "
+                f"calls/s). Its successful calls carried {_n(ours['values_per_successful_call'])} values each on "
+                f"average, out of a possible {min(ours['batch_size'], p['items'])}")
+        if ours["policy"]["jitter"] > 0 and (ours["values_per_successful_call"] or 0) < 0.8 * min(ours["batch_size"],
+                                                                                                  p["items"]):
+            text += (": each entry draws its own TTL jitter, so the entries one call fetched fall due for "
+                     "refresh-ahead on different invokes and are refreshed in several smaller calls "
+                     "(`--policy jitter=0` shows the difference)")
+        policy = ours["policy"]
+        longest = min(policy["backoff_cap"], policy["backoff_base"] * 2 ** max(policy["retries"] - 1, 0))
+        text += f". {retries:,} retries, each at most {_duration(longest)} after the call before it, added to the load"
+        if opened:
+            text += f"; the environments' circuits opened {opened:,} times"
+        if ours["stale_served"]:
+            text += f"; {ours['stale_served']:,} reads were answered from the stale window meanwhile"
+        text += "."
+        paragraphs.append(text)
+    paragraphs.append(
+        "Staleness is bounded by the TTL in both: a value fetched just before it changes upstream is served until "
+        f"the entry is refreshed. The parameters change every {_duration(p['change_s'])}; refresh-ahead refreshes "
+        f"ours before its TTL runs out (p99 staleness {_duration(ours['staleness_p99_s'])} against "
+        f"{_duration(naive['staleness_p99_s'])}).")
+    return [line for paragraph in paragraphs for line in (paragraph, "")]
+
+
+def _cleared(summary: dict[str, Any]) -> str:
+    second = summary["throttling_cleared_s"]
+    return f" (throttling stopped at {_duration(second)})" if second is not None else ""
+
+
+def _ours_label(summary: dict[str, Any]) -> str:
+    overrides = summary["policy_overrides"]
+    if not overrides:
+        return "ours (default Policy)"
+    return "ours (Policy with " + ", ".join(f"{name}={value}" for name, value in overrides.items()) + ")"
+
+
+def _overrides_text(summary: dict[str, Any]) -> str:
+    overrides = summary["policy_overrides"]
+    return " (the defaults)" if not overrides else " with " + ", ".join(f"`{n}={v}`" for n, v in overrides.items())
+
+
+def markdown(results: dict[str, Any]) -> str:
+    p = results["parameters"]
+    naive, ours = results["strategies"]["naive"], results["strategies"]["ours"]
+    lines = [
+        "# Fleet simulation: the cache against SSM's rate limit",
+        "",
+        f"`{results['command']}`, {results['date']}, {results['wall_s']:.0f} s of wall time for "
+        f"{_duration(p['duration_s'])} of virtual time per strategy (the numbers, per second too: "
+        "[fleet-simulation.json](fleet-simulation.json)). Generated: run the command again rather than editing this "
+        "page.",
+        "",
+        f"{p['envs']:,} Lambda execution environments cold-start within {_duration(p['burst_s'])} and read the same "
+        f"{p['items']} SSM parameters on every invoke, for {_duration(p['duration_s'])}, against an account whose SSM "
+        f"quota is {p['tps']:g} calls per second. Two strategies meet the same workload: the original sample's "
+        f"and {_ours_label(ours)}.",
+        "",
+        table(results),
+        "",
+        "![calls per second, throttled calls and failed reads over time](fleet-simulation.png)",
+        "",
+        "## Why the numbers differ",
+        "",
+        *explanation(results),
+        "## What was simulated",
+        "",
+        "The extension's own code, not a model of it. Each environment holds a real `cache_extension.store.Store` "
+        "with a real `Policy` and the real SSM fetcher (`cache_extension.fetchers.ssm.ParameterFetcher`), whose "
+        "botocore client is the simulated SSM. A throttled call raises a real `botocore.exceptions.ClientError` "
+        "(`ThrottlingException`, HTTP 400), which the fetcher maps to a transient `FetchError` as in Lambda. Each "
+        "environment's `Metrics` counts retries, circuit openings and refresh-ahead as `GET /stats` would. Simulated:",
+        "",
+        "- **Time.** A discrete-event scheduler (a heap of callbacks in virtual time) is every Store's `clock`, its "
+        f"executor ({FETCH_THREADS} fetch threads per environment, as the extension runs) and its `later` "
+        "(retry timers). Nothing sleeps.",
+        "- **Lambda's freeze.** An environment runs during its INIT and while an invoke is in flight; in between it "
+        "is frozen. A retry timer or a queued fetch that falls due while it is frozen runs at its next invoke. A "
+        "call already sent when the freeze comes is answered by SSM on time (and counts against the quota then); "
+        "the environment handles the answer when it thaws, and its clock says so.",
+        f"- **INIT.** The extension's prefetch (`store.prefetch()`); INIT ends when every prefetch has settled or "
+        f"after {PREFETCH_BUDGET:g} s (the extension's budget), then the invoke that caused the cold start runs.",
+        f"- **Invokes.** Cold starts uniformly spread over {_duration(p['burst_s'])}; after each invoke the "
+        f"environment idles for an exponential time with mean {_duration(p['interval_s'])}. On every invoke the "
+        "extension's `store.refresh_ahead()` runs (as on an INVOKE event), then the function reads its "
+        f"{p['items']} items one after another, as through a thin client: `store.read()`, waiting on the Future "
+        f"when it returns one, for at most {_duration(p['timeout_s'])} (the clients' timeout). A read that is not "
+        f"answered in time, or answered with an error, is a failed read. The function then works "
+        f"{_duration(p['work_s'])} before it returns and the environment freezes.",
+        f"- **SSM.** One account: a token bucket of {p['tps']:g} calls/s (burst {p['tps']:g}) over every call from "
+        f"every environment, answered {_duration(p['latency_s'])} after it is sent. Each parameter gets a new "
+        f"version every {_duration(p['change_s'])}, at staggered times, so a served value's staleness is known: "
+        "how long its version had already been superseded upstream when it was read (0 when current).",
+        "- **The original sample** is `policy.NAIVE` (no jitter, no stale, no retries, no circuit, no refresh-ahead, "
+        "no error hold) with the same fetcher limited to one item per call (`batch_size = 1`): GetParameters with "
+        "one name stands in for the sample's unbatched GetParameter; the simulated quota counts every call alike. "
+        "Its items have no stale window. The Store's single flight (concurrent readers of an entry share one fetch) "
+        "stays on; with the function's reads one at a time it only joins a read to a fetch already in flight.",
+        f"- **Ours** is `Policy()`{_overrides_text(ours)} with the fetcher's batch of "
+        f"{ours['batch_size']} and a stale window of {_duration(p['stale_s'])} on every item.",
+        "",
+        "Age is the time since the served value was fetched (as the `Age` header reports it). Staleness percentiles "
+        "count every served read, current ones as 0. Extension log lines are the warning and error lines the "
+        "Store wrote (one CloudWatch Logs line each in Lambda).",
+        "",
+        "## Parameters",
+        "",
+        "| option | value |",
+        "|---|---|",
+        *(f"| `--{name}` | {value} |" for name, value in results["arguments"].items()),
+        *(f"| `--policy` | {name}={value} |" for name, value in ours["policy_overrides"].items()),
+        "",
+        "## Reproduce",
+        "",
+        "```sh",
+        results["command"],
+        "```",
+        "",
+        "`scripts/simulate-fleet --help` lists the options. The run is deterministic for a seed: the same command "
+        "writes the same numbers (wall times aside).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def chart(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    p = results["parameters"]
+    strategies = results["strategies"]
+    colours = {"naive": "#d62728", "ours": "#1f77b4"}
+    labels = {"naive": "original sample", "ours": _ours_label(strategies["ours"])}
+    figure, axes = plt.subplots(3, 1, figsize=(12, 11), sharex=True)
+    figure.suptitle(f"{p['envs']:,} environments, {p['items']} parameters, cold starts within "
+                    f"{_duration(p['burst_s'])}, SSM quota {p['tps']:g} calls/s  ({results['command']})", fontsize=10)
+    panels = [("calls_per_s", "API calls/s"), ("throttled_per_s", "throttled calls/s"),
+              ("failed_reads_per_s", "failed reads/s")]
+    for ax, (series, title) in zip(axes, panels):
+        for name, summary in strategies.items():
+            values = summary["series"][series]
+            ax.plot([i / 60 for i in range(len(values))], values, lw=0.8, color=colours[name], label=labels[name])
+        if series == "calls_per_s":
+            ax.axhline(p["tps"], color="black", ls="--", lw=1, label=f"quota {p['tps']:g} calls/s")
+        ax.set_yscale("symlog", linthresh=10)
+        ax.set_ylim(bottom=0)
+        ax.set_ylabel(f"{title} (symlog)")
+        ax.set_title(title, fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8, loc="upper right")
+    axes[-1].set_xlabel("virtual time (minutes)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+# -- command line ----------------------------------------------------------------------------------------
+
+
+def _duration_arg(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _policy_arg(text: str) -> tuple[str, Any]:
+    name, _, value = text.partition("=")
+    default = getattr(Policy(), name, None)
+    if name not in {field.name for field in dataclasses.fields(Policy)} or not value:
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=VALUE, NAME one of {', '.join(field.name for field in dataclasses.fields(Policy))}")
+    try:
+        return name, parse_bool(value) if isinstance(default, bool) else type(default)(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{name}: {value!r} is not a {type(default).__name__}") from None
+
+
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scripts/simulate-fleet", formatter_class=argparse.RawDescriptionHelpFormatter, description=__doc__,
+        epilog="Durations are Go durations (30s, 5m, 1h30m, 20ms). The default run takes about a minute on a "
+               "2-CPU machine.")
+    for name, default, kind, text in OPTIONS:
+        parser.add_argument(f"--{name}", type=_duration_arg if kind == "duration" else kind, default=default,
+                            help=f"{text} (default: %(default)s)")
+    parser.add_argument("--policy", type=_policy_arg, action="append", default=[], metavar="NAME=VALUE",
+                        help="change a field of ours' Policy (cache_extension/policy.py), e.g. --policy jitter=0; "
+                             "repeatable")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs",
+                        help="where fleet-simulation.md, .json and .png go (default: docs/)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser().parse_args(argv)
+    for name in ("envs", "items"):
+        if getattr(args, name) < 1:
+            parser().error(f"--{name} must be at least 1")
+    if args.duration <= 0 or args.tps <= 0 or args.interval <= 0 or args.change <= 0:
+        parser().error("--duration, --tps, --interval and --change must be positive")
+    started = time.monotonic()
+    strategies: dict[str, Any] = {}
+    for strategy in STRATEGIES:
+        log(f"{strategy}: {args.envs:,} environments, {args.items} items, {_duration(args.duration)} of virtual time")
+        summary, _ = simulate(args, strategy)
+        strategies[strategy] = summary
+        log(f"  {summary['api_calls']:,} calls ({summary['throttled_calls']:,} throttled), "
+            f"{summary['failed_reads']:,} failed reads of {summary['reads']:,}, {summary['wall_s']:.1f} s")
+    shown = [arg if not arg.startswith(str(ROOT)) else os.path.relpath(arg, ROOT) for arg in argv]
+    results = {
+        "schema": 1,
+        "command": shlex.join(["scripts/simulate-fleet", *shown]),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "arguments": {name: _argument(argv, name, default) for name, default, _, _ in OPTIONS},
+        "parameters": {"envs": args.envs, "items": args.items, "burst_s": args.burst, "ttl_s": args.ttl,
+                       "stale_s": args.stale, "interval_s": args.interval, "duration_s": args.duration,
+                       "seed": args.seed, "tps": args.tps, "latency_s": args.latency, "timeout_s": args.timeout,
+                       "change_s": args.change, "work_s": args.work, "fetch_threads": FETCH_THREADS,
+                       "prefetch_budget_s": PREFETCH_BUDGET},
+        "strategies": strategies,
+    }
+    results["wall_s"] = round(time.monotonic() - started, 1)
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "fleet-simulation.json").write_text(json.dumps(results, indent=1) + "\n")
+    chart(results, out / "fleet-simulation.png")
+    text = markdown(results)
+    (out / "fleet-simulation.md").write_text(text)
+    print(table(results))
+    print(f"\nwrote {out / 'fleet-simulation.md'}, {out / 'fleet-simulation.json'} and {out / 'fleet-simulation.png'} "
+          f"in {results['wall_s']:.0f} s")
+    return 0
+
+
+def _argument(argv: list[str], name: str, default: str) -> str:
+    """An option as given on the command line, or its default as written."""
+    flag = f"--{name}"
+    for i, arg in enumerate(argv):
+        if arg == flag and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+    return default
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""scripts/simulate-fleet: small fleets in virtual time, through the extension's real Store, Policy and SSM fetcher.
+
+No number here is a stored expectation: each test compares what one run reports with what the simulated SSM counted
+itself, or one strategy with the other, or one run with another."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from local_lambda import simulate_fleet
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ["--envs", "40", "--duration", "3m", "--ttl", "1m", "--stale", "1m", "--change", "1m"]
+
+
+class CountingSSM(simulate_fleet.SimulatedSSM):
+    """The simulated SSM with a tally of its own, kept apart from the one the report is built from."""
+
+    instances: list[CountingSSM] = []
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.seen = 0
+        self.refused = 0
+        self.call_times: list[float] = []
+        CountingSSM.instances.append(self)
+
+    def get_parameters(self, Names, WithDecryption=False):  # noqa: N803
+        self.seen += 1
+        self.call_times.append(self.scheduler.now)
+        try:
+            return super().get_parameters(Names=Names, WithDecryption=WithDecryption)
+        except Exception as exc:
+            if exc.response["Error"]["Code"] == "ThrottlingException":
+                self.refused += 1
+            raise
+
+
+@pytest.fixture
+def counting_ssm(monkeypatch):
+    CountingSSM.instances = []
+    monkeypatch.setattr(simulate_fleet, "SimulatedSSM", CountingSSM)
+    return CountingSSM.instances
+
+
+def run(args: list[str], strategy: str):
+    return simulate_fleet.simulate(simulate_fleet.parser().parse_args(args), strategy)
+
+
+def without_wall_time(summary: dict) -> dict:
+    return {key: value for key, value in summary.items() if key != "wall_s"}
+
+
+def test_small_run_writes_the_three_files_with_the_ssm_counts(tmp_path, counting_ssm):
+    out = tmp_path / "out"
+    assert simulate_fleet.main([*SMALL, "--burst", "2s", "--out", str(out)]) == 0
+
+    results = json.loads((out / "fleet-simulation.json").read_text())
+    assert (out / "fleet-simulation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = (out / "fleet-simulation.md").read_text()
+    assert results["command"] in text and "| API calls (GetParameters) |" in text
+
+    # One simulated SSM per strategy, in the order they ran; the report says what each one counted.
+    assert [ssm.seen > 0 for ssm in counting_ssm] == [True, True]
+    for ssm, name in zip(counting_ssm, ("naive", "ours")):
+        summary = results["strategies"][name]
+        assert summary["api_calls"] == ssm.seen == sum(summary["series"]["calls_per_s"])
+        assert summary["throttled_calls"] == ssm.refused == sum(summary["series"]["throttled_per_s"])
+        assert summary["reads"] == sum(summary["series"]["reads_per_s"])
+        assert summary["failed_reads"] == sum(summary["series"]["failed_reads_per_s"])
+        assert summary["failed_reads"] == sum(summary["failed_reads_by_code"].values())
+        served = summary["hits"] + summary["misses"] + summary["stale_served"]
+        assert summary["reads"] == served + summary["failed_reads"]
+
+    naive, ours = results["strategies"]["naive"], results["strategies"]["ours"]
+    assert f"| API calls (GetParameters) | {naive['api_calls']:,} | {ours['api_calls']:,} |" in text
+    assert naive["batch_size"] == 1 and naive["values_per_successful_call"] == 1.0
+    assert ours["batch_size"] == 10 and ours["policy"]["stale_while_revalidate"] and not naive["policy"]["retries"]
+    # The real Store ran the real policy: refresh-ahead is the extension's own counter.
+    assert ours["store_counters"]["RefreshAhead"] > 0 and naive["store_counters"]["RefreshAhead"] == 0
+
+
+@pytest.mark.parametrize("burst", ["2s", "30s"])
+def test_ours_makes_fewer_calls_and_fails_no_more_reads(burst):
+    naive, _ = run([*SMALL, "--burst", burst], "naive")
+    ours, _ = run([*SMALL, "--burst", burst], "ours")
+    assert ours["api_calls"] < naive["api_calls"]
+    assert ours["failed_reads"] <= naive["failed_reads"]
+    assert ours["reads"] > 0 and naive["reads"] > 0
+
+
+def test_the_naive_strategy_is_throttled_when_the_burst_exceeds_the_quota(counting_ssm):
+    # 40 environments starting within 1 s ask for 400 single-item calls: ten times the 40 TPS quota.
+    fast, _ = run(["--envs", "40", "--burst", "1s", "--duration", "1m"], "naive")
+    assert fast["throttled_calls"] > 0 and fast["failed_reads"] > 0
+    assert set(fast["failed_reads_by_code"]) == {"ThrottlingException"}
+    assert fast["peak_calls_per_s"] > 40
+    # The same fleet starting over a minute stays under the quota: the bucket is not always refusing.
+    slow, _ = run(["--envs", "40", "--burst", "60s", "--duration", "2m"], "naive")
+    assert slow["throttled_calls"] == 0 and slow["failed_reads"] == 0
+    # And a lower quota throttles what this one did not.
+    low, _ = run(["--envs", "40", "--burst", "60s", "--duration", "2m", "--tps", "2"], "naive")
+    assert low["throttled_calls"] > 0
+
+
+def test_runs_are_deterministic_for_a_seed():
+    args = [*SMALL, "--burst", "3s", "--envs", "30"]
+    for strategy in ("naive", "ours"):
+        first, _ = run(args, strategy)
+        second, _ = run(args, strategy)
+        assert without_wall_time(first) == without_wall_time(second)
+        other, _ = run([*args, "--seed", "2"], strategy)
+        assert without_wall_time(other) != without_wall_time(first)
+
+
+def test_staleness_measures_versions_superseded_upstream():
+    # Parameters that never change while the run lasts are never stale; ones that change every 10 s often are.
+    frozen, _ = run(["--envs", "10", "--duration", "2m", "--ttl", "1m", "--change", "1h"], "ours")
+    assert frozen["staleness_p99_s"] == 0 and frozen["superseded_reads_pct"] == 0
+    changing, _ = run(["--envs", "10", "--duration", "2m", "--ttl", "1m", "--change", "10s"], "ours")
+    assert changing["staleness_p99_s"] > 0 and changing["superseded_reads_pct"] > 0
+    assert changing["staleness_p99_s"] <= 60 + 10 + 1  # a TTL, a change period and an invoke gap at most
+
+
+def test_a_frozen_environment_sends_nothing(monkeypatch, counting_ssm):
+    """Every call goes out while its environment runs (INIT or an invoke): a timer that falls due while it is frozen
+    waits for the next invoke. One environment, so every call is its own."""
+    running: list[list[float]] = []
+    deferred: list[float] = []
+    env_class = simulate_fleet.Environment
+    cold_start, invoke, freeze, timer = env_class.cold_start, env_class.invoke, env_class._freeze, env_class._timer
+
+    def start(method):
+        def wrapped(self):
+            if not running or running[-1][1] != float("inf"):  # the first invoke follows INIT without a freeze
+                running.append([self.scheduler.now, float("inf")])
+            method(self)
+        return wrapped
+
+    def stop(self):
+        running[-1][1] = self.scheduler.now
+        freeze(self)
+
+    def on_timer(self, function, args):
+        if not self.running:
+            deferred.append(self.scheduler.now)
+        timer(self, function, args)
+
+    monkeypatch.setattr(env_class, "cold_start", start(cold_start))
+    monkeypatch.setattr(env_class, "invoke", start(invoke))
+    monkeypatch.setattr(env_class, "_freeze", stop)
+    monkeypatch.setattr(env_class, "_timer", on_timer)
+    # A quota of one call per 20 s: the prefetch gets through, most refreshes are throttled; with no stale window
+    # the reads that find nothing servable wait, give up after the client's 1 s, and their retries (backoffs of
+    # seconds) fall due while the environment is frozen.
+    summary, fleet = run(["--envs", "1", "--items", "3", "--ttl", "15s", "--stale", "0s", "--interval", "3s",
+                          "--work", "1ms", "--duration", "5m", "--tps", "0.05", "--policy", "backoff_cap=10",
+                          "--policy", "retries=4", "--policy", "retry_deadline=60",
+                          "--policy", "circuit_threshold=100"],
+                         "ours")
+    assert deferred, "no retry fell due while the environment was frozen: the test proves nothing"
+    assert summary["store_counters"]["Retries"] > 0 and summary["throttled_calls"] > 0
+    latency = fleet.options.latency
+    for answered in counting_ssm[0].call_times:
+        sent = answered - latency
+        assert any(begin - 1e-9 <= sent <= end + 1e-9 for begin, end in running), (answered, running)
+
+
+def test_help_works():
+    run_ = subprocess.run([str(ROOT / "scripts" / "simulate-fleet"), "--help"], capture_output=True, text=True,
+                          timeout=60)
+    assert run_.returncode == 0, run_.stderr
+    for option in ("--envs", "--burst", "--items", "--ttl", "--stale", "--interval", "--duration", "--seed", "--tps",
+                   "--out", "--policy"):
+        assert option in run_.stdout
