@@ -3,7 +3,10 @@ from the layer under the Extensions API emulator, exactly as Lambda would start 
 
 from __future__ import annotations
 
+import base64
 import http.client
+import json
+import os
 import sys
 import uuid
 from dataclasses import dataclass
@@ -23,6 +26,8 @@ SAMPLE_CONFIG = (ROOT / "config.yaml").read_text()
 
 # Every secret value a test puts upstream; none may ever appear in the extension's output.
 SECRET_VALUES: set[str] = {SAMPLE_SECRET[1]}
+# Binary secrets (SecretBinary) a test puts upstream: their base64 and escaped forms may not appear either.
+SECRET_BYTES: set[bytes] = set()
 
 
 def unique(prefix: str) -> str:
@@ -48,6 +53,8 @@ class RunningExtension:
         self.port = port
         self.token = token
         self.config_path = config_path
+        # Kept (in memory only) for the session-wide secret scan: see pytest_sessionfinish.
+        LAUNCHED.append((os.environ.get("PYTEST_CURRENT_TEST", "outside any test"), self))
 
     @property
     def output(self) -> str:
@@ -143,7 +150,8 @@ def launch(layer_dir: Path, moto: MotoServer, task_root: Path, config_text: str,
 def close_and_check(handle: RunningExtension) -> None:
     handle.emulator.close()
     leaked = [value for value in SECRET_VALUES | {handle.token} if value in handle.output]
-    assert not leaked, "a secret value appeared in the extension's output"
+    if leaked:  # never the values themselves: the report is a log too
+        pytest.fail(f"{len(leaked)} secret value(s) appeared in the extension's output", pytrace=False)
 
 
 @pytest.fixture
@@ -159,3 +167,61 @@ def start_extension(layer_dir, moto, tmp_path):
     yield start
     for handle in running:
         close_and_check(handle)
+
+
+# --- the session-wide secret scan ----------------------------------------------------------------
+# Every extension the tests start (through launch(), module-scoped fixtures included, or by building a
+# RunningExtension directly) is remembered with the test that started it. Its output stays in memory,
+# never in a file; at the end of the session all of it is scanned for every secret the tests created
+# while it ran (a value registered after it exited cannot have reached it: tests register a value before
+# they put it upstream).
+
+LAUNCHED: list[tuple[str, RunningExtension]] = []
+_SECRETS_AT_EXIT: dict[int, tuple[frozenset[str], frozenset[bytes]]] = {}  # LAUNCHED index -> the secrets then
+
+
+def _escaped_forms(text: str) -> set[str]:
+    """How a log line could carry a text: as is, JSON-escaped (either ensure_ascii) or repr-escaped."""
+    return {text, json.dumps(text)[1:-1], json.dumps(text, ensure_ascii=False)[1:-1], repr(text)[1:-1]}
+
+
+def secret_forms(token: str | None = None, values=None, binaries=None) -> list[tuple[str, str]]:
+    """(kind of value, text to look for), for `values` and `binaries` (default: every secret registered so far).
+    Never print the text, only the kind."""
+    values = SECRET_VALUES if values is None else values
+    forms = [("a secret value", form) for value in values for form in _escaped_forms(value)]
+    for value in SECRET_BYTES if binaries is None else binaries:
+        binary = [("the base64 form of a binary secret", base64.b64encode(value).decode().rstrip("=")),
+                  ("the base64 form of a binary secret", base64.urlsafe_b64encode(value).decode().rstrip("="))]
+        binary += [("a binary secret, escaped", form) for form in _escaped_forms(repr(value)[2:-1])]
+        binary += [("a binary secret, decoded", form) for form in _escaped_forms(value.decode("utf-8", errors="replace"))]
+        forms += [(kind, form) for kind, form in binary if len(form) >= 6]  # shorter would match by chance
+    if token:
+        forms.append(("the session token", token))
+    return [(kind, form) for kind, form in forms if form]
+
+
+def secret_leaks(output: str, token: str | None = None, values=None, binaries=None) -> list[str]:
+    """The kinds of secret found in output (empty: none), without the values themselves."""
+    return sorted({kind for kind, form in secret_forms(token, values, binaries) if form in output})
+
+
+def pytest_runtest_logfinish(nodeid, location):
+    for index, (_, handle) in enumerate(LAUNCHED):
+        process = handle.extension.process
+        if index not in _SECRETS_AT_EXIT and process is not None and process.returncode is not None:
+            _SECRETS_AT_EXIT[index] = (frozenset(SECRET_VALUES), frozenset(SECRET_BYTES))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    findings = [(started_by, kind) for index, (started_by, handle) in enumerate(LAUNCHED)
+                for kind in secret_leaks(handle.output, handle.token, *_SECRETS_AT_EXIT.get(index, (None, None)))]
+    if not findings:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    write = reporter.write_line if reporter is not None else print
+    if reporter is not None:
+        reporter.write_sep("=", "secret scan: secrets in the extension's output", red=True, bold=True)
+    for started_by, kind in findings:
+        write(f"the extension started by {started_by} wrote {kind} to its output")
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED

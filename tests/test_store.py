@@ -435,3 +435,11 @@ def test_refresh_ahead_probes_a_source_whose_cooldown_is_over(executor):
     source.failing.clear()
     assert store.refresh_ahead() == 1  # the probe
     assert _wait_until(lambda: not store._circuits["parameters"].is_open)
+
+
+def test_versions_sharing_a_name_are_fetched_in_separate_calls(executor):
+    store, source, _ = make(executor, ["s"])
+    versions = [Item("parameters", "s", "us-west-2", 10.0, version_stage=stage) for stage in (None, "AWSPREVIOUS")]
+    for future in store.refresh(versions + [item("t")]):
+        future.exception(timeout=5)
+    assert sorted(source.calls) == [["s"], ["s", "t"]]  # fetchers answer by name: never two "s" in one call

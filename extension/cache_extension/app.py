@@ -272,4 +272,6 @@ def create_app(config: Config, store: Store, token: str, *, metrics: Metrics | N
         Route("/refresh", refresher(config, store), methods=["POST"]),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error, Exception: internal_error})
+    # No redirect from "/parameters/" to "/parameters": it would point at whatever Host the request named.
+    app.router.redirect_slashes = False
     return Guard(FastHits(app, config, store, metrics), token, open_paths=frozenset({"/health"}))

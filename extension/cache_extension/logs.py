@@ -11,6 +11,11 @@ import time
 QUIET_LOGGERS = ("botocore", "boto3", "urllib3", "uvicorn", "uvicorn.error", "uvicorn.access", "asyncio")
 
 
+def printable(text: str) -> str:
+    """A name as it may appear in a log line: control characters escaped, so a name cannot forge a line."""
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+
+
 class JsonFormatter(logging.Formatter):
     """Lambda's JSON log shape (timestamp, level, message), so log filters and Insights queries apply."""
 

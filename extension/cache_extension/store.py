@@ -24,6 +24,7 @@ from typing import Callable, Iterable, Mapping
 
 from .config import Item
 from .fetchers import Fetcher, FetchError, Value
+from .logs import printable
 from .policy import Circuit, Policy
 
 log = logging.getLogger("cache_extension.store")
@@ -59,6 +60,23 @@ class _Entry:
         self.failed: tuple[FetchError, float] | None = None  # the last error with nothing servable, until
         self.on_demand = on_demand
         self.forced = float("-inf")  # when a forced refresh last started
+
+
+def _batches(entries: list[_Entry], size: int) -> list[list[_Entry]]:
+    """Batches of at most `size` in which no name repeats: fetchers answer by name, and versions of one
+    secret (its stages, version ids) share their name."""
+    batches: list[tuple[list[_Entry], set[str]]] = []
+    for entry in entries:
+        name = entry.item.name
+        for batch, names in batches:
+            if len(batch) < size and name not in names:
+                break
+        else:
+            batch, names = [], set()
+            batches.append((batch, names))
+        batch.append(entry)
+        names.add(name)
+    return [batch for batch, _ in batches]
 
 
 def _thread_timer(delay: float, function: Callable, *args) -> None:
@@ -176,9 +194,11 @@ class Store:
         return [coalesced[index] if index in coalesced else next(launched) for index in range(len(entries))]
 
     def entries(self, source: str | None = None, name: str | None = None) -> list[Item]:
-        """The items in the cache (configured, and on-demand ones fetched so far), optionally filtered."""
+        """The items in the cache, optionally filtered: every configured one, and on-demand ones holding a
+        value (a name or version that was read once and failed is not worth refreshing)."""
         return [entry.item for entry in list(self._entries.values())
-                if (source is None or entry.item.source == source) and (name is None or entry.item.name == name)]
+                if (source is None or entry.item.source == source) and (name is None or entry.item.name == name)
+                and (not entry.on_demand or entry.cached is not None)]
 
     # -- on-demand entries --------------------------------------------------------------------------
 
@@ -228,8 +248,7 @@ class Store:
             for source, group in by_source.items():
                 fetcher = self._fetchers[source]
                 circuit = self._circuits[source]
-                for start in range(0, len(group), fetcher.batch_size):
-                    batch = group[start : start + fetcher.batch_size]
+                for batch in _batches(group, fetcher.batch_size):
                     if circuit.allow():
                         submit.append((fetcher, batch))
                     else:
@@ -316,16 +335,16 @@ class Store:
         if future is None or future.cancelled():
             return
         if isinstance(outcome, Value):
-            log.debug("fetched %s %s", item.source, item.name)
+            log.debug("fetched %s %s", item.source, printable(item.name))
             future.set_result(Result(outcome, "miss", 0.0))
         elif servable:
             if not quiet:
-                log.warning("refresh of %s %s failed (%s); serving the stale value", item.source, item.name,
-                            outcome.code)
+                log.warning("refresh of %s %s failed (%s); serving the stale value", item.source,
+                            printable(item.name), outcome.code)
             future.set_result(Result(previous[0], "stale", now - previous[1], outcome))
         else:
             if not quiet:
-                log.error("fetch of %s %s failed: %s", item.source, item.name, outcome.code)
+                log.error("fetch of %s %s failed: %s", item.source, printable(item.name), outcome.code)
             future.set_exception(outcome)
 
     def _count_each(self, entries: list[_Entry], counter: str) -> None:

@@ -56,7 +56,7 @@ class FetchError(Exception):
     def __init__(self, code: str, status: int, message: str, *, transient: bool = False) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
-        self.status = status  # what the HTTP layer answers when nothing is servable: 404, 502 or 504
+        self.status = status  # what the HTTP layer answers when nothing is servable: 400, 404, 502 or 504
         self.message = message
         self.transient = transient  # worth retrying later: throttling, 5xx, timeouts, resets
 
@@ -83,6 +83,8 @@ class FetchError(Exception):
                     "ConnectionError", "ConnectionResetError", "ConnectionRefusedError", "BrokenPipeError",
                     "HTTPClientError"):
             return cls("ConnectionError", 502, f"{operation} could not reach AWS", transient=True)
+        if name == "ParamValidationError":  # botocore refused the request before sending it (say, a short VersionId)
+            return cls("InvalidParameter", 400, f"{operation} refused the request's parameters")
         if name in ("NoCredentialsError", "PartialCredentialsError"):
             return cls("NoCredentials", 502, f"{operation} has no AWS credentials")
         return cls(name, 502, f"{operation} failed with {name}")
