@@ -81,10 +81,12 @@ class Guard:
             response.headers["Allow"] = allow
             return response
         headers = scope["headers"]
-        if len(headers) > MAX_HEADERS or sum(len(n) + len(v) for n, v in headers) > MAX_HEADER_BYTES:
+        if len(headers) > MAX_HEADERS:
             return error(431, "HeadersTooLarge", f"at most {MAX_HEADERS} headers and {MAX_HEADER_BYTES} bytes")
         presented = None
+        size = 0
         for name, value in headers:
+            size += len(name) + len(value)
             if name == b"x-forwarded-for":
                 return error(400, "ForwardedRequest", "requests relayed with X-Forwarded-For are refused")
             if name == b"content-length" and not (value.isdigit() and int(value) <= MAX_BODY):
@@ -93,6 +95,8 @@ class Guard:
                 if presented is not None:
                     return error(400, "BadRequest", "the token header is repeated")
                 presented = value
+        if size > MAX_HEADER_BYTES:
+            return error(431, "HeadersTooLarge", f"at most {MAX_HEADERS} headers and {MAX_HEADER_BYTES} bytes")
         if path in self.open_paths:
             return None
         if presented is None:
