@@ -408,6 +408,12 @@ def test_refresh_ahead_retries_failed_configured_items_in_one_batch(executor):
     assert store.refresh_ahead() == 3
     assert _wait_until(lambda: all(isinstance(store.read(item(n)), Result) for n in names))
     assert source.calls == [names]
+    store, source, clock = make(executor, ["f0"], policy=Policy(jitter=0.0, retries=0, error_hold=1.0))
+    del source.values["f0"]
+    for future in store.prefetch():
+        assert future.exception(timeout=5).status == 404
+    clock.now += 5
+    assert store.refresh_ahead() == 0  # not there: left to reads, not asked for on every INVOKE
 
 
 def test_a_value_inside_its_stale_window_is_not_retried(executor):

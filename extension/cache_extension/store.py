@@ -163,9 +163,10 @@ class Store:
                 if entry.pending is not None or self._circuits[entry.item.source].blocked():
                     continue
                 if cached is None:
-                    # A configured item whose fetch failed (say, throttled at INIT): retried here in one
-                    # batch with the others rather than by reads one at a time.
-                    if not entry.on_demand and (failed is None or now >= failed[1]):
+                    # A configured item whose fetch failed transiently (say, throttled at INIT): retried here
+                    # in one batch with the others rather than by reads one at a time. One that does not
+                    # exist waits for a read: every INVOKE of every environment would ask again.
+                    if not entry.on_demand and (failed is None or (failed[0].transient and now >= failed[1])):
                         due.append(entry)
                 elif cached[2] - now < fraction * entry.item.ttl and not (entry.on_demand and now >= cached[3]):
                     due.append(entry)  # (an on-demand value nobody could be served any more waits for a read)
