@@ -646,9 +646,9 @@ def _query(rnd, path: bytes, names: dict[bytes, list[bytes]]) -> bytes | None:
             pairs.append(key + b"=" + rnd.choice(names.get(path) or everything))
             continue
         key = rnd.choice(QUERY_KEYS) if rnd.random() < 0.85 else quote(rnd.randbytes(rnd.randint(0, 6))).encode()
-        if key == b"versionId":
-            # GetSecretValue refuses version ids outside 32..64 characters before any call, which the extension
-            # answers 502 (test_short_version_ids_are_a_bad_request_not_a_bad_gateway): valid lengths only here.
+        if key == b"versionId" and rnd.random() < 0.5:
+            # A well-formed version id (32 to 64 characters) that does not exist; other draws below are the
+            # malformed ones botocore refuses before any call (400 InvalidParameter).
             value = str(uuid.UUID(int=rnd.getrandbits(128))).encode()
         elif rnd.random() < 0.6:
             value = rnd.choice(everything)
