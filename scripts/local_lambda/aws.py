@@ -224,6 +224,18 @@ def _take(faults: dict[str, _Fault], operation: str, body: bytes = b"") -> dict[
     return fault.details
 
 
+def aws_error(code: str) -> tuple[list[tuple[str, str]], bytes]:
+    """Headers and body of an AWS JSON 1.1 error, which botocore parses into a ClientError with `code`."""
+    body = json.dumps({"__type": code, "message": "injected fault"}).encode()
+    headers = [
+        ("Content-Type", "application/x-amz-json-1.1"),
+        ("x-amzn-ErrorType", code),
+        ("x-amzn-RequestId", "00000000-0000-0000-0000-000000000000"),
+        ("Content-Length", str(len(body))),
+    ]
+    return headers, body
+
+
 def _error_response(
     environ: dict[str, Any], start_response: StartResponse, status: int, code: str
 ) -> list[bytes]:
@@ -231,20 +243,12 @@ def _error_response(
     length = int(environ.get("CONTENT_LENGTH") or 0)
     if length > 0:
         environ["wsgi.input"].read(length)
-    body = json.dumps({"__type": code, "message": "injected fault"}).encode()
     try:
         reason = HTTPStatus(status).phrase
     except ValueError:
         reason = "Error"
-    start_response(
-        f"{status} {reason}",
-        [
-            ("Content-Type", "application/x-amz-json-1.1"),
-            ("x-amzn-ErrorType", code),
-            ("x-amzn-RequestId", "00000000-0000-0000-0000-000000000000"),
-            ("Content-Length", str(len(body))),
-        ],
-    )
+    headers, body = aws_error(code)
+    start_response(f"{status} {reason}", headers)
     return [body]
 
 

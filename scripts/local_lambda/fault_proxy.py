@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
-from local_lambda.aws import _error_response
+from local_lambda.aws import aws_error
 
 # Connection-level headers belong to one hop (the proxy has its own connection to each side), and it
 # sets Content-Length itself, having read the whole body.
@@ -290,8 +290,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer_error(self, status: int, code: str) -> None:
         """The AWS JSON error MotoServer's own faults answer with, which botocore parses into a ClientError."""
-        headers: list[tuple[str, str]] = []
-        body = b"".join(_error_response({}, lambda _, started: headers.extend(started), status, code))
+        headers, body = aws_error(code)
         self._send(status, None, headers, body)
 
     def _send(self, status: int, reason: str | None, headers: list[tuple[str, str]], body: bytes) -> None:
