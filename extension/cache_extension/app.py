@@ -218,8 +218,8 @@ async def internal_error(request: Request, exc: Exception) -> Response:
 
 
 class FastHits:
-    """ASGI: a cache hit (or a stale value being refreshed) on the sample's routes, answered without building Starlette's request, routing
-    and response objects: the hot path of the whole extension. Anything else (misses, errors, other
+    """ASGI: a cache hit (or a stale value being refreshed) on the sample's routes, answered without
+    building Starlette's request, routing and response objects: the hot path of the whole extension. Anything else (misses, errors, other
     routes, HEAD, unusual queries) goes on to the Starlette app, which answers it in full."""
 
     ROUTES = {"/parameters": "parameters", "/secrets": "secrets", "/dynamodb": "dynamodb"}

@@ -2,8 +2,9 @@
 
 Accepts the original Go sample's format unchanged and adds, all optional: a `secrets:`
 section, `ttl` and `stale` on groups and items (a name may be a mapping with its own), `region`
-everywhere, and `name` (an alias) plus N/B key types on DynamoDB items. Only what this file lists can be fetched, so parsing is
-strict: unknown keys, wrong types and duplicates are errors that name file, line and key.
+everywhere, and `name` (an alias) plus N/B key types on DynamoDB items. Only what this file lists
+can be fetched, so parsing is strict: unknown keys, wrong types and duplicates are errors that name
+file, line and key.
 
 We walk PyYAML's node tree (yaml.compose) rather than safe_load's plain objects because
 nodes keep their line numbers and the scalar text exactly as written ("007" stays "007").

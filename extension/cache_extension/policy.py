@@ -76,11 +76,9 @@ class Circuit:
 
     def allow(self) -> bool:
         """May a call go out now? In the half-open state only one may, until its outcome is recorded."""
-        if not self.is_open:
-            return True
-        if self.probing or self.clock() < self.open_until:
+        if self.blocked():
             return False
-        self.probing = True
+        self.probing = self.is_open
         return True
 
     def record(self, failed_code: str | None) -> bool:

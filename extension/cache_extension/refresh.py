@@ -1,7 +1,8 @@
 """POST /refresh: fetch named items (or all) again now, e.g. right after a secret's rotation.
 
 Rate limited by a token bucket, so a function calling it on every invoke cannot turn the cache into a
-throttling source: a refresh of an entry fetched under a second ago, or already in flight, makes no call.
+throttling source: a refresh of an entry already in flight, or force-refreshed under a second ago,
+makes no call.
 """
 
 from __future__ import annotations

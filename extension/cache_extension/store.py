@@ -61,6 +61,10 @@ class _Entry:
         self.on_demand = on_demand
         self.forced = float("-inf")  # when a forced refresh last started
 
+    def servable(self, now: float) -> bool:
+        """Holds a value that may still be answered: fresh, or inside its stale window."""
+        return self.cached is not None and now < self.cached[3]
+
 
 def _batches(entries: list[_Entry], size: int) -> list[list[_Entry]]:
     """Batches of at most `size` in which no name repeats: fetchers answer by name, and versions of one
@@ -168,7 +172,7 @@ class Store:
                     # exist waits for a read: every INVOKE of every environment would ask again.
                     if not entry.on_demand and (failed is None or (failed[0].transient and now >= failed[1])):
                         due.append(entry)
-                elif cached[2] - now < fraction * entry.item.ttl and not (entry.on_demand and now >= cached[3]):
+                elif cached[2] - now < fraction * entry.item.ttl and (not entry.on_demand or entry.servable(now)):
                     due.append(entry)  # (an on-demand value nobody could be served any more waits for a read)
         due.sort(key=lambda entry: entry.cached[2] if entry.cached is not None else float("-inf"))
         due = due[: self._policy.refresh_ahead_max]
@@ -255,10 +259,7 @@ class Store:
                     else:
                         refused += [(entry, self._circuit_error(source)) for entry in batch]
         for fetcher, batch in submit:
-            if self._metrics is not None:
-                for entry in batch:
-                    if entry.cached is not None:
-                        self._metrics.count(entry.item.source, "Refreshes")
+            self._count_each([entry for entry in batch if entry.cached is not None], "Refreshes")
             self._executor.submit(self._fetch, fetcher, batch, 0, self._clock())
         for entry, error in refused:  # the opening was logged once; a line per refused read would flood
             self._settle(entry, error, quiet=True)
@@ -284,7 +285,7 @@ class Store:
         # inside its stale window keeps being served, and the next read or INVOKE tries again: retrying
         # it now would only add calls to a throttled account.
         transient = [entry for entry, outcome in results if isinstance(outcome, FetchError) and outcome.transient
-                     and (entry.cached is None or now >= entry.cached[3])]
+                     and not entry.servable(now)]
         source = fetcher.source
         delay = self._policy.backoff(attempt, self._random) if transient else 0.0
         jitter = self._random()  # one draw per call: what was fetched together expires (and refreshes) together
@@ -301,8 +302,9 @@ class Store:
         if retry:
             self._count_each(transient, "Retries")
             self._later(delay, self._retry, fetcher, transient, attempt + 1, started)
+        retrying = set(transient) if retry else set()
         for entry, outcome in results:
-            if not (retry and entry in transient):
+            if entry not in retrying:
                 self._settle(entry, outcome, jitter=jitter)
 
     def _retry(self, fetcher: Fetcher, batch: list[_Entry], attempt: int, started: float) -> None:
@@ -330,7 +332,7 @@ class Store:
                     self._on_demand.move_to_end(key)
                     self._evict()
             previous = entry.cached
-            servable = previous is not None and now < previous[3]
+            servable = entry.servable(now)
             if not isinstance(outcome, Value) and not servable:
                 entry.failed = (outcome, now + self._policy.error_hold)
         if future is None or future.cancelled():

@@ -53,8 +53,8 @@ class ItemFetcher(Fetcher):
             if item.name in found:
                 outcomes[item.name] = found[item.name]
             elif request and any(item.key in spec["Keys"] for spec in request.values()):
-                outcomes[item.name] = FetchError("ProvisionedThroughputExceeded", 502, f"{self.operation} left the key unprocessed",
-                                                transient=True)
+                outcomes[item.name] = FetchError("ProvisionedThroughputExceeded", 502,
+                                                 f"{self.operation} left the key unprocessed", transient=True)
             else:
                 outcomes[item.name] = not_found("item")
         return outcomes
