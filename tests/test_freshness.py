@@ -6,16 +6,13 @@ import json
 import time
 
 from conftest import REGION, SECRET_VALUES, unique
+from local_lambda import aws
 from test_end_to_end import parameters_config, poll, put_parameter
 
 
 def put_secret(moto, name: str, value: str) -> None:
     SECRET_VALUES.add(value)
-    client = moto.client("secretsmanager", REGION)
-    try:
-        client.put_secret_value(SecretId=name, SecretString=value)
-    except client.exceptions.ResourceNotFoundException:
-        client.create_secret(Name=name, SecretString=value)
+    aws.put_secret(moto.client("secretsmanager", REGION), name, value)
 
 
 def test_an_expired_value_inside_its_stale_window_is_served_at_once_then_refreshed(start_extension, moto):

@@ -252,6 +252,15 @@ def _error_response(
     return [body]
 
 
+def put_secret(client: Any, name: str, value: str | bytes) -> None:
+    """Create the secret, or give it a new current version (text as SecretString, bytes as SecretBinary)."""
+    kind = "SecretBinary" if isinstance(value, bytes) else "SecretString"
+    try:
+        client.create_secret(Name=name, **{kind: value})
+    except client.exceptions.ResourceExistsException:
+        client.put_secret_value(SecretId=name, **{kind: value})
+
+
 def create_sample_resources(server: MotoServer, region: str = "us-west-2") -> None:
     """Create the resources of AWS's original cache-extension-demo sample.
 
@@ -262,12 +271,7 @@ def create_sample_resources(server: MotoServer, region: str = "us-west-2") -> No
     name, value = SAMPLE_PARAMETER
     ssm.put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
 
-    secrets = server.client("secretsmanager", region)
-    secret_id, secret_value = SAMPLE_SECRET
-    try:
-        secrets.create_secret(Name=secret_id, SecretString=secret_value)
-    except secrets.exceptions.ResourceExistsException:
-        secrets.put_secret_value(SecretId=secret_id, SecretString=secret_value)
+    put_secret(server.client("secretsmanager", region), *SAMPLE_SECRET)
 
     dynamodb = server.client("dynamodb", region)
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from local_lambda.aws import MotoServer, create_sample_resources
+from local_lambda.aws import MotoServer, create_sample_resources, put_secret
 
 HERE = Path(__file__).resolve().parent
 CASES = HERE / "cases.json"
@@ -22,14 +22,9 @@ def create_contract_resources(moto: MotoServer) -> None:
     ssm.put_parameter(Name="/contract/json", Value='{"a": 1, "b": [true, null], "c": "x", "d": 2.5}', Type="String", Overwrite=True)
     ssm.put_parameter(Name="/contract/base64", Value="AP8BAg==", Type="String", Overwrite=True)
     sm = moto.client("secretsmanager", REGION)
-    existing = {s["Name"] for page in sm.get_paginator("list_secrets").paginate() for s in page["SecretList"]}
     for name, value in [("contract/binary", BINARY), ("contract/json-secret", '{"user": "admin", "port": 5432}'),
                         ("contract/user+name=x@y.z", "unsafe-name-secret")]:
-        kind = "SecretBinary" if isinstance(value, bytes) else "SecretString"
-        if name in existing:
-            sm.put_secret_value(SecretId=name, **{kind: value})
-        else:
-            sm.create_secret(Name=name, **{kind: value})
+        put_secret(sm, name, value)
     ddb = moto.client("dynamodb", REGION)
     if "ContractTable" not in ddb.list_tables()["TableNames"]:
         ddb.create_table(TableName="ContractTable", KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
