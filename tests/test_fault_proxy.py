@@ -173,6 +173,26 @@ def test_delay_forwards_late(proxy, parameter):
     assert proxy.outcomes() == {"delay": 1, "forwarded": 1}
 
 
+def test_lag_answers_late_with_the_value_as_it_was_when_the_call_went_out(proxy, parameter, moto):
+    proxy.lag(0.5, times=1)
+    ssm = client(proxy, "ssm")
+    answers = []
+    caller = threading.Thread(target=lambda: answers.append(ssm.get_parameter(Name=parameter)))
+    started = time.monotonic()
+    caller.start()
+    deadline = time.monotonic() + 2
+    while proxy.calls() < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)  # upstream has answered by now; the proxy holds the answer
+    changed = unique("changed")
+    moto.client("ssm", REGION).put_parameter(Name=parameter, Value=changed, Type="String", Overwrite=True)
+    caller.join(3)
+    assert time.monotonic() - started >= 0.5
+    assert answers[0]["Parameter"]["Value"] == f"value of {parameter}"
+    assert ssm.get_parameter(Name=parameter)["Parameter"]["Value"] == changed
+    assert proxy.outcomes() == {"lag": 1, "forwarded": 1}
+
+
 def test_times_limits_a_fault_and_the_first_added_applies(proxy, parameter):
     proxy.throttle(times=2)
     proxy.status(503, times=1)

@@ -494,6 +494,27 @@ def test_50_concurrent_forced_refreshes_make_one_call(through_proxy, proxy, moto
     assert ext.read("parameters", name).text == new
 
 
+def test_forced_refresh_during_a_slow_refresh_answers_with_the_rotated_value(through_proxy, proxy, moto):
+    """A background refresh that left before the rotation (its answer still on the way) does not answer a
+    forced refresh asked for after it: a new call follows."""
+    name, old, new = unique("/faults/flight/rotated"), unique("before"), unique("after")
+    put_parameter(moto, name, old)
+    ext = through_proxy(parameters_config(name, ttl="200ms", stale="1m"))
+    assert ext.read("parameters", name).text == old
+    time.sleep(0.25)  # expired, inside its stale window
+    proxy.reset_calls()
+    proxy.lag(1.0, service="ssm", times=1)
+    assert ext.read("parameters", name).headers["x-cache"] == "stale"  # its refresh is out, answer held back
+    poll(lambda: proxy.calls(service="ssm") == 1, timeout=5)
+    time.sleep(0.1)  # moto has answered it with the old value
+    put_parameter(moto, name, new)
+    reply = ext.request(f"/refresh?name={quote(name, safe='')}", method="POST")
+    assert reply.status == 200, reply.body
+    print(f"\n[forced refresh during a slow refresh] {proxy.calls(service='ssm')} calls; {proxy.outcomes()}")
+    assert ext.read("parameters", name).text == new
+    assert proxy.calls(service="ssm") == 2
+
+
 # --- 4: permanent errors --------------------------------------------------------------------------
 
 

@@ -39,10 +39,11 @@ class MemorySource(Fetcher):
 
     def fetch_batch(self, items):
         self.calls.append([item.name for item in items])
+        values, failing = dict(self.values), set(self.failing)  # as they were when the call went out
         assert self.gate.wait(5)
         return {
-            item.name: FetchError("ThrottlingException", 502, "throttled", transient=True) if item.name in self.failing
-            else text_value(self.values[item.name]) if item.name in self.values
+            item.name: FetchError("ThrottlingException", 502, "throttled", transient=True) if item.name in failing
+            else text_value(values[item.name]) if item.name in values
             else FetchError("ParameterNotFound", 404, "not found")
             for item in items
         }
@@ -338,6 +339,24 @@ def test_forced_refresh_fetches_joins_and_coalesces(executor):
     clock.now += 1.0
     source.values["a"] = "rotated again"
     assert settle(store.refresh([item("a")])[0]).value.body == b"rotated again"
+
+
+def test_forced_refresh_during_another_fetch_waits_for_a_fetch_of_its_own(executor):
+    """A read's fetch that left before a rotation must not answer the refresh asked for after it."""
+    store, source, clock = make(executor, ["a", "b"], policy=Policy(jitter=0.0, refresh_coalesce=1.0))
+    source.gate.clear()
+    reading = store.read(item("a"))  # its call is out (waiting at the gate) with the old value
+    while not source.calls:
+        threading.Event().wait(0.01)
+    source.values["a"] = "rotated"
+    forced = store.refresh([item("a"), item("b")])
+    again = store.refresh([item("a")])  # shares the follow-up, adds no call
+    assert again[0] is forced[0]
+    source.gate.set()
+    assert settle(reading).value.body == b"value of a"
+    assert [settle(f).value.body for f in forced] == [b"rotated", b"value of b"]
+    assert sorted(map(sorted, source.calls)) == [["a"], ["a"], ["b"]]
+    assert settle(store.read(item("a"))).value.body == b"rotated"
 
 
 def test_forced_refresh_ignores_a_recent_read_and_keeps_the_order(executor):

@@ -1,8 +1,9 @@
 """POST /refresh: fetch named items (or all) again now, e.g. right after a secret's rotation.
 
-Rate limited by a token bucket, so a function calling it on every invoke cannot turn the cache into a
-throttling source: a refresh of an entry already in flight, or force-refreshed under a second ago,
-makes no call.
+Each refresh is answered by a fetch that starts after it arrives (one in flight for a read may predate
+the rotation, so a new one follows it). Rate limited by a token bucket, so a function calling it on every
+invoke cannot turn the cache into a throttling source: an entry force-refreshed under a second ago
+(in flight or done) is answered by that refresh, with no new call.
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ class Result:
 
 
 class _Entry:
-    __slots__ = ("item", "cached", "pending", "failed", "on_demand", "forced")
+    __slots__ = ("item", "cached", "pending", "failed", "on_demand", "forced", "forced_pending", "follow")
 
     def __init__(self, item: Item, on_demand: bool = False) -> None:
         self.item = item
@@ -60,6 +60,8 @@ class _Entry:
         self.failed: tuple[FetchError, float] | None = None  # the last error with nothing servable, until
         self.on_demand = on_demand
         self.forced = float("-inf")  # when a forced refresh last started
+        self.forced_pending: Future | None = None  # that refresh's Future: `pending` while it is in flight
+        self.follow: Future | None = None  # a forced refresh waiting for the fetch in flight to end
 
     def servable(self, now: float) -> bool:
         """Holds a value that may still be answered: fresh, or inside its stale window."""
@@ -181,22 +183,33 @@ class Store:
         return len(due)
 
     def refresh(self, items: Iterable[Item]) -> list[Future]:
-        """Force refresh (POST /refresh): one Future per item, in order. Joins a fetch already in flight;
-        an entry force-refreshed within the coalescing window is answered as that refresh left it."""
+        """Force refresh (POST /refresh): one Future per item, in order, answered by a fetch that starts
+        after this call, so a rotation made just before it is seen. A fetch already in flight for another
+        reason (a read, refresh-ahead) may have left before the rotation: a new one follows it. An entry
+        force-refreshed within the coalescing window shares that refresh, in flight or done."""
         now = self._clock()
         entries = [self._entries.get(entry_key(item)) or self._add_on_demand(item) for item in items]
-        coalesced: dict[int, Future] = {}
-        start: list[_Entry] = []
-        for index, entry in enumerate(entries):
-            cached = entry.cached
-            if entry.pending is None and cached is not None and now - entry.forced < self._policy.refresh_coalesce:
-                coalesced[index] = _done(Result(cached[0], "hit", now - cached[1]))
-            elif entry.pending is None:
-                entry.forced = now
-                start.append(entry)
-        self._count_each(start, "ForcedRefreshes")
-        launched = iter(self._launch([entry for index, entry in enumerate(entries) if index not in coalesced]))
-        return [coalesced[index] if index in coalesced else next(launched) for index in range(len(entries))]
+        futures: dict[int, Future] = {}
+        start: dict[_Entry, None] = {}  # ordered, once each
+        with self._lock:
+            for index, entry in enumerate(entries):
+                recent = now - entry.forced < self._policy.refresh_coalesce
+                if entry.pending is not None and recent and entry.pending is entry.forced_pending:
+                    futures[index] = entry.pending
+                elif entry.pending is not None:
+                    if entry.follow is None:
+                        entry.follow, entry.forced = Future(), now
+                        self._count_each([entry], "ForcedRefreshes")
+                    futures[index] = entry.follow
+                elif recent and entry.cached is not None:
+                    cached = entry.cached
+                    futures[index] = _done(Result(cached[0], "hit", now - cached[1]))
+                elif entry not in start:
+                    entry.forced = now
+                    start[entry] = None
+        self._count_each(list(start), "ForcedRefreshes")
+        launched = dict(zip(start, self._launch(list(start), forced=True)))
+        return [futures.get(index) or launched[entry] for index, entry in enumerate(entries)]
 
     def entries(self, source: str | None = None, name: str | None = None) -> list[Item]:
         """The items in the cache, optionally filtered: every configured one, and on-demand ones holding a
@@ -238,18 +251,26 @@ class Store:
 
     # -- fetching ------------------------------------------------------------------------------------
 
-    def _launch(self, entries: list[_Entry]) -> list[Future]:
-        """Start a fetch for each entry not already in flight (batched per source, subject to the
-        source's circuit); returns each entry's Future in order."""
+    def _launch(self, entries: list[_Entry], forced: bool = False) -> list[Future]:
+        """Start a fetch for each entry not already in flight; returns each entry's Future in order."""
+        with self._lock:
+            start = [entry for entry in dict.fromkeys(entries) if entry.pending is None]
+            for entry in start:
+                entry.pending = Future()
+                if forced:
+                    entry.forced_pending = entry.pending
+            futures = [entry.pending for entry in entries]
+        self._submit(start)
+        return futures
+
+    def _submit(self, entries: list[_Entry]) -> None:
+        """Call out for entries just marked in flight: batched per source, subject to its circuit."""
         submit: list[tuple[Fetcher, list[_Entry]]] = []
         refused: list[tuple[_Entry, FetchError]] = []
         with self._lock:
             by_source: dict[str, list[_Entry]] = {}
             for entry in entries:
-                if entry.pending is None:
-                    entry.pending = Future()
-                    by_source.setdefault(entry.item.source, []).append(entry)
-            futures = [entry.pending for entry in entries]
+                by_source.setdefault(entry.item.source, []).append(entry)
             for source, group in by_source.items():
                 fetcher = self._fetchers[source]
                 circuit = self._circuits[source]
@@ -261,9 +282,8 @@ class Store:
         for fetcher, batch in submit:
             self._count_each([entry for entry in batch if entry.cached is not None], "Refreshes")
             self._executor.submit(self._fetch, fetcher, batch, 0, self._clock())
-        for entry, error in refused:  # the opening was logged once; a line per refused read would flood
-            self._settle(entry, error, quiet=True)
-        return futures
+        # The opening was logged once; a line per refused read would flood.
+        self._settle_each([(entry, error) for entry, error in refused], quiet=True)
 
     def _circuit_error(self, source: str) -> FetchError:
         circuit = self._circuits[source]
@@ -303,9 +323,7 @@ class Store:
             self._count_each(transient, "Retries")
             self._later(delay, self._retry, fetcher, transient, attempt + 1, started)
         retrying = set(transient) if retry else set()
-        for entry, outcome in results:
-            if entry not in retrying:
-                self._settle(entry, outcome, jitter=jitter)
+        self._settle_each([(entry, outcome) for entry, outcome in results if entry not in retrying], jitter=jitter)
 
     def _retry(self, fetcher: Fetcher, batch: list[_Entry], attempt: int, started: float) -> None:
         with self._lock:
@@ -313,14 +331,24 @@ class Store:
         if allowed:
             self._executor.submit(self._fetch, fetcher, batch, attempt, started)
         else:
-            for entry in batch:
-                self._settle(entry, self._circuit_error(fetcher.source), quiet=True)
+            self._settle_each([(entry, self._circuit_error(fetcher.source)) for entry in batch], quiet=True)
 
-    def _settle(self, entry: _Entry, outcome: Value | FetchError, quiet: bool = False, jitter: float = 0.0) -> None:
+    def _settle_each(self, outcomes: list[tuple[_Entry, Value | FetchError]], **options) -> None:
+        """Settle each entry, then fetch again, together, those a forced refresh was waiting on."""
+        follow = [entry for entry, outcome in outcomes if self._settle(entry, outcome, **options)]
+        if follow:
+            self._submit(follow)
+
+    def _settle(self, entry: _Entry, outcome: Value | FetchError, quiet: bool = False, jitter: float = 0.0) -> bool:
+        """Store the outcome and answer the readers; True when a forced refresh waits for a new fetch (its
+        Future is now the entry's `pending`, and the caller submits it)."""
         now = self._clock()
         item = entry.item
         with self._lock:
-            future, entry.pending = entry.pending, None
+            future, entry.pending, entry.follow = entry.pending, entry.follow, None
+            follow = entry.pending is not None
+            if follow:
+                entry.forced_pending = entry.pending
             if isinstance(outcome, Value):
                 expires = self._policy.expiry(now, item.ttl, jitter)
                 entry.cached = (outcome, now, expires, expires + item.stale)
@@ -336,7 +364,7 @@ class Store:
             if not isinstance(outcome, Value) and not servable:
                 entry.failed = (outcome, now + self._policy.error_hold)
         if future is None or future.cancelled():
-            return
+            return follow
         if isinstance(outcome, Value):
             log.debug("fetched %s %s", item.source, printable(item.name))
             future.set_result(Result(outcome, "miss", 0.0))
@@ -349,6 +377,7 @@ class Store:
             if not quiet:
                 log.error("fetch of %s %s failed: %s", item.source, printable(item.name), outcome.code)
             future.set_exception(outcome)
+        return follow
 
     def _count_each(self, entries: list[_Entry], counter: str) -> None:
         if self._metrics is not None:

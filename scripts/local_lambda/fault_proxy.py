@@ -2,7 +2,8 @@
 
 ``MotoServer``'s own faults are WSGI-level: they can answer with an error or sleep, but cannot
 break the connection. This proxy sits on the wire, so it can also reset a connection, hang it
-past a client's read timeout, or mix such outcomes at random, and it counts what reached it.
+past a client's read timeout, hold back an answer moto already gave (the value as it was when the
+call went out), or mix such outcomes at random, and it counts what reached it.
 Point ``AWS_ENDPOINT_URL`` at ``FaultProxy(moto.endpoint).endpoint``.
 
 Bodies are read (faults can match on them) but never logged or written anywhere: they carry
@@ -36,7 +37,7 @@ _NOT_RELAYED = {
 _SERVICES = {"AmazonSSM": "ssm", "secretsmanager": "secretsmanager", "DynamoDB_20120810": "dynamodb"}
 _SCOPE = re.compile(r"Credential=[^/]*/[^/]*/[^/]*/([^/]*)/")
 _STATUS_ERRORS = {500: "InternalFailure", 503: "ServiceUnavailable"}
-KINDS = {"pass", "delay", "throttle", "reset", "hang"} | {f"status{code}" for code in _STATUS_ERRORS}
+KINDS = {"pass", "delay", "lag", "throttle", "reset", "hang"} | {f"status{code}" for code in _STATUS_ERRORS}
 UPSTREAM_TIMEOUT = 30.0
 IDLE_TIMEOUT = 60.0  # a backstop: stop() releases idle keep-alive connections itself
 STOP_TIMEOUT = 2.0
@@ -131,6 +132,10 @@ class FaultProxy:
     def delay(self, seconds: float, **filters: Any) -> None:
         self.mix({"delay": 1.0}, delay_seconds=seconds, **filters)
 
+    def lag(self, seconds: float, **filters: Any) -> None:
+        """Forward at once, then hold the answer back: it carries upstream's state at the call."""
+        self.mix({"lag": 1.0}, delay_seconds=seconds, **filters)
+
     def status(self, code: int = 500, **filters: Any) -> None:
         self.mix({f"status{code}": 1.0}, **filters)
 
@@ -161,7 +166,7 @@ class FaultProxy:
             raise ValueError(f"unknown fault kinds {sorted(unknown)}; known: {sorted(KINDS)}")
         fault = _Fault(
             kinds=list(kinds), weights=list(kinds.values()),
-            seconds={"hang": hang_seconds, "delay": delay_seconds}, rng=random.Random(seed),
+            seconds={"hang": hang_seconds, "delay": delay_seconds, "lag": delay_seconds}, rng=random.Random(seed),
             service=service, operation=operation, match=None if match is None else match.encode(), remaining=times,
         )
         with self._lock:
@@ -178,7 +183,8 @@ class FaultProxy:
         return sum(1 for _, s, o, _ in self.log if operation in (None, o) and service in (None, s))
 
     def outcomes(self) -> dict[str, int]:
-        """Requests per outcome: "forwarded", "delay" (then forwarded) or another fault kind."""
+        """Requests per outcome: "forwarded", "delay" (then forwarded), "lag" (forwarded, answer held back)
+        or another fault kind."""
         return dict(Counter(outcome for *_, outcome in self.log))
 
     @property
@@ -269,11 +275,11 @@ class _Handler(BaseHTTPRequestHandler):
         elif outcome == "delay" and proxy._stopping.wait(seconds):
             self.close_connection = True
         else:
-            self._forward(body)
+            self._forward(body, hold=seconds if outcome == "lag" else 0.0)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = _proxy
 
-    def _forward(self, body: bytes) -> None:
+    def _forward(self, body: bytes, hold: float = 0.0) -> None:
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _NOT_RELAYED}
         headers["Content-Length"] = str(len(body))  # Host is kept: it is part of the SigV4 signature
         upstream = http.client.HTTPConnection(*self.server.proxy._upstream, timeout=UPSTREAM_TIMEOUT)
@@ -286,6 +292,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         finally:
             upstream.close()
+        if hold and self.server.proxy._stopping.wait(hold):
+            self.close_connection = True
+            return
         self._send(response.status, response.reason, response.getheaders(), reply)
 
     def _answer_error(self, status: int, code: str) -> None:
