@@ -104,16 +104,22 @@ def run_python_case(module, case: dict, down_port: str):
         kwargs["values"] = options["values"]
     client = module.CacheClient(**kwargs)
     try:
-        if case["call"] == "refresh":
-            return client.refresh(case["name"], case.get("source"))
-        if case["call"] == "refreshAll":
-            return client.refresh_all()
-        if case["call"] == "item":
-            return client.get_item(case["name"])
-        call = client.get_parameter if case["call"] == "parameter" else client.get_secret
-        return call(case["name"], transform=case.get("transform"))
+        for _ in range(case.get("repeat", 1)):  # a failure ends the repeats
+            result = call_python_case(client, case)
+        return result
     finally:
         client.close()
+
+
+def call_python_case(client, case: dict):
+    if case["call"] == "refresh":
+        return client.refresh(case["name"], case.get("source"))
+    if case["call"] == "refreshAll":
+        return client.refresh_all()
+    if case["call"] == "item":
+        return client.get_item(case["name"])
+    call = client.get_parameter if case["call"] == "parameter" else client.get_secret
+    return call(case["name"], transform=case.get("transform"))
 
 
 def as_numbers(value):
@@ -142,6 +148,9 @@ def check_python_case(module, case: dict, down_port: str, token: str) -> None:
             assert raised.value.status == expect["status"]
         if "code" in expect:
             assert raised.value.code == expect["code"]
+        if "retryAfterAtLeast" in expect:
+            assert raised.value.retry_after is not None and raised.value.retry_after >= expect["retryAfterAtLeast"], \
+                raised.value.retry_after
         assert token not in str(raised.value)
         return
     value = run_python_case(module, case, down_port)
@@ -199,31 +208,45 @@ def test_python_client_refresh_offline_and_arguments(python_client, tmp_path, mo
     assert python_client.refresh("p", "dynamodb") == python_client.refresh_all() == nothing
 
 
-def test_python_client_refresh_is_one_post_never_retried(python_client):
-    """A raw loopback server: closes the first connection without an answer, then answers 200, 503, 200."""
-    ok = b'{"refreshed": [{"source": "parameters", "name": "a b"}], "failed": []}'
-    answers = [None, ok, b'{"error": "NotReady", "message": "starting"}', ok]
+def answer(status: bytes, body: bytes, headers: bytes = b"") -> bytes:
+    """A whole HTTP/1.1 answer with a JSON body, closing its connection."""
+    return (b"HTTP/1.1 " + status + b"\r\n" + headers + b"Content-Type: application/json\r\nContent-Length: "
+            + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+
+
+def raw_server(answers: list[bytes | None]) -> tuple[socket.socket, list[str]]:
+    """A raw loopback listener: the n-th connection gets answers[n] (None: closed without an answer) once its
+    request head has arrived. Returns the listener and the request heads it received."""
     requests: list[str] = []
     listener = socket.create_server(("127.0.0.1", 0))
 
     def serve():
-        for number, body in enumerate(answers):
+        for reply in answers:
             try:
                 connection, _ = listener.accept()
             except OSError:
-                return  # closed by the test: the last answer was not asked for
+                return  # closed by the test: the rest were not asked for
             with connection:
-                head = b""
-                while b"\r\n\r\n" not in head and (chunk := connection.recv(4096)):
-                    head += chunk
-                requests.append(head.decode())
-                if body is not None:
-                    status = b"503 Service Unavailable" if number == 2 else b"200 OK"
-                    connection.sendall(b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\nContent-Length: "
-                                       + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+                received = b""
+                while b"\r\n\r\n" not in received and (chunk := connection.recv(4096)):
+                    received += chunk
+                requests.append(received.decode())
+                if reply is not None:
+                    connection.sendall(reply)
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
+    threading.Thread(target=serve, daemon=True).start()
+    return listener, requests
+
+
+RATE_LIMITED = b'{"error": "RateLimited", "message": "too many refreshes: retry in 6.2 s"}'
+
+
+def test_python_client_refresh_is_one_post_never_retried(python_client):
+    """A raw loopback server: closes the first connection without an answer, then answers 200, 503, 200."""
+    ok = b'{"refreshed": [{"source": "parameters", "name": "a b"}], "failed": []}'
+    listener, requests = raw_server([None, answer(b"200 OK", ok),
+                                     answer(b"503 Service Unavailable", b'{"error": "NotReady", "message": "starting"}'),
+                                     answer(b"200 OK", ok)])
     client = python_client.CacheClient(port=listener.getsockname()[1], token="t0k", startup_timeout=1.0)
     try:
         with pytest.raises(python_client.ExtensionUnavailableError) as raised:
@@ -240,6 +263,54 @@ def test_python_client_refresh_is_one_post_never_retried(python_client):
     finally:
         client.close()
         listener.close()
+
+
+# Retry-After (None: none) -> retry_after (None: not set). Only delta-seconds (RFC 9110: digits) count.
+RETRY_AFTER_CASES = [
+    (None, None), ("7", 7.0), ("0", 0.0), ("007", 7.0), (" 12\t", 12.0), ("1.5", None), ("-1", None), ("+3", None),
+    ("Wed, 21 Oct 2015 07:28:00 GMT", None), ("soon", None), ("", None), ("7 s", None), ("0x10", None), ("1e3", None),
+    ("\u00b2", None), ("99999999999999999999999", 2.0**31), ("9" * 5000, 2.0**31),
+]
+
+
+def test_python_client_retry_after_only_in_delta_seconds(python_client):
+    listener, requests = raw_server([
+        answer(b"429 Too Many Requests", RATE_LIMITED, b"" if header is None else f"Retry-After: {header}\r\n".encode("latin-1"))
+        for header, _ in RETRY_AFTER_CASES])
+    client = python_client.CacheClient(port=listener.getsockname()[1], token="t0k")
+    try:
+        for header, seconds in RETRY_AFTER_CASES:
+            with pytest.raises(python_client.CacheExtensionError) as raised:
+                client.refresh_all()
+            error = raised.value
+            assert (type(error), error.status, error.code) == (python_client.CacheExtensionError, 429, "RateLimited")
+            assert error.retry_after == seconds and (seconds is None or type(error.retry_after) is float), (header, error.retry_after)
+        assert len(requests) == len(RETRY_AFTER_CASES)
+    finally:
+        client.close()
+        listener.close()
+
+
+def test_python_client_retry_after_on_other_errors(python_client):
+    """Any error answer with a Retry-After carries it: a 404, a 503 that outlasted the start-up window."""
+    listener, _ = raw_server([answer(b"404 Not Found", RATE_LIMITED, b"Retry-After: 3\r\n")]
+                             + [answer(b"503 Service Unavailable", RATE_LIMITED, b"Retry-After: 2\r\n")] * 50)
+    client = python_client.CacheClient(port=listener.getsockname()[1], token="t0k", startup_timeout=0.05)
+    try:
+        with pytest.raises(python_client.NotFoundError) as raised:
+            client.get_parameter("gone")
+        assert raised.value.retry_after == 3.0
+        with pytest.raises(python_client.ExtensionUnavailableError) as raised:
+            client.get_parameter("starting")
+        assert (raised.value.status, raised.value.retry_after) == (503, 2.0)
+    finally:
+        client.close()
+        listener.close()
+    assert python_client.CacheExtensionError("m", 429, "RateLimited").retry_after is None
+    down = python_client.CacheClient(port=free_port(), startup_timeout=0)  # nothing listens there
+    with pytest.raises(python_client.ExtensionUnavailableError) as raised:
+        down.refresh_all()
+    assert raised.value.retry_after is None
 
 
 def test_python_client_reuses_one_connection(python_client, contract_extension):

@@ -38,16 +38,21 @@ OFFLINE_SECTIONS = ("parameters", "secrets", "dynamodb")  # also the sources a r
 # Failures of a GET while the extension starts: no connection yet, or one closed before any answer.
 STARTUP_FAILURES = (ConnectionRefusedError, ConnectionResetError, http.client.RemoteDisconnected,
                     http.client.CannotSendRequest, http.client.BadStatusLine)
+MAX_RETRY_AFTER = 2**31  # seconds: a larger Retry-After counts as this (RFC 9110 1.2.2's rule for delta-seconds)
 
 
 class CacheExtensionError(Exception):
     """The extension answered with an error. `status` is the HTTP status (0 without one), `code` its
-    `error` field. Messages name the route and the name, never a value."""
+    `error` field, `retry_after` the answer's Retry-After in seconds (a float; the extension sends one, at least
+    1, with 429 RateLimited), None without one in delta-seconds form: digits only, so an HTTP-date, a fraction
+    or anything else is ignored. Messages name the route and the name, never a value."""
 
-    def __init__(self, message: str, status: int = 0, code: str | None = None) -> None:
+    def __init__(self, message: str, status: int = 0, code: str | None = None,
+                 retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
+        self.retry_after = retry_after
 
 
 class NotFoundError(CacheExtensionError):
@@ -97,8 +102,9 @@ class CacheClient:
         """Fetch NAME from AWS again now, past its TTL (POST /refresh), in SOURCE (parameters, secrets or
         dynamodb) or, without one, in every source that configures or allows it. Returns the extension's answer,
         ``{"refreshed": [{"source": ..., "name": ...}], "failed": []}``; a failed refresh raises as a failed read
-        does (NotFoundError, UpstreamError), too many refreshes too fast a CacheExtensionError with status 429
-        and code "RateLimited". With offline values: nothing to refresh, empty lists."""
+        does (NotFoundError, UpstreamError), too many refreshes too fast a CacheExtensionError with status 429,
+        code "RateLimited" and `retry_after`, the seconds until one is allowed again. With offline values: nothing
+        to refresh, empty lists."""
         _check_name(name)
         if source is not None and source not in OFFLINE_SECTIONS:
             raise ValueError(f"source must be one of {', '.join(OFFLINE_SECTIONS)} or None, got {source!r}")
@@ -152,7 +158,7 @@ class CacheClient:
         with self._lock:
             while True:
                 try:
-                    status, content_type, body = self._request(method, path, timeout)
+                    status, content_type, body, retry_after = self._request(method, path, timeout)
                 except retried as exc:
                     reason = type(exc).__name__
                     status = None
@@ -164,17 +170,18 @@ class CacheClient:
                 if status == 200:
                     return content_type, body
                 if status is not None and (status != 503 or method != "GET"):
-                    raise _error(status, body, what)
+                    raise _error(status, body, what, retry_after)
                 if status == 503:
                     reason = "503 not ready"
                 if time.monotonic() + delay > deadline:
                     raise ExtensionUnavailableError(
                         f"{what}: the cache extension is not reachable on 127.0.0.1:{self.port} "
-                        f"after {self.startup_timeout} s ({reason})", 503 if status == 503 else 0)
+                        f"after {self.startup_timeout} s ({reason})", 503 if status == 503 else 0,
+                        retry_after=retry_after if status == 503 else None)
                 time.sleep(delay)  # the extension may still be starting: back off briefly
                 delay = min(delay * 2, 0.1)
 
-    def _request(self, method: str, path: str, timeout: float) -> tuple[int, str, bytes]:
+    def _request(self, method: str, path: str, timeout: float) -> tuple[int, str, bytes, float | None]:
         if method != "GET":
             # Never sent twice, so on a new connection: one the extension closed while idle (say while Lambda
             # froze us) cannot fail it after it was sent.
@@ -199,7 +206,8 @@ class CacheClient:
                 raise
             if response.will_close:
                 self._drop()
-            return response.status, response.getheader("Content-Type") or "", body
+            return (response.status, response.getheader("Content-Type") or "", body,
+                    _retry_after(response.getheader("Retry-After")))
         raise AssertionError("unreachable")
 
     def _drop(self) -> None:
@@ -213,7 +221,17 @@ def _check_name(name: str) -> None:
         raise TypeError("name must be a non-empty string")
 
 
-def _error(status: int, body: bytes, what: str) -> CacheExtensionError:
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After in delta-seconds (RFC 9110: digits only) as seconds, else None: an HTTP-date, a fraction,
+    a sign or any other text is ignored, never raised."""
+    text = (value or "").strip(" \t")
+    if not (text.isascii() and text.isdigit()):  # ASCII: str.isdigit() also takes "²" or "٣"
+        return None
+    digits = text.lstrip("0") or "0"  # the length bounds int(): a long digit string is just MAX_RETRY_AFTER
+    return float(MAX_RETRY_AFTER if len(digits) > 10 else min(int(digits), MAX_RETRY_AFTER))
+
+
+def _error(status: int, body: bytes, what: str, retry_after: float | None = None) -> CacheExtensionError:
     try:
         detail = json.loads(body)
         code, message = str(detail.get("error")), str(detail.get("message"))
@@ -221,7 +239,7 @@ def _error(status: int, body: bytes, what: str) -> CacheExtensionError:
         code, message = None, "no details"
     text = f"{what}: HTTP {status} {code}: {message}"
     kind = NotFoundError if status == 404 else UpstreamError if status in (502, 504) else CacheExtensionError
-    return kind(text, status, code)
+    return kind(text, status, code, retry_after)
 
 
 def _transform(value: Any, transform: str | None, route: str, name: str) -> Any:

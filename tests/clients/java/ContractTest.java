@@ -88,9 +88,12 @@ public class ContractTest {
         Transform transform = transform((String) testCase.get("transform"));
         Map<String, Object> expect = asMap(testCase.get("expect"));
 
-        Object result;
+        int repeat = testCase.containsKey("repeat") ? ((BigDecimal) testCase.get("repeat")).intValueExact() : 1;
+        Object result = null;
         try {
-            result = call(client, (String) testCase.get("call"), name, (String) testCase.get("source"), transform);
+            for (int i = 0; i < repeat; i++) { // an exception ends the repeats
+                result = call(client, (String) testCase.get("call"), name, (String) testCase.get("source"), transform);
+            }
         } catch (CacheExtensionException e) {
             String leak = leak(e, token, values);
             if (leak != null) {
@@ -208,6 +211,10 @@ public class ContractTest {
         }
         if (expect.containsKey("code") && !expect.get("code").equals(e.code())) {
             return "expected code " + expect.get("code") + ", got " + describe(e);
+        }
+        if (expect.containsKey("retryAfterAtLeast") && (e.retryAfter() == null // whole seconds: the header's form
+                || BigDecimal.valueOf(e.retryAfter().getSeconds()).compareTo((BigDecimal) expect.get("retryAfterAtLeast")) < 0)) {
+            return "expected a retryAfter of at least " + expect.get("retryAfterAtLeast") + " s, got " + e.retryAfter() + ": " + describe(e);
         }
         return null;
     }

@@ -416,6 +416,20 @@ public class UnitTest {
             };
             statusesMap(table, client -> client.getParameter("p/q"), "/parameters");
         });
+        check("http: retryAfter() on any error answer that has one, else null", () -> {
+            try (FakeExtension fx = new FakeExtension((r, n) -> json(r.rawQuery.endsWith("gone") ? 404 : 503, "X", "x")
+                    .header("Retry-After", r.rawQuery.endsWith("gone") ? "3" : "2"))) {
+                equal(Duration.ofSeconds(3), expect(NotFoundException.class, () -> client(fx).build().getParameter("gone")).retryAfter());
+                ExtensionUnavailableException e = expect(ExtensionUnavailableException.class,
+                        () -> client(fx).startupTimeout(Duration.ofMillis(50)).build().getParameter("starting"));
+                equal(503, e.status());
+                equal(Duration.ofSeconds(2), e.retryAfter());
+            }
+            try (FakeExtension fx = new FakeExtension((r, n) -> json(502, "ThrottlingException", "x"))) {
+                equal(null, expect(UpstreamException.class, () -> client(fx).build().getParameter("p")).retryAfter());
+            }
+            equal(null, new CacheExtensionException("m", 429, "RateLimited").retryAfter());
+        });
         check("http: an error body that is not the extension's JSON gives no code", () -> {
             try (FakeExtension fx = new FakeExtension((r, n) -> new Reply(500, "text/html", "<h1>" + SECRET + "</h1>"))) {
                 CacheExtensionException e = expect(CacheExtensionException.class, () -> client(fx).build().getParameter("p"));
@@ -558,13 +572,52 @@ public class UnitTest {
             };
             statusesMap(table, client -> client.refresh("p/q"), "POST /refresh");
         });
-        check("refresh: a connection closed before any answer is not retried", () -> {
-            try (RawServer raw = new RawServer(1)) {
+        check("refresh: a connection closed before any answer is retried once, at once, never twice", () -> {
+            try (RawServer raw = new RawServer(1, "application/json", REFRESHED)) {
+                // even without a start-up window: the extension coalesces the repeat with a refresh that arrived
+                equal(Json.parse(REFRESHED), CacheClient.builder().environment(Collections.emptyMap()).port(raw.port())
+                        .token(TOKEN).startupTimeout(Duration.ZERO).build().refreshAll());
+                equal(2, raw.accepted.get());
+            }
+            try (RawServer raw = new RawServer(Integer.MAX_VALUE)) {
+                long start = System.nanoTime();
                 ExtensionUnavailableException e = expect(ExtensionUnavailableException.class, () -> CacheClient.builder()
                         .environment(Collections.emptyMap()).port(raw.port()).token(TOKEN).build().refreshAll());
+                below(start, 1000); // not retried through the 2 s start-up window as a GET is
                 equal(0, e.status());
-                equal(1, raw.accepted.get());
+                equal(null, e.retryAfter());
+                contains(e.getMessage(), "retried once");
+                equal(2, raw.accepted.get());
                 noLeak(e, TOKEN);
+            }
+        });
+        check("refresh: a kept-alive connection the extension closed while idle is retried on a new one", () -> {
+            try (KeepAliveServer server = new KeepAliveServer(REFRESHED)) {
+                CacheClient client = CacheClient.builder().environment(Collections.emptyMap()).port(server.port())
+                        .token(TOKEN).startupTimeout(Duration.ZERO).build();
+                equal(Json.parse(REFRESHED), client.refresh("a b"));
+                Thread.sleep(100); // idle, as between two invokes
+                equal(Json.parse(REFRESHED), client.refreshAll());
+                // the second went out on the kept-alive connection first, then once more on a new one
+                equal(Arrays.asList(1, 1, 2), server.connections);
+            }
+        });
+        check("refresh: 429 RateLimited gives retryAfter() from Retry-After in delta-seconds only", () -> {
+            String[][] table = { // Retry-After (null: none), seconds (null: not set)
+                {null, null}, {"7", "7"}, {"0", "0"}, {"007", "7"}, {" 12\t", "12"}, {"1.5", null}, {"-1", null},
+                {"+3", null}, {"Wed, 21 Oct 2015 07:28:00 GMT", null}, {"soon", null}, {"", null}, {"7 s", null},
+                {"0x10", null}, {"1e3", null}, {"99999999999999999999999", "2147483648"},
+            };
+            for (String[] row : table) {
+                try (FakeExtension fx = new FakeExtension((r, n) -> json(429, "RateLimited", "retry in 6.2 s")
+                        .header("Retry-After", row[0]))) {
+                    CacheExtensionException e = expect(CacheExtensionException.class, () -> client(fx).build().refreshAll());
+                    equal(CacheExtensionException.class, e.getClass());
+                    equal(429, e.status());
+                    equal("RateLimited", e.code());
+                    equal(row[1] == null ? null : Duration.ofSeconds(Long.parseLong(row[1])), e.retryAfter());
+                    equal(1, fx.requests.size());
+                }
             }
         });
         check("refresh: connection refused until the extension listens is retried", () -> equal(Json.parse(REFRESHED),
@@ -900,6 +953,7 @@ public class UnitTest {
         final int status;
         final String contentType;
         final byte[] body;
+        final Map<String, String> headers = new LinkedHashMap<>();
 
         Reply(int status, String contentType, String body) {
             this(status, contentType, body.getBytes(StandardCharsets.UTF_8));
@@ -909,6 +963,14 @@ public class UnitTest {
             this.status = status;
             this.contentType = contentType;
             this.body = body;
+        }
+
+        /** This reply with one more header (a null value: none). */
+        Reply header(String name, String value) {
+            if (value != null) {
+                headers.put(name, value);
+            }
+            return this;
         }
     }
 
@@ -954,6 +1016,9 @@ public class UnitTest {
                 requests.add(recorded);
                 Reply reply = responder.reply(recorded, count.getAndIncrement());
                 exchange.getResponseHeaders().set("Content-Type", reply.contentType);
+                for (Map.Entry<String, String> header : reply.headers.entrySet()) {
+                    exchange.getResponseHeaders().set(header.getKey(), header.getValue());
+                }
                 exchange.sendResponseHeaders(reply.status, reply.body.length == 0 ? -1 : reply.body.length);
                 if (reply.body.length > 0) {
                     try (OutputStream out = exchange.getResponseBody()) {
@@ -981,9 +1046,17 @@ public class UnitTest {
         private final ServerSocket socket;
         private final Thread thread;
         private final int closes;
+        private final String contentType;
+        private final byte[] body;
 
         RawServer(int closes) throws IOException {
+            this(closes, "text/plain; charset=utf-8", "after-reset");
+        }
+
+        RawServer(int closes, String contentType, String body) throws IOException {
             this.closes = closes;
+            this.contentType = contentType;
+            this.body = body.getBytes(StandardCharsets.UTF_8);
             socket = new ServerSocket(0, 50, InetAddress.getLoopbackAddress());
             thread = new Thread(this::serve);
             thread.setDaemon(true);
@@ -1003,9 +1076,8 @@ public class UnitTest {
                     if (accepted.incrementAndGet() <= closes) {
                         continue; // closed without a byte of answer
                     }
-                    byte[] body = "after-reset".getBytes(StandardCharsets.UTF_8);
                     OutputStream out = connection.getOutputStream();
-                    out.write(("HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: "
+                    out.write(("HTTP/1.1 200 OK\r\nContent-Type: " + contentType + "\r\nContent-Length: "
                             + body.length + "\r\nConnection: close\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
                     out.write(body);
                     out.flush();
@@ -1015,15 +1087,77 @@ public class UnitTest {
             }
         }
 
-        private static void readHead(InputStream in) throws IOException {
+        /** Reads up to the end of a request head; false when the connection ended first. */
+        static boolean readHead(InputStream in) throws IOException {
             int matched = 0;
             byte[] end = {'\r', '\n', '\r', '\n'};
             while (matched < 4) {
                 int b = in.read();
                 if (b < 0) {
-                    return;
+                    return false;
                 }
                 matched = b == end[matched] ? matched + 1 : (b == '\r' ? 1 : 0);
+            }
+            return true;
+        }
+
+        @Override
+        public void close() throws IOException {
+            socket.close();
+        }
+    }
+
+    /**
+     * A raw loopback server like an extension that closed a kept-alive connection while it was idle: it answers
+     * the first request and keeps that connection open, then closes it as soon as the next request arrives on it,
+     * without an answer; every later connection gets one answer (and is closed). Deterministic, unlike a server
+     * that closes an idle connection on a timer: HttpClient drops a pooled connection it sees closed, so only a
+     * close that meets the request shows the failure.
+     */
+    static final class KeepAliveServer implements AutoCloseable {
+        final AtomicInteger requests = new AtomicInteger();
+        final List<Integer> connections = Collections.synchronizedList(new ArrayList<>()); // per request, from 1
+        private final ServerSocket socket;
+        private final byte[] body;
+
+        KeepAliveServer(String body) throws IOException {
+            this.body = body.getBytes(StandardCharsets.UTF_8);
+            socket = new ServerSocket(0, 50, InetAddress.getLoopbackAddress());
+            Thread thread = new Thread(this::serve);
+            thread.setDaemon(true);
+            thread.start();
+        }
+
+        int port() {
+            return socket.getLocalPort();
+        }
+
+        private void serve() {
+            int accepted = 0;
+            while (!socket.isClosed()) {
+                try (Socket connection = socket.accept()) {
+                    accepted++;
+                    connection.setSoTimeout(5000);
+                    InputStream in = connection.getInputStream();
+                    OutputStream out = connection.getOutputStream();
+                    boolean first = accepted == 1;
+                    while (RawServer.readHead(in)) {
+                        requests.incrementAndGet();
+                        connections.add(accepted);
+                        if (first && connections.size() > 1) {
+                            break; // the kept-alive connection, closed under the request that reused it
+                        }
+                        out.write(("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " + body.length
+                                + (first ? "" : "\r\nConnection: close") + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+                        out.write(body);
+                        out.flush();
+                        if (!first) {
+                            break;
+                        }
+                    }
+                } catch (IOException e) {
+                    // closed by close(), or a client gone: keep serving until closed
+                }
             }
         }
 

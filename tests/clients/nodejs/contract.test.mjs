@@ -69,6 +69,13 @@ if (!casesPath) {
     }
   };
 
+  /** The call `repeat` times (default once) in a row; a rejection ends the repeats. */
+  const callRepeated = async (c, cacheClient) => {
+    let result;
+    for (let i = 0; i < (c.repeat ?? 1); i += 1) result = await call(c, cacheClient);
+    return result;
+  };
+
   /** The "includes" expectation: objects may have more members, arrays more elements, in any order. */
   const includes = (value, expected) => {
     if (Array.isArray(expected)) {
@@ -94,7 +101,7 @@ if (!casesPath) {
       const cacheClient = clientFor(c.client);
       const { expect } = c;
       if (expect.error === undefined) {
-        const result = await call(c, cacheClient);
+        const result = await callRepeated(c, cacheClient);
         if ('value' in expect) {
           assert.equal(typeof result, 'string', `expected a string, got ${typeof result}`);
           assert.equal(result, expect.value);
@@ -112,7 +119,7 @@ if (!casesPath) {
       }
       let error;
       try {
-        await call(c, cacheClient);
+        await callRepeated(c, cacheClient);
       } catch (err) {
         error = err;
       }
@@ -130,6 +137,10 @@ if (!casesPath) {
       }
       if (expect.status !== undefined) assert.equal(error.status, expect.status, error.message);
       if (expect.code !== undefined) assert.equal(error.code, expect.code, error.message);
+      if (expect.retryAfterAtLeast !== undefined) {
+        assert.ok(typeof error.retryAfter === 'number' && error.retryAfter >= expect.retryAfterAtLeast,
+          `retryAfter ${error.retryAfter}, expected at least ${expect.retryAfterAtLeast}`);
+      }
       const tokens = [c.client?.token, process.env.AWS_SESSION_TOKEN, process.env.CACHE_EXTENSION_TOKEN].filter(Boolean);
       for (const text of [...tokens, ...secrets]) {
         assert.ok(!error.message.includes(text), 'the error message contains the token or a value');

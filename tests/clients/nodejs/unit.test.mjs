@@ -463,6 +463,47 @@ test('refresh: statuses map as for reads, 429 RateLimited too; nothing is retrie
   }
 });
 
+// Retry-After (undefined: none) -> retryAfter (undefined: not set). Only delta-seconds (RFC 9110: digits) count.
+const RETRY_AFTER_CASES = [
+  [undefined, undefined], ['7', 7], ['0', 0], ['007', 7], [' 12\t', 12], ['1.5', undefined], ['-1', undefined],
+  ['+3', undefined], ['Wed, 21 Oct 2015 07:28:00 GMT', undefined], ['soon', undefined], ['', undefined],
+  ['7 s', undefined], ['0x10', undefined], ['1e3', undefined], ['99999999999999999999999', 2 ** 31],
+];
+
+test('refresh: 429 RateLimited gives retryAfter from Retry-After in delta-seconds only', TIMEOUT, async () => {
+  for (const [header, seconds] of RETRY_AFTER_CASES) {
+    const server = await serve((req, res) => {
+      const body = JSON.stringify({ error: 'RateLimited', message: 'retry in 6.2 s' });
+      res.writeHead(429, { 'Content-Type': 'application/json', ...(header === undefined ? {} : { 'Retry-After': header }) });
+      res.end(body);
+    });
+    const err = await rejection(clientOf({ port: server.port }).refreshAll());
+    assert.equal(err.constructor, CacheExtensionError, String(err));
+    assert.equal(err.status, 429);
+    assert.equal(err.code, 'RateLimited');
+    assert.equal(err.retryAfter, seconds, `Retry-After ${JSON.stringify(header)}`);
+    assert.equal(server.requests.length, 1);
+  }
+});
+
+test('retryAfter on any error answer that has one, else undefined', TIMEOUT, async () => {
+  const server = await serve((req, res) => {
+    const gone = req.url.endsWith('gone');
+    res.writeHead(gone ? 404 : 503, { 'Content-Type': 'application/json', 'Retry-After': gone ? '3' : '2' });
+    res.end(JSON.stringify({ error: 'X', message: 'x' }));
+  });
+  const notFound = await rejection(clientOf({ port: server.port }).getParameter('gone'));
+  assert.ok(notFound instanceof NotFoundError);
+  assert.equal(notFound.retryAfter, 3);
+  const starting = await rejection(clientOf({ port: server.port, startupTimeoutMs: 50 }).getParameter('starting'));
+  assert.ok(starting instanceof ExtensionUnavailableError, String(starting));
+  assert.equal(starting.status, 503);
+  assert.equal(starting.retryAfter, 2);
+  const plain = await serve((req, res) => sendError(res, 502, 'ThrottlingException', 'x'));
+  assert.equal((await rejection(clientOf({ port: plain.port }).getParameter('p'))).retryAfter, undefined);
+  assert.equal(new CacheExtensionError('m', { status: 429 }).retryAfter, undefined);
+});
+
 test('refresh: a connection closed before any answer is not retried', TIMEOUT, async () => {
   const server = await serve((req) => req.socket.destroy());
   const client = clientOf({ port: server.port, startupTimeoutMs: 1000 });

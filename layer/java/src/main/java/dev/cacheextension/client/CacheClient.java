@@ -44,8 +44,10 @@ import java.util.Optional;
  * {@link #DEFAULT_TIMEOUT} for an answer; while the extension is still starting (connection refused, a broken
  * connection before any answer, or 503) it is retried with a short backoff for up to
  * {@link #DEFAULT_STARTUP_TIMEOUT}. A refresh ({@link #refresh(String, String)}, {@link #refreshAll()}) waits for
- * AWS, so for up to {@link #DEFAULT_REFRESH_TIMEOUT}; it is a POST, retried only while its connection is refused,
- * never once sent. Failures are unchecked {@link CacheExtensionException}s.
+ * AWS, so for up to {@link #DEFAULT_REFRESH_TIMEOUT}; it is a POST, retried while its connection is refused and
+ * once, at once, on a kept-alive connection found closed (safe: the extension answers a repeat of a forced refresh
+ * within a second with the first one's outcome, with no AWS call); no other failure or error answer is retried.
+ * Failures are unchecked {@link CacheExtensionException}s.
  *
  * <p>For unit tests of a handler without an extension, substitute the values: {@link Builder#values(Map)}, or
  * the environment variable {@code CACHE_EXTENSION_CLIENT_VALUES} naming a JSON file of the same shape,
@@ -75,6 +77,8 @@ public final class CacheClient {
     private static final long FIRST_BACKOFF_MS = 10;
     private static final long MAX_BACKOFF_MS = 100;
     private static final int MAX_EXTENSION_MESSAGE = 300;
+    /** A larger Retry-After counts as this (RFC 9110 1.2.2's rule for delta-seconds). */
+    private static final long MAX_RETRY_AFTER_SECONDS = 1L << 31;
 
     private static final Object DEFAULT_LOCK = new Object();
     private static volatile CacheClient defaultClient;
@@ -197,7 +201,8 @@ public final class CacheClient {
      * configures or allows it), and waits for it. Returns the extension's answer,
      * {@code {"refreshed": [{"source": ..., "name": ...}], "failed": []}}. A failed refresh throws as a failed
      * read does ({@link NotFoundException}, {@link UpstreamException}); refreshes that come too fast a
-     * {@link CacheExtensionException} with status 429 and code {@code "RateLimited"}. A client of substituted
+     * {@link CacheExtensionException} with status 429, code {@code "RateLimited"} and
+     * {@link CacheExtensionException#retryAfter()}, the time until one is allowed again. A client of substituted
      * values has nothing to refresh: empty lists.
      *
      * @throws IllegalArgumentException for another source
@@ -329,7 +334,10 @@ public final class CacheClient {
     /**
      * One request (a GET, else a POST with no body) within {@code limit}; its answer unless that is a 503 to a
      * GET. While the extension starts, a refused connection is retried, and for a GET (idempotent) also a
-     * connection closed before any answer and 503. A POST is never sent twice.
+     * connection closed before any answer and 503. A connection closed before any answer is retried once at once,
+     * for a POST too: HttpClient pools connections, so a refresh may go out on one the extension closed while idle
+     * (say, across a freeze of the environment), and a repeat is harmless because the extension coalesces forced
+     * refreshes of an item within a second (the repeat gets the first one's outcome and makes no AWS call).
      */
     private HttpResponse<byte[]> send(boolean get, String pathAndQuery, String call, Duration limit) {
         HttpRequest.Builder request = HttpRequest.newBuilder(URI.create("http://" + HOST + ":" + port + pathAndQuery))
@@ -357,7 +365,7 @@ public final class CacheClient {
                         + " did not answer " + call + " within " + limit.toMillis() + " ms", 0, null, e);
             } catch (IOException e) {
                 // Connection refused while the extension starts, or a kept-alive connection closed under us
-                // before any answer: GET is idempotent, so try again.
+                // before any answer: sorted out below.
                 failure = e;
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
@@ -366,16 +374,18 @@ public final class CacheClient {
             if (response != null && (response.statusCode() != 503 || !get)) {
                 return response;
             }
-            if (failure != null && !(failure instanceof ConnectException) && !get) {
-                // The POST may have reached the extension: never sent twice.
-                throw new ExtensionUnavailableException("the cache extension on " + HOST + ":" + port
-                        + " broke off " + call + " (" + failure.getClass().getSimpleName() + "); not retried", 0, null, failure);
-            }
             if (failure != null && !(failure instanceof ConnectException) && !retriedBrokenConnection) {
                 // A kept-alive connection the extension closed (say, across a freeze of the environment): one
-                // immediate retry on a new connection, even when the start-up window is zero or over.
+                // immediate retry on a new connection, even when the start-up window is zero or over. For a POST
+                // too: one that did arrive is coalesced with this repeat, which makes no AWS call.
                 retriedBrokenConnection = true;
                 continue;
+            }
+            if (failure != null && !(failure instanceof ConnectException) && !get) {
+                // Broken twice in a row: not a stale connection, so no more repeats of the POST.
+                throw new ExtensionUnavailableException("the cache extension on " + HOST + ":" + port
+                        + " broke off " + call + " (" + failure.getClass().getSimpleName() + "), also when retried once",
+                        0, null, failure);
             }
             long elapsed = System.nanoTime() - start;
             if (elapsed >= window) {
@@ -398,7 +408,7 @@ public final class CacheClient {
             String[] error = errorBody(response.body());
             return new ExtensionUnavailableException("the cache extension on " + HOST + ":" + port
                     + " was not ready (503" + (error[0] != null ? " " + error[0] : "") + ") for " + call
-                    + " and stayed so for " + ms + " ms", 503, error[0], null);
+                    + " and stayed so for " + ms + " ms", 503, error[0], retryAfter(response), null);
         }
         String why = failure instanceof ConnectException
                 ? "connection refused, retried for " + ms + " ms); is its layer attached to the function and"
@@ -426,13 +436,46 @@ public final class CacheClient {
         if (error[1] != null) {
             message.append(": ").append(error[1]);
         }
+        Duration retryAfter = retryAfter(response);
         if (status == 404) {
-            throw new NotFoundException(message.toString(), status, code);
+            throw new NotFoundException(message.toString(), status, code, retryAfter);
         }
         if (status == 502 || status == 504) {
-            throw new UpstreamException(message.toString(), status, code);
+            throw new UpstreamException(message.toString(), status, code, retryAfter);
         }
-        throw new CacheExtensionException(message.toString(), status, code);
+        throw new CacheExtensionException(message.toString(), status, code, retryAfter, null);
+    }
+
+    /**
+     * The answer's Retry-After in delta-seconds form (RFC 9110: digits only), else null: an HTTP-date, a fraction,
+     * a sign or any other text is ignored, never thrown.
+     */
+    private static Duration retryAfter(HttpResponse<?> response) {
+        String text = response.headers().firstValue("Retry-After").orElse("");
+        int start = 0;
+        int end = text.length();
+        while (start < end && (text.charAt(start) == ' ' || text.charAt(start) == '\t')) {
+            start++;
+        }
+        while (end > start && (text.charAt(end - 1) == ' ' || text.charAt(end - 1) == '\t')) {
+            end--;
+        }
+        if (start == end) {
+            return null;
+        }
+        for (int i = start; i < end; i++) {
+            char c = text.charAt(i);
+            if (c < '0' || c > '9') {
+                return null;
+            }
+        }
+        while (start < end - 1 && text.charAt(start) == '0') {
+            start++;
+        }
+        // At most 10 digits fit a long with room to spare; more is past the cap anyway.
+        long seconds = end - start > 10 ? MAX_RETRY_AFTER_SECONDS
+                : Math.min(Long.parseLong(text.substring(start, end)), MAX_RETRY_AFTER_SECONDS);
+        return Duration.ofSeconds(seconds);
     }
 
     /** {code, message} from the extension's {"error": ..., "message": ...}; nulls when absent. */

@@ -1,5 +1,7 @@
 package dev.cacheextension.client;
 
+import java.time.Duration;
+
 /**
  * A read or a refresh through the cache extension failed. Subclasses name the common cases: {@link NotFoundException}
  * (404), {@link UpstreamException} (502/504) and {@link ExtensionUnavailableException} (no answer, a timeout,
@@ -13,6 +15,7 @@ public class CacheExtensionException extends RuntimeException {
 
     private final int status;
     private final String code;
+    private final Duration retryAfter;
 
     public CacheExtensionException(String message) {
         this(message, 0, null, null);
@@ -23,9 +26,15 @@ public class CacheExtensionException extends RuntimeException {
     }
 
     public CacheExtensionException(String message, int status, String code, Throwable cause) {
+        this(message, status, code, null, cause);
+    }
+
+    /** With {@code retryAfter}, the answer's Retry-After (null without one); see {@link #retryAfter()}. */
+    public CacheExtensionException(String message, int status, String code, Duration retryAfter, Throwable cause) {
         super(message, cause);
         this.status = status;
         this.code = code;
+        this.retryAfter = retryAfter;
     }
 
     /**
@@ -42,5 +51,14 @@ public class CacheExtensionException extends RuntimeException {
      */
     public String code() {
         return code;
+    }
+
+    /**
+     * How long to wait before trying again, from the {@code Retry-After} header of the extension's error answer
+     * (it sends one, at least 1 s, with 429 {@code "RateLimited"}), or {@code null} without one in delta-seconds
+     * form: whole seconds, digits only; an HTTP-date, a fraction or anything else is ignored.
+     */
+    public Duration retryAfter() {
+        return retryAfter;
     }
 }

@@ -1,5 +1,7 @@
 package dev.cacheextension.client;
 
+import java.time.Duration;
+
 /**
  * 404: the name is not in the extension's config.yaml ({@code code()} is {@code "NotConfigured"}), or it does
  * not exist upstream ({@code "NotFound"}, {@code "ResourceNotFoundException"}, ...).
@@ -9,5 +11,9 @@ public class NotFoundException extends CacheExtensionException {
 
     public NotFoundException(String message, int status, String code) {
         super(message, status, code);
+    }
+
+    public NotFoundException(String message, int status, String code, Duration retryAfter) {
+        super(message, status, code, retryAfter, null);
     }
 }
