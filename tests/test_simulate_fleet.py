@@ -158,7 +158,7 @@ def test_a_frozen_environment_sends_nothing(monkeypatch, counting_ssm):
     # the reads that find nothing servable wait, give up after the client's 1 s, and their retries (backoffs of
     # seconds) fall due while the environment is frozen.
     summary, fleet = run(["--envs", "1", "--items", "3", "--ttl", "15s", "--stale", "0s", "--interval", "3s",
-                          "--work", "1ms", "--duration", "5m", "--tps", "0.05", "--policy", "backoff_cap=10",
+                          "--work", "1ms", "--duration", "5m", "--tps", "0.05", "--policy", "backoff_base=2", "--policy", "backoff_cap=10",
                           "--policy", "retries=4", "--policy", "retry_deadline=60",
                           "--policy", "circuit_threshold=100"],
                          "ours")

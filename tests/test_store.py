@@ -17,8 +17,12 @@ from cache_extension.store import Result, Store
 class Clock:
     def __init__(self):
         self.now = 1000.0
+        self.hook = None  # run once at the next reading: another thread's work, at a chosen moment
 
     def __call__(self):
+        hook, self.hook = self.hook, None
+        if hook is not None:
+            hook()
         return self.now
 
 
@@ -77,6 +81,36 @@ def executor():
 
 def settle(outcome):
     return outcome.result(timeout=5) if isinstance(outcome, Future) else outcome
+
+
+def wait_until(condition, timeout=5.0):
+    for _ in range(int(timeout / 0.01)):
+        if condition():
+            return True
+        threading.Event().wait(0.01)
+    return False
+
+
+def refreshed(future):
+    """What POST /refresh reports for a Future: the FetchError, or None when it refreshed."""
+    try:
+        return future.result(timeout=5).error
+    except FetchError as error:
+        return error
+
+
+class ManualExecutor:
+    """Fetches run when (and in the order) the test says."""
+
+    def __init__(self):
+        self.jobs = []
+
+    def submit(self, function, *args):
+        self.jobs.append((function, args))
+
+    def run(self, index):
+        function, args = self.jobs[index]
+        function(*args)
 
 
 # No jitter, no retries, no error hold, unless a test asks: the plain cache rules first.
@@ -346,8 +380,7 @@ def test_forced_refresh_during_another_fetch_waits_for_a_fetch_of_its_own(execut
     store, source, clock = make(executor, ["a", "b"], policy=Policy(jitter=0.0, refresh_coalesce=1.0))
     source.gate.clear()
     reading = store.read(item("a"))  # its call is out (waiting at the gate) with the old value
-    while not source.calls:
-        threading.Event().wait(0.01)
+    assert wait_until(lambda: source.calls)
     source.values["a"] = "rotated"
     forced = store.refresh([item("a"), item("b")])
     again = store.refresh([item("a")])  # shares the follow-up, adds no call
@@ -357,6 +390,81 @@ def test_forced_refresh_during_another_fetch_waits_for_a_fetch_of_its_own(execut
     assert [settle(f).value.body for f in forced] == [b"rotated", b"value of b"]
     assert sorted(map(sorted, source.calls)) == [["a"], ["a"], ["b"]]
     assert settle(store.read(item("a"))).value.body == b"rotated"
+
+
+def test_a_repeat_inside_the_window_of_a_follow_up_shares_the_follow_up(executor):
+    """A forced refresh made after a rotation is never answered by a forced fetch that left before it."""
+    store, source, clock = make(executor, ["a"], policy=Policy(jitter=0.0, refresh_coalesce=1.0))
+    settle(store.read(item("a")))
+    clock.now += 100
+    source.gate.clear()
+    first = store.refresh([item("a")])[0]  # its call hangs with the old value
+    assert wait_until(lambda: len(source.calls) == 2)
+    clock.now += 1.5  # past the first one's coalescing window
+    source.values["a"] = "rotated"
+    second = store.refresh([item("a")])[0]  # follows the first
+    clock.now += 0.1
+    third = store.refresh([item("a")])[0]  # inside the second's window, while the first is in flight
+    assert third is second and third is not first
+    source.gate.set()
+    assert [settle(f).value.body for f in (first, second, third)] == [b"value of a", b"rotated", b"rotated"]
+
+
+@pytest.mark.parametrize("stale", [60.0, 0.0])
+def test_a_repeat_of_a_failed_forced_refresh_reports_the_failure_without_a_call(executor, stale):
+    store, source, clock = make(executor, ["a"], policy=Policy(jitter=0.0, retries=0, refresh_coalesce=1.0),
+                                stale=stale)
+    settle(store.read(item("a")))
+    clock.now += 30  # expired: inside its stale window, or (stale 0) past it
+    source.failing.add("a")
+    first = store.refresh([item("a")])[0]
+    assert refreshed(first).code == "ThrottlingException"
+    clock.now += 0.3
+    again = store.refresh([item("a")])[0]  # say, a client's repeat of the same POST
+    assert refreshed(again).code == "ThrottlingException" and len(source.calls) == 2
+    clock.now += 1.0
+    source.failing.clear()
+    assert refreshed(store.refresh([item("a")])[0]) is None and len(source.calls) == 3
+
+
+def test_refresh_ahead_leaves_a_deleted_item_to_reads(executor):
+    store, source, clock = make(executor, ["a"], policy=Policy(jitter=0.0, retries=0, error_hold=1.0))
+    settle(store.read(item("a")))
+    del source.values["a"]  # deleted upstream
+    clock.now += 11  # expired, no stale window
+    with pytest.raises(FetchError):
+        settle(store.read(item("a")))
+    for _ in range(15):  # INVOKEs inside the error hold and past it
+        assert store.refresh_ahead() == 0
+        clock.now += 0.1
+    assert len(source.calls) == 2
+
+
+def test_refresh_ahead_leaves_items_never_fetched_to_their_first_read(executor):
+    """CACHE_EXTENSION_INIT_STARTUP=false: no prefetch, and an INVOKE does not fetch everything either."""
+    store, source, _ = make(executor, ["a", "b"])
+    assert store.refresh_ahead() == 0 and source.calls == []
+    assert settle(store.read(item("a"))).value.body == b"value of a" and source.calls == [["a"]]
+
+
+def test_an_entry_evicted_while_its_read_starts_a_fetch_keeps_single_flight_and_byte_count(monkeypatch):
+    monkeypatch.setattr(store_module, "MAX_ON_DEMAND", 1)
+    executor = ManualExecutor()
+    store, source, clock = make(executor, [])
+    source.values.update(k="v" * 10, other="o")
+    first = store.read(item("k"))
+    executor.run(0)
+    assert settle(first).state == "miss"
+    clock.now += 11  # expired, no stale window
+    # Between read()'s lookup of k and its fetch, another thread adds an entry, which evicts k.
+    clock.hook = lambda: store._add_on_demand(item("other"))
+    reading = store.read(item("k"))
+    assert store.read(item("k")) is reading and len(executor.jobs) == 2  # the next read joins that fetch
+    source.values["k"] = "B" * 1000
+    executor.run(1)
+    assert settle(reading).value.body == b"B" * 1000
+    held = sum(len(entry.cached[0].body) for entry in store._entries.values() if entry.on_demand and entry.cached)
+    assert store._on_demand_bytes == held == 1000
 
 
 def test_forced_refresh_ignores_a_recent_read_and_keeps_the_order(executor):

@@ -168,11 +168,13 @@ class Store:
                 cached, failed = entry.cached, entry.failed
                 if entry.pending is not None or self._circuits[entry.item.source].blocked():
                     continue
+                if failed is not None and (not failed[0].transient or now < failed[1]):
+                    continue  # does not exist, or is denied: left to reads (and their error hold), or just failed
                 if cached is None:
                     # A configured item whose fetch failed transiently (say, throttled at INIT): retried here
-                    # in one batch with the others rather than by reads one at a time. One that does not
-                    # exist waits for a read: every INVOKE of every environment would ask again.
-                    if not entry.on_demand and (failed is None or (failed[0].transient and now >= failed[1])):
+                    # in one batch with the others rather than by reads one at a time. One never fetched
+                    # (CACHE_EXTENSION_INIT_STARTUP=false) waits for its first read.
+                    if not entry.on_demand and failed is not None:
                         due.append(entry)
                 elif cached[2] - now < fraction * entry.item.ttl and (not entry.on_demand or entry.servable(now)):
                     due.append(entry)  # (an on-demand value nobody could be served any more waits for a read)
@@ -186,30 +188,30 @@ class Store:
         """Force refresh (POST /refresh): one Future per item, in order, answered by a fetch that starts
         after this call, so a rotation made just before it is seen. A fetch already in flight for another
         reason (a read, refresh-ahead) may have left before the rotation: a new one follows it. An entry
-        force-refreshed within the coalescing window shares that refresh, in flight or done."""
+        force-refreshed within the coalescing window shares that refresh's Future, in flight or done, so a
+        repeat gets its outcome, failures included."""
         now = self._clock()
         entries = [self._entries.get(entry_key(item)) or self._add_on_demand(item) for item in items]
-        futures: dict[int, Future] = {}
         start: dict[_Entry, None] = {}  # ordered, once each
         with self._lock:
-            for index, entry in enumerate(entries):
-                recent = now - entry.forced < self._policy.refresh_coalesce
-                if entry.pending is not None and recent and entry.pending is entry.forced_pending:
-                    futures[index] = entry.pending
-                elif entry.pending is not None:
-                    if entry.follow is None:
-                        entry.follow, entry.forced = Future(), now
-                        self._count_each([entry], "ForcedRefreshes")
-                    futures[index] = entry.follow
-                elif recent and entry.cached is not None:
-                    cached = entry.cached
-                    futures[index] = _done(Result(cached[0], "hit", now - cached[1]))
-                elif entry not in start:
-                    entry.forced = now
+            entries = [self._attached(entry) for entry in entries]
+            for entry in entries:
+                if entry in start:
+                    continue
+                if entry.follow is not None:  # a forced refresh already waits for a fetch starting after now
+                    continue
+                if now - entry.forced < self._policy.refresh_coalesce and entry.forced_pending is not None:
+                    continue
+                entry.forced = now
+                if entry.pending is not None:
+                    entry.follow = entry.forced_pending = Future()
+                else:
+                    entry.pending = entry.forced_pending = Future()
                     start[entry] = None
-        self._count_each(list(start), "ForcedRefreshes")
-        launched = dict(zip(start, self._launch(list(start), forced=True)))
-        return [futures.get(index) or launched[entry] for index, entry in enumerate(entries)]
+                self._count_each([entry], "ForcedRefreshes")
+            futures = [entry.follow or entry.forced_pending for entry in entries]
+        self._submit(list(start))
+        return futures
 
     def entries(self, source: str | None = None, name: str | None = None) -> list[Item]:
         """The items in the cache, optionally filtered: every configured one, and on-demand ones holding a
@@ -251,17 +253,30 @@ class Store:
 
     # -- fetching ------------------------------------------------------------------------------------
 
-    def _launch(self, entries: list[_Entry], forced: bool = False) -> list[Future]:
+    def _launch(self, entries: list[_Entry]) -> list[Future]:
         """Start a fetch for each entry not already in flight; returns each entry's Future in order."""
         with self._lock:
+            entries = [self._attached(entry) for entry in entries]
             start = [entry for entry in dict.fromkeys(entries) if entry.pending is None]
             for entry in start:
                 entry.pending = Future()
-                if forced:
-                    entry.forced_pending = entry.pending
             futures = [entry.pending for entry in entries]
         self._submit(start)
         return futures
+
+    def _attached(self, entry: _Entry) -> _Entry:
+        """The entry the cache holds for this key. An on-demand one evicted after its reader looked it up
+        comes back (so the next read joins its fetch), or yields to one added since. Caller holds the lock."""
+        key = entry_key(entry.item)
+        live = self._entries.get(key)
+        if live is not None or not entry.on_demand:
+            return live or entry
+        size = len(entry.cached[0].body) if entry.cached is not None else 0
+        self._entries[key] = entry
+        self._on_demand[key] = size
+        self._on_demand_bytes += size
+        self._evict()
+        return entry
 
     def _submit(self, entries: list[_Entry]) -> None:
         """Call out for entries just marked in flight: batched per source, subject to its circuit."""
@@ -347,14 +362,13 @@ class Store:
         with self._lock:
             future, entry.pending, entry.follow = entry.pending, entry.follow, None
             follow = entry.pending is not None
-            if follow:
-                entry.forced_pending = entry.pending
             if isinstance(outcome, Value):
                 expires = self._policy.expiry(now, item.ttl, jitter)
                 entry.cached = (outcome, now, expires, expires + item.stale)
                 entry.failed = None
                 key = entry_key(item)
-                if entry.on_demand and key in self._on_demand:
+                # (an entry evicted while its fetch was starting is no longer the one the LRU counts)
+                if entry.on_demand and self._entries.get(key) is entry:
                     self._on_demand_bytes += len(outcome.body) - self._on_demand[key]
                     self._on_demand[key] = len(outcome.body)
                     self._on_demand.move_to_end(key)
