@@ -63,3 +63,18 @@ def test_calls_already_in_flight_when_it_opens_do_not_extend_the_cooldown():
     circuit = Circuit(Policy(circuit_threshold=3, circuit_cooldown=1.0), clock)
     opened = [circuit.record("Timeout") for _ in range(8)]  # eight calls that failed together
     assert opened.count(True) == 1 and circuit.retry_after() == 1.0
+
+
+def test_a_call_from_before_the_opening_is_never_taken_for_the_probe():
+    clock = Clock()
+    circuit = Circuit(Policy(circuit_threshold=3, circuit_cooldown=1.0), clock)
+    before = circuit.generation  # four calls go out together
+    assert [circuit.record("Throttling", before) for _ in range(3)] == [False, False, True]
+    clock.now += 1.0
+    assert circuit.allow()  # the probe
+    probe = circuit.generation
+    clock.now += 0.5
+    assert not circuit.record("Throttling", before)  # the fourth call, late: not the probe's outcome
+    assert circuit.blocked() and circuit.opened == 1
+    assert circuit.record("Throttling", probe)  # the probe failed: reopened, for twice as long
+    assert circuit.opened == 2 and circuit.retry_after() == 2.0 and not circuit.allow()

@@ -317,6 +317,27 @@ def test_the_circuit_opens_after_repeated_failures_then_probes_once(executor):
     assert len(source.calls) == 6
 
 
+def test_a_call_from_before_the_circuit_opened_does_not_stand_for_its_probe():
+    executor = ManualExecutor()
+    policy = Policy(jitter=0.0, retries=0, error_hold=0.0, circuit_threshold=3, circuit_cooldown=1.0)
+    store, source, clock = make(executor, ["a", "b", "c", "d", "e"], policy=policy)
+    source.failing.update("abcde")
+    reads = [store.read(item(name)) for name in "abcd"]  # four calls out together
+    for job in range(3):
+        executor.run(job)  # three failures open the circuit
+    clock.now += 1.0
+    probe = store.read(item("e"))
+    assert len(executor.jobs) == 5  # the probe is out
+    clock.now += 0.5
+    executor.run(3)  # the fourth call fails late
+    circuit = store._circuits["parameters"]
+    assert circuit.blocked() and circuit.opened == 1  # still waiting for the probe
+    executor.run(4)
+    assert circuit.opened == 2 and circuit.retry_after() == 2.0
+    for future in reads + [probe]:
+        assert future.exception(timeout=5).code == "ThrottlingException"
+
+
 def test_stale_values_are_served_while_the_circuit_is_open(executor):
     policy = Policy(jitter=0.0, retries=0, circuit_threshold=1, circuit_cooldown=5.0)
     store, source, clock = make(executor, ["a", "b"], policy=policy, stale=60.0)

@@ -65,6 +65,7 @@ class Circuit:
         self.open_until = 0.0
         self.probing = False
         self.last_code = ""
+        self.generation = 0     # openings so far: a call records the one it went out under
 
     @property
     def is_open(self) -> bool:
@@ -81,24 +82,28 @@ class Circuit:
         self.probing = self.is_open
         return True
 
-    def record(self, failed_code: str | None) -> bool:
+    def record(self, failed_code: str | None, generation: int | None = None) -> bool:
         """Record a call's outcome (the transient error code, or None); True when this (re)opened the circuit.
 
         Calls that were already in flight when it opened fail too, but add nothing: only the opening and
-        each failed probe set a cooldown, so one outage opens it once rather than doubling per call.
+        each failed probe set a cooldown, so one outage opens it once rather than doubling per call. With
+        the `generation` a call went out under, such a call is also never taken for the probe.
         """
         if failed_code is None:
             self.failures = self.opened = 0
             self.probing = False
             return False
+        self.last_code = failed_code
+        if generation is not None and generation != self.generation:
+            return False
         was_open, probe = self.is_open, self.probing
         self.failures += 1
-        self.last_code = failed_code
         if not self.is_open or (was_open and not probe):
             return False
         self.probing = False
         cooldown = min(self.policy.circuit_cooldown_cap, self.policy.circuit_cooldown * 2**self.opened)
         self.opened += 1
+        self.generation += 1
         self.open_until = self.clock() + cooldown
         return True
 

@@ -280,7 +280,7 @@ class Store:
 
     def _submit(self, entries: list[_Entry]) -> None:
         """Call out for entries just marked in flight: batched per source, subject to its circuit."""
-        submit: list[tuple[Fetcher, list[_Entry]]] = []
+        submit: list[tuple[Fetcher, list[_Entry], int]] = []
         refused: list[tuple[_Entry, FetchError]] = []
         with self._lock:
             by_source: dict[str, list[_Entry]] = {}
@@ -291,12 +291,12 @@ class Store:
                 circuit = self._circuits[source]
                 for batch in _batches(group, fetcher.batch_size):
                     if circuit.allow():
-                        submit.append((fetcher, batch))
+                        submit.append((fetcher, batch, circuit.generation))
                     else:
                         refused += [(entry, self._circuit_error(source)) for entry in batch]
-        for fetcher, batch in submit:
+        for fetcher, batch, generation in submit:
             self._count_each([entry for entry in batch if entry.cached is not None], "Refreshes")
-            self._executor.submit(self._fetch, fetcher, batch, 0, self._clock())
+            self._executor.submit(self._fetch, fetcher, batch, 0, self._clock(), generation)
         # The opening was logged once; a line per refused read would flood.
         self._settle_each([(entry, error) for entry, error in refused], quiet=True)
 
@@ -307,7 +307,8 @@ class Store:
                           f"calls to {source} are paused for {circuit.retry_after():.1f} s after "
                           f"{circuit.failures} failures in a row", transient=True)
 
-    def _fetch(self, fetcher: Fetcher, batch: list[_Entry], attempt: int, started: float) -> None:
+    def _fetch(self, fetcher: Fetcher, batch: list[_Entry], attempt: int, started: float, generation: int) -> None:
+        """One call for `batch`, which the source's circuit let out in its `generation`."""
         try:
             outcomes = fetcher.get_many([entry.item for entry in batch])
         except BaseException as exc:  # a fetcher bug must not leave readers waiting forever
@@ -326,7 +327,7 @@ class Store:
         jitter = self._random()  # one draw per call: what was fetched together expires (and refreshes) together
         with self._lock:
             circuit = self._circuits[source]
-            opened = circuit.record(failed_code)
+            opened = circuit.record(failed_code, generation)
             retry = (transient and attempt < self._policy.retries and not circuit.is_open
                      and now + delay - started <= self._policy.retry_deadline)
         if opened:
@@ -342,9 +343,10 @@ class Store:
 
     def _retry(self, fetcher: Fetcher, batch: list[_Entry], attempt: int, started: float) -> None:
         with self._lock:
-            allowed = self._circuits[fetcher.source].allow()
+            circuit = self._circuits[fetcher.source]
+            allowed, generation = circuit.allow(), circuit.generation
         if allowed:
-            self._executor.submit(self._fetch, fetcher, batch, attempt, started)
+            self._executor.submit(self._fetch, fetcher, batch, attempt, started, generation)
         else:
             self._settle_each([(entry, self._circuit_error(fetcher.source)) for entry in batch], quiet=True)
 
