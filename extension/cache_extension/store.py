@@ -91,12 +91,9 @@ def _thread_timer(delay: float, function: Callable, *args) -> None:
     timer.start()
 
 
-def _done(result: Result | None = None, error: FetchError | None = None) -> Future:
+def _failed(error: FetchError) -> Future:
     future: Future = Future()
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
+    future.set_exception(error)
     return future
 
 
@@ -148,7 +145,7 @@ class Store:
                 return Result(cached[0], "stale", now - cached[1])
         failed = entry.failed
         if failed is not None and now < failed[1]:
-            return _done(error=failed[0])
+            return _failed(failed[0])
         return self._launch([entry])[0]
 
     def prefetch(self) -> list[Future]:
