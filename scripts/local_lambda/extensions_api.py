@@ -24,7 +24,7 @@ import uuid
 from collections import deque
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 from . import runtime_api
 from .runtime_api import Invocation, InvokeError, InvokeResult
@@ -520,17 +520,8 @@ class LambdaEmulator:
                 raise RuntimeError("emulator is closed or already shut down")
             if self.runtime is not None:
                 raise RuntimeError("a runtime was already launched: one per execution environment")
-            while True:
-                waiting = [e for e in self.extensions if e.identifier is None and not _init_settled(e)]
-                if not waiting:
-                    break
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    names = ", ".join(e.name for e in waiting)
-                    raise TimeoutError(
-                        f"extensions not registered after {register_timeout:.1f}s: {names}" + self._outputs(waiting)
-                    )
-                self._cond.wait(remaining)
+            self._wait_for(lambda: [e for e in self.extensions if e.identifier is None and not _init_settled(e)],
+                           deadline, f"extensions not registered after {register_timeout:.1f}s: ")
             runtime = Runtime(name, list(command), time.monotonic())
             self.runtime = runtime  # before Popen, so that a very fast invocation/next finds it
         try:
@@ -546,20 +537,9 @@ class LambdaEmulator:
         """Block until every extension (and the runtime, if launched) finished Init, failed it, or exited."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while True:
-                pending: list[_Process] = [e for e in self.extensions if not _init_settled(e)]
-                if self.runtime is not None and not _init_settled(self.runtime):
-                    pending.append(self.runtime)
-                if not pending:
-                    break
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    names = ", ".join(p.name for p in pending)
-                    raise TimeoutError(
-                        f"Init not finished after {timeout:.1f}s, waiting for: {names}"
-                        + self._outputs(pending)
-                    )
-                self._cond.wait(remaining)
+            self._wait_for(lambda: [p for p in [*self.extensions, self.runtime]
+                                    if p is not None and not _init_settled(p)],
+                           deadline, f"Init not finished after {timeout:.1f}s, waiting for: ")
             failed: list[_Process] = [e for e in self.extensions if e.init_errors or e.init_done_at is None]
             runtime = self.runtime
             if runtime is not None and (runtime.init_errors or runtime.init_done_at is None):
@@ -986,6 +966,14 @@ class LambdaEmulator:
             ext.exited_at = time.monotonic()
             ext._exited.set()
             self._cond.notify_all()
+
+    def _wait_for(self, pending: Callable[[], list[Any]], deadline: float, message: str) -> None:
+        """With the condition held: wait until pending() is empty, else TimeoutError naming what still is."""
+        while waiting := pending():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(message + ", ".join(p.name for p in waiting) + self._outputs(waiting))
+            self._cond.wait(remaining)
 
     @staticmethod
     def _outputs(extensions: list[Any], limit: int = 4000) -> str:
