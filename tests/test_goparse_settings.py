@@ -182,6 +182,19 @@ def test_good_ports(port):
 def test_token_precedence():
     assert settings(CACHE_EXTENSION_TOKEN="mine").token == "mine"
     assert load_settings({"CACHE_EXTENSION_TOKEN": "mine"}).token == "mine"
+    # SnapStart: no session token, the container credentials endpoint's token instead
+    assert load_settings({"AWS_CONTAINER_AUTHORIZATION_TOKEN": "container"}).token == "container"
+    assert load_settings({"AWS_SESSION_TOKEN": "session", "AWS_CONTAINER_AUTHORIZATION_TOKEN": "c"}).token == "session"
+    assert load_settings({"CACHE_EXTENSION_TOKEN": "mine", "AWS_SESSION_TOKEN": "s",
+                          "AWS_CONTAINER_AUTHORIZATION_TOKEN": "c"}).token == "mine"
+    assert load_settings({"AWS_SESSION_TOKEN": "", "AWS_CONTAINER_AUTHORIZATION_TOKEN": "c"}).token == "c"
+
+
+def test_snapshot_secrets_setting():
+    assert settings().snapshot_secrets is True
+    assert settings(CACHE_EXTENSION_SNAPSHOT_SECRETS="false").snapshot_secrets is False
+    with pytest.raises(SettingsError, match="CACHE_EXTENSION_SNAPSHOT_SECRETS"):
+        settings(CACHE_EXTENSION_SNAPSHOT_SECRETS="no")
 
 
 def test_region_precedence():
@@ -221,11 +234,11 @@ def test_invalid_values_name_the_variable(name, value, message):
     assert TOKEN not in str(info.value)
 
 
-def test_no_token_is_an_error_naming_both_variables():
+def test_no_token_is_an_error_naming_every_variable():
     with pytest.raises(SettingsError) as info:
         load_settings({"AWS_REGION": "us-east-1"})
-    assert "CACHE_EXTENSION_TOKEN" in str(info.value)
-    assert "AWS_SESSION_TOKEN" in str(info.value)
+    for name in ("CACHE_EXTENSION_TOKEN", "AWS_SESSION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN"):
+        assert name in str(info.value)
 
 
 def test_token_never_in_error_messages():

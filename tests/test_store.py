@@ -597,3 +597,46 @@ def test_versions_sharing_a_name_are_fetched_in_separate_calls(executor):
     for future in store.refresh(versions + [item("t")]):
         future.exception(timeout=5)
     assert sorted(source.calls) == [["s"], ["s", "t"]]  # fetchers answer by name: never two "s" in one call
+
+
+# -- Managed Instances: refresh-ahead on a timer (next_refresh_due) ------------------------------------
+
+
+def test_next_refresh_due_is_when_refresh_ahead_finds_work(executor):
+    settled = threading.Event()
+    store, source, clock = make(executor, ["a", "b"], policy=Policy(jitter=0.0, refresh_ahead=0.2))
+    store._on_settle = settled.set
+    for future in store.prefetch():
+        future.result(timeout=5)
+    assert settled.wait(5)
+    due = store.next_refresh_due()
+    assert due == pytest.approx(clock.now + 8.0)  # 80% of the 10 s TTL
+    clock.now = due - 0.01
+    assert store.refresh_ahead() == 0  # the timer woke early: nothing to do yet
+    clock.now = due
+    assert store.refresh_ahead() == 2
+    assert store.next_refresh_due() is None or store.next_refresh_due() > clock.now  # in flight: not due again
+    assert _wait_until(lambda: store.next_refresh_due() == pytest.approx(clock.now + 8.0))
+
+
+def test_next_refresh_due_waits_out_the_error_hold_and_the_circuit(executor):
+    policy = Policy(jitter=0.0, refresh_ahead=0.2, retries=0, error_hold=1.0, circuit_threshold=1,
+                    circuit_cooldown=5.0)
+    store, source, clock = make(executor, ["a"], policy=policy)
+    source.failing = {"a"}
+    with pytest.raises(FetchError):
+        settle(store.prefetch()[0])
+    # throttled at INIT: retried by the timer, not before the circuit's cooldown (longer than the hold)
+    assert store.next_refresh_due() == pytest.approx(clock.now + 5.0)
+    source.failing = set()
+    clock.now += 5.0
+    assert store.refresh_ahead() == 1
+    assert _wait_until(lambda: isinstance(store.read(item("a")), Result))
+
+
+def test_next_refresh_due_leaves_missing_items_to_reads(executor):
+    store, source, clock = make(executor, ["a"], policy=Policy(jitter=0.0, refresh_ahead=0.2))
+    del source.values["a"]
+    with pytest.raises(FetchError):
+        settle(store.prefetch()[0])
+    assert store.next_refresh_due() is None

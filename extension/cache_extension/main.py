@@ -10,6 +10,7 @@ import os
 import sys
 import time
 
+from . import modes
 from .lifecycle import ExtensionsApi, ExtensionsApiError
 
 EXTENSION_NAME = "cache-extension"
@@ -19,12 +20,13 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     argv = sys.argv if argv is None else argv
     name = argv[1] if len(argv) > 1 and argv[1] else EXTENSION_NAME
+    mode = modes.detect(os.environ)
     try:
         api = ExtensionsApi(os.environ.get("AWS_LAMBDA_RUNTIME_API", ""), name)
-        api.register(["INVOKE", "SHUTDOWN"])
+        api.register(list(mode.events))
     except ExtensionsApiError as exc:
         print(f"ERROR [{name}] could not register with the Extensions API: {exc}", file=sys.stderr, flush=True)
         return 1
     from .runner import run
 
-    return run(api, started, time.monotonic())
+    return run(api, mode, started, time.monotonic())

@@ -27,9 +27,15 @@ PREFETCH_BUDGET = 6.0
 GRACEFUL_SHUTDOWN = 0.5
 EXIT_DEADLINE = 0.9
 FETCH_THREADS = 8
+# Managed Instances (no INVOKE events): the refresh timer sleeps until refresh-ahead is next due, at least
+# this long (no busy loop whatever the store says) and at most the idle interval (EMF lines go out then).
+TIMER_MIN_SLEEP = 0.01
+TIMER_IDLE = 60.0
+# Under SnapStart with CACHE_EXTENSION_SNAPSHOT_SECRETS=false, these sources wait for the first INVOKE.
+SECRET_SOURCES = frozenset({"secrets", "parameters"})
 
 
-def run(api: ExtensionsApi, started: float, registered: float) -> int:
+def run(api: ExtensionsApi, mode, started: float, registered: float) -> int:
     logs.configure()
     from .config import ConfigError, load_config
     from .settings import SettingsError, load_settings
@@ -37,7 +43,8 @@ def run(api: ExtensionsApi, started: float, registered: float) -> int:
     try:
         settings = load_settings(os.environ)
         logs.configure(settings.log_level, json_lines=settings.log_json)
-        log.debug("registered as %s in %.1f ms", api.name, (registered - started) * 1000)
+        log.debug("registered as %s for %s (%s) in %.1f ms", api.name, ", ".join(mode.events), mode.name,
+                  (registered - started) * 1000)
         config = load_config(settings.config_path, default_region=settings.region, default_ttl=settings.ttl,
                              default_stale=settings.max_stale)
     except (SettingsError, ConfigError) as exc:
@@ -47,7 +54,7 @@ def run(api: ExtensionsApi, started: float, registered: float) -> int:
     except OSError as exc:
         message = f"cannot listen on 127.0.0.1:{settings.port} (CACHE_EXTENSION_PORT): {exc.strerror or exc}"
         return fail_init(api, "Extension.PortUnavailable", message)
-    return Extension(api, settings, config, listeners, started).run()
+    return Extension(api, mode, settings, config, listeners, started).run()
 
 
 def fail_init(api: ExtensionsApi, error_type: str, message: str) -> int:
@@ -91,8 +98,17 @@ def _bind(family: socket.AddressFamily, host: str, port: int) -> socket.socket:
 
 
 class Extension:
-    def __init__(self, api, settings, config, listeners: list[socket.socket], started: float) -> None:
+    def __init__(self, api, mode, settings, config, listeners: list[socket.socket], started: float) -> None:
+        from .clock import ElapsedClock
+
         self.api = api
+        self.mode = mode
+        self.clock = ElapsedClock()  # ages by real elapsed time, across a SnapStart restore too
+        self.restores = 0  # restores already answered with a refresh
+        # Sources left out of INIT's prefetch (so out of a SnapStart snapshot): fetched on the first INVOKE.
+        self.deferred = SECRET_SOURCES if mode.snapshot and not settings.snapshot_secrets else frozenset()
+        self.wake = threading.Event()  # the refresh timer: a fetch settled, or we are stopping
+        self.stopping = False
         self.settings = settings
         self.config = config
         self.listeners = listeners
@@ -117,8 +133,9 @@ class Extension:
         signal.signal(signal.SIGINT, self._on_signal)
         executor = ThreadPoolExecutor(max_workers=FETCH_THREADS, thread_name_prefix="fetch")
         fetchers = create_fetchers(self.config.sources, ClientFactory(self.metrics))
-        store = self.store = Store(self.config.items, fetchers, executor, metrics=self.metrics)
-        pending = store.prefetch() if self.settings.init_startup else []
+        store = self.store = Store(self.config.items, fetchers, executor, metrics=self.metrics, clock=self.clock,
+                                   on_settle=self.wake.set if self.mode.timer_refresh else None)
+        pending = store.prefetch(exclude=self.deferred) if self.settings.init_startup else []
 
         import asyncio
 
@@ -171,6 +188,8 @@ class Extension:
         self.ready.set()
         log.info("ready on 127.0.0.1:%d in %.0f ms", self.settings.port, (time.monotonic() - self.started) * 1000)
         threading.Thread(target=self._follow_events, name="events", daemon=True).start()
+        if self.mode.timer_refresh:
+            threading.Thread(target=self._refresh_on_timer, name="refresh-timer", daemon=True).start()
         await serving
 
     def _follow_events(self) -> None:
@@ -180,7 +199,7 @@ class Extension:
                 event = self.api.next_event()
                 kind = event.get("eventType")
                 if kind == "INVOKE":
-                    self._refresh_ahead()
+                    self._on_invoke()
                     if self.emf is not None:
                         self.emf.on_invoke()
                 elif kind == "SHUTDOWN":
@@ -197,18 +216,53 @@ class Extension:
                 pass
             self.stop(1)
 
+    def _on_invoke(self) -> None:
+        """The environment runs only while an invoke is in flight: refresh what expires soon now. The first
+        INVOKE after a SnapStart restore refreshes every configured item (the snapshot may be days old), as
+        does the first INVOKE when sources were kept out of the snapshot (it follows the restore)."""
+        self.clock()  # notices a restore, if this is the first look at the clock since one
+        restored = self.clock.restores != self.restores
+        if restored or self.deferred:
+            if restored:
+                log.info("restored from a snapshot taken %.0f s earlier: refreshing every item",
+                         self.clock.skipped)
+            self.restores, self.deferred = self.clock.restores, frozenset()
+            self._guarded(self.store.prefetch)
+        self._refresh_ahead()
+        if self.emf is not None:
+            self.emf.on_invoke()
+
+    def _refresh_on_timer(self) -> None:
+        """Managed Instances: never frozen and no INVOKE events, so refresh-ahead (and the retry of items
+        whose fetch failed) runs when the store says it is next due; a settled fetch may move that time."""
+        while not self.stopping:
+            due = self.store.next_refresh_due()
+            delay = TIMER_IDLE if due is None else min(max(due - self.clock(), TIMER_MIN_SLEEP), TIMER_IDLE)
+            if self.wake.wait(delay):
+                self.wake.clear()
+                if due is None or due > self.clock():
+                    continue  # recompute: a fetch settled, or we are stopping
+            self._refresh_ahead()
+            if self.emf is not None:
+                self.emf.on_invoke()
+
     def _refresh_ahead(self) -> None:
-        """The environment runs only while an invoke is in flight: refresh what expires soon now."""
-        try:
-            started = self.store.refresh_ahead() if self.store is not None else 0
-        except Exception as exc:  # never lose the event loop over a refresh
-            log.error("refresh-ahead failed: %s", type(exc).__name__)
-            return
+        started = self._guarded(self.store.refresh_ahead)
         if started:
             log.debug("refreshing %d entries ahead of expiry", started)
 
+    @staticmethod
+    def _guarded(function):
+        try:
+            return function()
+        except Exception as exc:  # never lose the event loop or the timer over a refresh
+            log.error("refresh failed: %s", type(exc).__name__)
+            return 0
+
     def stop(self, code: int) -> None:
         self.exit_code = self.exit_code or code
+        self.stopping = True
+        self.wake.set()
         if self.server is not None:
             self.server.should_exit = True
         deadline = threading.Timer(EXIT_DEADLINE, os._exit, (self.exit_code,))

@@ -43,6 +43,9 @@ class Settings:
     metrics_dimensions: dict = field(default_factory=dict)  # EMF dimension name -> value
     log_json: bool = False                     # AWS_LAMBDA_LOG_FORMAT=JSON
     max_stale: float = DEFAULT_MAX_STALE       # CACHE_EXTENSION_MAX_STALE: the default `stale` of every item
+    # CACHE_EXTENSION_SNAPSHOT_SECRETS: under SnapStart, whether INIT (and so the snapshot) may hold values from
+    # Secrets Manager and SSM (any parameter may be a SecureString); false fetches them on the first INVOKE.
+    snapshot_secrets: bool = True
 
 
 def load_settings(env: Mapping[str, str]) -> Settings:
@@ -72,12 +75,14 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     port = parsed("CACHE_EXTENSION_PORT", DEFAULT_PORT, _port)
     log_level = parsed("CACHE_EXTENSION_LOG_LEVEL", "INFO", _log_level)
 
-    token = get("CACHE_EXTENSION_TOKEN") or get("AWS_SESSION_TOKEN")
+    # SnapStart has no session token: its credentials come from the container endpoint, whose token is set.
+    token = get("CACHE_EXTENSION_TOKEN") or get("AWS_SESSION_TOKEN") or get("AWS_CONTAINER_AUTHORIZATION_TOKEN")
     if token is None:
         raise SettingsError(
-            "neither CACHE_EXTENSION_TOKEN nor AWS_SESSION_TOKEN is set: "
+            "none of CACHE_EXTENSION_TOKEN, AWS_SESSION_TOKEN and AWS_CONTAINER_AUTHORIZATION_TOKEN is set: "
             "the HTTP API needs a token to check requests against and refuses to run unauthenticated"
         )
+    snapshot_secrets = parsed("CACHE_EXTENSION_SNAPSHOT_SECRETS", True, parse_bool)
 
     metrics = parsed("CACHE_EXTENSION_METRICS", "off", _metrics_mode)
     namespace = parsed("CACHE_EXTENSION_METRICS_NAMESPACE", "LambdaCacheExtension", _namespace)
@@ -97,6 +102,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         metrics_dimensions=dimensions,
         log_json=(get("AWS_LAMBDA_LOG_FORMAT") or "").upper() == "JSON",
         max_stale=max_stale,
+        snapshot_secrets=snapshot_secrets,
     )
 
 

@@ -109,6 +109,7 @@ class Store:
         later: Callable[..., None] = _thread_timer,  # later(delay, function, *args): retries after a backoff
         random: Callable[[], float] = random.random,
         metrics=None,
+        on_settle: Callable[[], None] | None = None,  # called after fetches settle: next_refresh_due() may move
     ) -> None:
         self._entries = {entry_key(item): _Entry(item) for item in items}
         self._on_demand: OrderedDict[tuple, int] = OrderedDict()  # key -> bytes, least recently used first
@@ -120,6 +121,7 @@ class Store:
         self._later = later
         self._random = random
         self._metrics = metrics
+        self._on_settle = on_settle
         self._circuits = {source: Circuit(policy, clock) for source in fetchers}
         self._lock = threading.Lock()
 
@@ -148,38 +150,63 @@ class Store:
             return _failed(failed[0])
         return self._launch([entry])[0]
 
-    def prefetch(self) -> list[Future]:
-        """Fetch every configured item, batched per source; returns the in-flight futures."""
-        return self._launch([entry for entry in list(self._entries.values()) if not entry.on_demand])
+    def prefetch(self, exclude: frozenset[str] = frozenset()) -> list[Future]:
+        """Fetch every configured item (but those of the `exclude` sources), batched per source; returns the
+        in-flight futures."""
+        return self._launch([entry for entry in list(self._entries.values())
+                             if not entry.on_demand and entry.item.source not in exclude])
 
     def refresh_ahead(self) -> int:
-        """On INVOKE (the only time a frozen environment can work): refresh what expires soon, batched
-        like the prefetch. Returns how many entries were started."""
-        fraction = self._policy.refresh_ahead
-        if fraction <= 0:
+        """Refresh what expires soon, batched like the prefetch: on INVOKE (the only time a frozen environment
+        can work), or when next_refresh_due() says (Managed Instances: no INVOKE, no freeze). Returns how many
+        entries were started."""
+        if self._policy.refresh_ahead <= 0:
             return 0
         now = self._clock()
-        due = []
         with self._lock:
-            for entry in self._entries.values():
-                cached, failed = entry.cached, entry.failed
-                if entry.pending is not None or self._circuits[entry.item.source].blocked():
-                    continue
-                if failed is not None and (not failed[0].transient or now < failed[1]):
-                    continue  # does not exist, or is denied: left to reads (and their error hold), or just failed
-                if cached is None:
-                    # A configured item whose fetch failed transiently (say, throttled at INIT): retried here
-                    # in one batch with the others rather than by reads one at a time. One never fetched
-                    # (CACHE_EXTENSION_INIT_STARTUP=false) waits for its first read.
-                    if not entry.on_demand and failed is not None:
-                        due.append(entry)
-                elif cached[2] - now < fraction * entry.item.ttl and (not entry.on_demand or entry.servable(now)):
-                    due.append(entry)  # (an on-demand value nobody could be served any more waits for a read)
+            due = [entry for entry in self._entries.values() if (at := self._due_at(entry, now)) is not None and at <= now]
         due.sort(key=lambda entry: entry.cached[2] if entry.cached is not None else float("-inf"))
         due = due[: self._policy.refresh_ahead_max]
         self._launch(due)
         self._count_each(due, "RefreshAhead")
         return len(due)
+
+    def next_refresh_due(self) -> float | None:
+        """When refresh_ahead() will next find work (on this store's clock), or None if nothing will ever be
+        due until a fetch settles (on_settle is called then)."""
+        if self._policy.refresh_ahead <= 0:
+            return None
+        now = self._clock()
+        with self._lock:
+            times = [at for entry in self._entries.values() if (at := self._due_at(entry, now)) is not None]
+        return min(times, default=None)
+
+    def _due_at(self, entry: _Entry, now: float) -> float | None:
+        """When refresh-ahead should start a fetch for this entry, or None. Caller holds the lock."""
+        if entry.pending is not None:
+            return None  # in flight: its outcome settles it
+        cached, failed = entry.cached, entry.failed
+        if failed is not None and not failed[0].transient:
+            return None  # does not exist, or is denied: left to reads (and their error hold)
+        if cached is None:
+            # A configured item whose fetch failed transiently (say, throttled at INIT) is retried here, in one
+            # batch with the others, rather than by reads one at a time, once its error hold is over. One never
+            # fetched (CACHE_EXTENSION_INIT_STARTUP=false) waits for its first read.
+            if entry.on_demand or failed is None:
+                return None
+            at = failed[1]
+        else:
+            at = cached[2] - self._policy.refresh_ahead * entry.item.ttl
+            if entry.on_demand and now >= cached[3]:
+                return None  # an on-demand value nobody could be served any more waits for a read
+            if failed is not None:
+                at = max(at, failed[1])
+        circuit = self._circuits[entry.item.source]
+        if circuit.is_open:
+            if circuit.probing:
+                return None  # the probe's outcome settles it
+            at = max(at, circuit.open_until)
+        return at
 
     def refresh(self, items: Iterable[Item]) -> list[Future]:
         """Force refresh (POST /refresh): one Future per item, in order, answered by a fetch that starts
@@ -352,6 +379,8 @@ class Store:
         follow = [entry for entry, outcome in outcomes if self._settle(entry, outcome, **options)]
         if follow:
             self._submit(follow)
+        if self._on_settle is not None:
+            self._on_settle()
 
     def _settle(self, entry: _Entry, outcome: Value | FetchError, quiet: bool = False, jitter: float = 0.0) -> bool:
         """Store the outcome and answer the readers; True when a forced refresh waits for a new fetch (its
