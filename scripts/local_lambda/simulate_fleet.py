@@ -20,12 +20,8 @@ circuit, stale-while-revalidate, error hold).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime
-import heapq
-import itertools
 import json
-import logging
 import math
 import os
 import platform
@@ -39,19 +35,30 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
-from botocore.exceptions import ClientError
 from cache_extension.config import Item
 from cache_extension.fetchers.ssm import ParameterFetcher
-from cache_extension.goparse import parse_bool, parse_duration
 from cache_extension.metrics import Metrics
 from cache_extension.policy import NAIVE, Policy
 from cache_extension.runner import FETCH_THREADS, PREFETCH_BUDGET
 from cache_extension.store import Result, Store
 
-ROOT = Path(__file__).resolve().parents[2]
-REGION = "us-east-1"
-ACCOUNT = "123456789012"
-MAX_NAMES = 10  # GetParameters' own limit
+from local_lambda.simulate_common import (
+    REGION,
+    ROOT,
+    Clients,
+    Scheduler,
+    SimulatedSSM,
+    Upstream,
+    argument_as_given,
+    counted_extension_logs,
+    duration_arg,
+    log,
+    percentile,
+    policy_arg,
+)
+from local_lambda.simulate_common import duration_text as _duration
+from local_lambda.simulate_common import ms as _ms
+from local_lambda.simulate_common import number as _n
 
 # The workload's options: name, default as written on a command line, kind ("duration" is a Go duration), help.
 OPTIONS = (
@@ -74,101 +81,6 @@ STRATEGIES = {
     "naive": "original sample: one item per call, no jitter, no retries, no stale, no refresh-ahead",
     "ours": "extension's default Policy: batched calls, jitter, refresh-ahead, retries, circuit, stale",
 }
-
-
-def log(message: str) -> None:
-    print(f"[simulate-fleet] {message}", file=sys.stderr, flush=True)
-
-
-class Scheduler:
-    """Virtual time: callbacks run in time order (ties in the order they were scheduled); nothing runs at or
-    after `end`."""
-
-    def __init__(self, end: float) -> None:
-        self.now = 0.0
-        self.end = end
-        self._queue: list = []
-        self._seq = itertools.count()
-
-    def at(self, when: float, function: Callable, *args) -> None:
-        heapq.heappush(self._queue, (when if when > self.now else self.now, next(self._seq), function, args))
-
-    def run(self) -> None:
-        queue, pop, end = self._queue, heapq.heappop, self.end
-        while queue:
-            when, _, function, args = pop(queue)
-            if when >= end:
-                break
-            self.now = when
-            function(*args)
-        self.now = end
-
-
-class Upstream:
-    """The parameters' true values: each gets a new version every `period`, parameter i first at i/n of a period."""
-
-    def __init__(self, names: list[str], period: float) -> None:
-        self.period = period
-        self.phase = {name: i * period / len(names) for i, name in enumerate(names)}
-
-    def version(self, name: str, now: float) -> int:
-        return int((now - self.phase[name]) // self.period) + 1
-
-    def superseded_at(self, name: str, version: int) -> float:
-        return self.phase[name] + version * self.period
-
-
-class SimulatedSSM:
-    """The SSM API as one account sees it: GetParameters, and a token bucket over every call from every
-    environment. A call over the limit raises what botocore raises, a ClientError with ThrottlingException."""
-
-    def __init__(self, scheduler: Scheduler, upstream: Upstream, tps: float, seconds: int) -> None:
-        self.scheduler = scheduler
-        self.upstream = upstream
-        self.rate = float(tps)
-        self.burst = self.tokens = max(1.0, self.rate)  # a bucket smaller than one call would refuse every call
-        self.updated = 0.0
-        self.calls = self.throttled = self.names_returned = 0
-        self.calls_per_s = [0] * (seconds + 1)
-        self.throttled_per_s = [0] * (seconds + 1)
-
-    def get_parameters(self, Names: list[str], WithDecryption: bool = False) -> dict:  # noqa: N803 (boto's names)
-        now = self.scheduler.now
-        second = int(now)
-        self.calls += 1
-        self.calls_per_s[second] += 1
-        if len(Names) > MAX_NAMES:
-            raise _client_error("ValidationException", 400)
-        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-        if self.tokens < 1.0:
-            self.throttled += 1
-            self.throttled_per_s[second] += 1
-            raise _client_error("ThrottlingException", 400)
-        self.tokens -= 1.0
-        self.names_returned += len(Names)
-        return {"Parameters": [self._parameter(name, now) for name in Names], "InvalidParameters": []}
-
-    def _parameter(self, name: str, now: float) -> dict:
-        version = self.upstream.version(name, now)
-        return {"Name": name, "Type": "String", "Value": f"{name} v{version}", "Version": version,
-                "ARN": f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/{name}", "DataType": "text"}
-
-
-def _client_error(code: str, status: int) -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": "Rate exceeded"},
-                        "ResponseMetadata": {"HTTPStatusCode": status}}, "GetParameters")
-
-
-class Clients:
-    """What the fetcher asks for its botocore clients: here, the simulated SSM in every region."""
-
-    def __init__(self, ssm: SimulatedSSM) -> None:
-        self.ssm = ssm
-
-    def get(self, service: str, region: str) -> SimulatedSSM:
-        assert service == "ssm", service
-        return self.ssm
 
 
 class Fleet:
@@ -382,41 +294,13 @@ class Environment:
             self.thaw_at = self.options.duration
 
 
-class LogCounter(logging.Handler):
-    """Counts the extension's warning and error lines (each one a CloudWatch Logs line in Lambda) and drops them."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.counts: Counter = Counter()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.counts[record.levelname.lower()] += 1
-
-
-def percentile(values: array, q: float) -> float | None:
-    if not values:
-        return None
-    import numpy
-
-    return round(float(numpy.percentile(numpy.frombuffer(values, dtype=numpy.float64), q)), 3)
-
-
 def simulate(options: argparse.Namespace, strategy: str) -> tuple[dict[str, Any], Fleet]:
     """Run one strategy; returns its summary and the fleet (with its simulated SSM) for inspection."""
     started = time.monotonic()
-    logger = logging.getLogger("cache_extension")
-    saved = (logger.level, logger.propagate, list(logger.handlers))
-    counter = LogCounter()
-    logger.handlers, logger.propagate = [counter], False
-    logger.setLevel(logging.WARNING)
-    try:
+    with counted_extension_logs() as log_lines:
         fleet = Fleet(options, strategy)
         fleet.run()
-    finally:
-        logger.setLevel(saved[0])
-        logger.propagate = saved[1]
-        logger.handlers = saved[2]
-    return summarise(fleet, counter.counts, time.monotonic() - started), fleet
+    return summarise(fleet, log_lines, time.monotonic() - started), fleet
 
 
 def summarise(fleet: Fleet, log_lines: Counter, wall: float) -> dict[str, Any]:
@@ -487,29 +371,8 @@ def _storm_end(throttled: list[int], burst: float, quiet: int = 30) -> int | Non
     return None
 
 
-def _ms(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds * 1000, 1)
-
-
 # -- report ----------------------------------------------------------------------------------------------
 
-
-def _n(value: float | None, unit: str = "") -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, int):
-        return f"{value:,}{unit}"
-    return f"{value:,.2f}{unit}" if abs(value) < 100 else f"{value:,.0f}{unit}"
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "n/a"
-    if seconds >= 60:
-        return f"{seconds / 60:.1f} min"
-    if seconds >= 1:
-        return f"{seconds:.1f} s"
-    return f"{seconds * 1000:.0f} ms"
 
 
 def table(results: dict[str, Any]) -> str:
@@ -743,24 +606,6 @@ def chart(results: dict[str, Any], path: Path) -> None:
 # -- command line ----------------------------------------------------------------------------------------
 
 
-def _duration_arg(text: str) -> float:
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _policy_arg(text: str) -> tuple[str, Any]:
-    name, _, value = text.partition("=")
-    default = getattr(Policy(), name, None)
-    if name not in {field.name for field in dataclasses.fields(Policy)} or not value:
-        raise argparse.ArgumentTypeError(
-            f"expected NAME=VALUE, NAME one of {', '.join(field.name for field in dataclasses.fields(Policy))}")
-    try:
-        return name, parse_bool(value) if isinstance(default, bool) else type(default)(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{name}: {value!r} is not a {type(default).__name__}") from None
-
 
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -768,9 +613,9 @@ def parser() -> argparse.ArgumentParser:
         epilog="Durations are Go durations (30s, 5m, 1h30m, 20ms). The default run takes about a minute on a "
                "2-CPU machine.")
     for name, default, kind, text in OPTIONS:
-        parser.add_argument(f"--{name}", type=_duration_arg if kind == "duration" else kind, default=default,
+        parser.add_argument(f"--{name}", type=duration_arg if kind == "duration" else kind, default=default,
                             help=f"{text} (default: %(default)s)")
-    parser.add_argument("--policy", type=_policy_arg, action="append", default=[], metavar="NAME=VALUE",
+    parser.add_argument("--policy", type=policy_arg, action="append", default=[], metavar="NAME=VALUE",
                         help="change a field of ours' Policy (cache_extension/policy.py), e.g. --policy jitter=0; "
                              "repeatable")
     parser.add_argument("--out", type=Path, default=ROOT / "docs",
@@ -800,7 +645,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": shlex.join(["scripts/simulate-fleet", *shown]),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "arguments": {name: _argument(argv, name, default) for name, default, _, _ in OPTIONS},
+        "arguments": {name: argument_as_given(argv, name, default) for name, default, _, _ in OPTIONS},
         "parameters": {"envs": args.envs, "items": args.items, "burst_s": args.burst, "ttl_s": args.ttl,
                        "stale_s": args.stale, "interval_s": args.interval, "duration_s": args.duration,
                        "seed": args.seed, "tps": args.tps, "latency_s": args.latency, "timeout_s": args.timeout,
@@ -820,16 +665,6 @@ def main(argv: list[str] | None = None) -> int:
           f"in {results['wall_s']:.0f} s")
     return 0
 
-
-def _argument(argv: list[str], name: str, default: str) -> str:
-    """An option as given on the command line, or its default as written."""
-    flag = f"--{name}"
-    for i, arg in enumerate(argv):
-        if arg == flag and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith(flag + "="):
-            return arg.split("=", 1)[1]
-    return default
 
 
 if __name__ == "__main__":
