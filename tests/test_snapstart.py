@@ -233,3 +233,5 @@ def test_snapshot_secrets_false_keeps_secrets_out_of_the_snapshot(snapstart, mot
     for source, name in (("parameters", parameter), ("secrets", secret)):
         reply = handle.read(source, name)
         assert reply.status == 200 and _same(reply.text, values["old"])
+    if os.access(f"/proc/{pid}/mem", os.R_OK):
+        assert _memory_holds(pid, values["old"].encode()), "the memory scan cannot see a value it holds"
