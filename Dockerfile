@@ -67,7 +67,7 @@ COPY --from=build /build/layer/extensions/ /opt/extensions/
 COPY --from=build /build/layer/cache-extension/ /opt/cache-extension/
 COPY --from=build /build/layer/python/ /opt/python/
 
-# The example function and its cache configuration ($LAMBDA_TASK_ROOT/config.yaml is where the extension looks).
+# The example function and its cache configuration (/var/task/config.yaml, $LAMBDA_TASK_ROOT, is where the extension looks).
 COPY function-example/python/app.py config.yaml ${LAMBDA_TASK_ROOT}/
 
 # No USER: Lambda runs container images as its own least-privileged (non-root) user whatever the image says,
