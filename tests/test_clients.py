@@ -27,6 +27,8 @@ ALL_CASES = json.loads(CASES.read_text())["cases"]
 STARTUP_DELAY = 1.0  # the emulator holds register back this long: the port stays closed meanwhile
 NODE_TESTS = ROOT / "tests" / "clients" / "nodejs"
 JAVA_TESTS = ROOT / "tests" / "clients" / "java"
+# The clients' token chain, first non-empty one wins; a case's "env" replaces all three (cases.json's "about").
+TOKEN_VARIABLES = ("CACHE_EXTENSION_TOKEN", "AWS_SESSION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN")
 
 
 def tool(name: str) -> str:
@@ -136,8 +138,16 @@ def includes(value, expected) -> bool:
     return value == expected
 
 
+def case_environment(case: dict, token: str) -> dict[str, str]:
+    """The token variables a case with "env" gives the client, "$TOKEN" replaced by the extension's token."""
+    assert "token" not in case.get("client", {}), f"{case['id']}: a case with env gives no token option"
+    return {name: token if value == "$TOKEN" else value for name, value in case["env"].items()}
+
+
 def check_python_case(module, case: dict, down_port: str, token: str) -> None:
+    """Runs a case with the client's environment as it is: a case with "env" must have it applied already."""
     expect = case["expect"]
+    tokens = [token, case.get("client", {}).get("token"), *(os.environ.get(name) for name in TOKEN_VARIABLES)]
     if "error" in expect:
         kinds = {"NotFound": module.NotFoundError, "Unavailable": module.ExtensionUnavailableError,
                  "Upstream": module.UpstreamError, "Error": module.CacheExtensionError}
@@ -151,7 +161,8 @@ def check_python_case(module, case: dict, down_port: str, token: str) -> None:
         if "retryAfterAtLeast" in expect:
             assert raised.value.retry_after is not None and raised.value.retry_after >= expect["retryAfterAtLeast"], \
                 raised.value.retry_after
-        assert token not in str(raised.value)
+        for text in filter(None, tokens):
+            assert text not in str(raised.value)
         return
     value = run_python_case(module, case, down_port)
     if "value" in expect:
@@ -169,6 +180,12 @@ def test_python_client_contract(python_client, contract_env, monkeypatch, case):
     for name, value in contract_env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("CACHE_EXTENSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", raising=False)
+    if "env" in case:  # the client reads its token from os.environ, set for this case only (monkeypatch undoes it)
+        for name in TOKEN_VARIABLES:
+            monkeypatch.delenv(name, raising=False)
+        for name, value in case_environment(case, contract_env["AWS_SESSION_TOKEN"]).items():
+            monkeypatch.setenv(name, value)
     check_python_case(python_client, case, contract_env["CONTRACT_DOWN_PORT"], contract_env["AWS_SESSION_TOKEN"])
 
 
@@ -311,6 +328,40 @@ def test_python_client_retry_after_on_other_errors(python_client):
     with pytest.raises(python_client.ExtensionUnavailableError) as raised:
         down.refresh_all()
     assert raised.value.retry_after is None
+
+
+# Token variables (None: unset) -> the token the client sends (None: no header), as cases.json's "env" cases
+# prove against the extension; here also the explicit option, which wins over the environment.
+TOKEN_CHAIN_CASES = [
+    ((None, None, None), None), (("", "", ""), None), (("ext", "session", "container"), "ext"),
+    (("", "session", "container"), "session"), ((None, None, "container"), "container"), (("", "", "container"), "container"),
+    ((None, "session", None), "session"),
+]
+
+
+def test_python_client_token_chain(python_client, monkeypatch):
+    ok = answer(b"200 OK", b"{}")
+    listener, requests = raw_server([ok] * (len(TOKEN_CHAIN_CASES) + 1))
+    port = listener.getsockname()[1]
+    try:
+        for values, sent in TOKEN_CHAIN_CASES:
+            for name, value in zip(TOKEN_VARIABLES, values):
+                if value is None:
+                    monkeypatch.delenv(name, raising=False)
+                else:
+                    monkeypatch.setenv(name, value)
+            client = python_client.CacheClient(port=port)
+            client.get_item("T-1")
+            client.close()
+            header = [line for line in requests[-1].split("\r\n") if line.lower().startswith("x-aws-parameters-secrets-token:")]
+            assert header == ([f"X-Aws-Parameters-Secrets-Token: {sent}"] if sent else []), (values, header)
+        client = python_client.CacheClient(port=port, token="explicit")  # the environment still says "session"
+        client.get_item("T-1")
+        client.close()
+        assert "X-Aws-Parameters-Secrets-Token: explicit\r\n" in requests[-1]
+        assert "session" not in repr(client) and "explicit" not in repr(client)
+    finally:
+        listener.close()
 
 
 def test_python_client_reuses_one_connection(python_client, contract_extension):

@@ -10,6 +10,10 @@
 Standard library only: it ships in the layer at /opt/python, which Python runtimes put on sys.path.
 One keep-alive connection per client, reused across calls and invocations.
 
+The port comes from CACHE_EXTENSION_PORT (default 4000), the token from CACHE_EXTENSION_TOKEN, else
+AWS_SESSION_TOKEN, else AWS_CONTAINER_AUTHORIZATION_TOKEN (Lambda SnapStart has no session token); an empty
+variable counts as unset. The extension chooses its token the same way.
+
 For tests without an extension, give values instead of a port, either in code,
 ``CacheClient(values={"parameters": {...}, "secrets": {...}, "dynamodb": {...}})``, or in a JSON file of
 that shape named by the environment variable CACHE_EXTENSION_CLIENT_VALUES.
@@ -39,6 +43,8 @@ OFFLINE_SECTIONS = ("parameters", "secrets", "dynamodb")  # also the sources a r
 STARTUP_FAILURES = (ConnectionRefusedError, ConnectionResetError, http.client.RemoteDisconnected,
                     http.client.CannotSendRequest, http.client.BadStatusLine)
 MAX_RETRY_AFTER = 2**31  # seconds: a larger Retry-After counts as this (RFC 9110 1.2.2's rule for delta-seconds)
+# Where the token comes from, first non-empty one wins: the extension reads the same variables in this order.
+TOKEN_VARIABLES = ("CACHE_EXTENSION_TOKEN", "AWS_SESSION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN")
 
 
 class CacheExtensionError(Exception):
@@ -72,7 +78,7 @@ class CacheClient:
                  startup_timeout: float = 2.0, refresh_timeout: float = 5.0, values: dict | None = None) -> None:
         env = os.environ
         self.port = int(port if port is not None else env.get("CACHE_EXTENSION_PORT") or 4000)
-        self._token = token if token is not None else (env.get("CACHE_EXTENSION_TOKEN") or env.get("AWS_SESSION_TOKEN") or "")
+        self._token = token if token is not None else next((env[n] for n in TOKEN_VARIABLES if env.get(n)), "")
         self.timeout = timeout
         self.startup_timeout = startup_timeout
         self.refresh_timeout = refresh_timeout  # a refresh waits for AWS (the extension bounds that at 4 s)
@@ -193,7 +199,8 @@ class CacheClient:
             if reused:
                 self._connection.sock.settimeout(timeout)
             try:
-                self._connection.request(method, path, headers={TOKEN_HEADER: self._token})
+                # No token, no header (as the Node.js and Java clients): the extension answers 401 MissingToken.
+                self._connection.request(method, path, headers={TOKEN_HEADER: self._token} if self._token else {})
                 response = self._connection.getresponse()
                 body = response.read()
             except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):

@@ -6,6 +6,8 @@ import dev.cacheextension.client.NotFoundException;
 import dev.cacheextension.client.Transform;
 import dev.cacheextension.client.UpstreamException;
 
+import java.io.IOException;
+import java.io.InputStream;
 import java.math.BigDecimal;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -14,10 +16,13 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Base64;
+import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
 
 /**
  * The Java client's run of the shared contract table (tests/contract/cases.json, whose "about" field defines
@@ -30,8 +35,16 @@ import java.util.Set;
  *
  * With CONTRACT_STARTUP=1 only the cases marked "startup" run, otherwise only the others. Prints one line per
  * case ("ok ID" or "FAIL ID: why"), then a summary; exits 1 when a case failed.
+ *
+ * <p>A case with "env" runs in a child JVM of this class started with that environment (CONTRACT_ONLY=its id), so
+ * that the client takes its token from its real process environment ({@code System.getenv()} cannot be changed).
  */
 public class ContractTest {
+
+    /** The clients' token chain, first non-empty one wins; a case's "env" replaces all three. */
+    private static final List<String> TOKEN_VARIABLES = CacheClient.TOKEN_VARIABLES;
+    /** A child runs one case: its JVM's start plus at most one case's time. */
+    private static final long CHILD_TIMEOUT_SECONDS = 30;
 
     public static void main(String[] args) throws Exception {
         String casesPath = System.getenv("CONTRACT_CASES");
@@ -40,6 +53,7 @@ public class ContractTest {
             return;
         }
         boolean startup = "1".equals(System.getenv("CONTRACT_STARTUP"));
+        String only = System.getenv("CONTRACT_ONLY"); // set in a child: the id of the one case it runs
         Map<String, Object> table = asMap(Json.parse(Files.readString(Path.of(casesPath), StandardCharsets.UTF_8)));
         List<Object> cases = asList(table.get("cases"));
 
@@ -54,13 +68,20 @@ public class ContractTest {
         long started = System.nanoTime();
         for (Object c : cases) {
             Map<String, Object> testCase = asMap(c);
-            if (Boolean.TRUE.equals(testCase.get("startup")) != startup) {
+            String id = (String) testCase.get("id");
+            if (only != null ? !only.equals(id) : Boolean.TRUE.equals(testCase.get("startup")) != startup) {
                 continue;
             }
-            String id = (String) testCase.get("id");
             String why;
             try {
-                why = run(testCase, values);
+                if (!testCase.containsKey("env")) {
+                    why = run(testCase, values);
+                } else if (only == null) {
+                    why = runInChild(testCase, id);
+                } else {
+                    why = checkChildEnvironment(asMap(testCase.get("env")));
+                    why = why != null ? why : run(testCase, values);
+                }
             } catch (Exception e) {
                 why = "test error: " + e;
             }
@@ -72,18 +93,97 @@ public class ContractTest {
                 System.out.println("FAIL " + id + ": " + why);
             }
         }
+        if (only != null && passed + failed.size() != 1) {
+            System.out.println("FAIL CONTRACT_ONLY names " + (passed + failed.size()) + " cases, not one");
+            System.exit(1);
+        }
         long ms = (System.nanoTime() - started) / 1_000_000;
         System.out.println((failed.isEmpty() ? "passed: " : "FAILED: ") + passed + " passed, " + failed.size()
                 + " failed" + (startup ? " (startup cases)" : "") + " in " + ms + " ms");
         System.exit(failed.isEmpty() ? 0 : 1);
     }
 
+    /**
+     * Runs a case with "env" in a child JVM of this class, started with the case's environment; null when it
+     * passed there, else why not (the child's output, with every token in it masked).
+     */
+    private static String runInChild(Map<String, Object> testCase, String id) throws Exception {
+        if (testCase.containsKey("client") && asMap(testCase.get("client")).containsKey("token")) {
+            return "test error: a case with env gives no token option";
+        }
+        String token = System.getenv("AWS_SESSION_TOKEN");
+        if (token == null || token.isEmpty()) {
+            return "test error: AWS_SESSION_TOKEN (the extension's token, \"$TOKEN\") is not set";
+        }
+        Map<String, String> variables = new LinkedHashMap<>();
+        for (Map.Entry<String, Object> entry : asMap(testCase.get("env")).entrySet()) {
+            variables.put(entry.getKey(), "$TOKEN".equals(entry.getValue()) ? token : (String) entry.getValue());
+        }
+        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        ProcessBuilder builder = new ProcessBuilder(java, "-cp", System.getProperty("java.class.path"), "ContractTest");
+        Map<String, String> env = builder.environment();
+        env.keySet().removeAll(TOKEN_VARIABLES);
+        env.putAll(variables);
+        env.put("CONTRACT_ONLY", id);
+        Process child = builder.redirectErrorStream(true).start();
+        CompletableFuture<byte[]> output = CompletableFuture.supplyAsync(() -> {
+            try (InputStream in = child.getInputStream()) {
+                return in.readAllBytes(); // ends when the child exits or is killed
+            } catch (IOException e) {
+                return ("(output not read: " + e.getClass().getSimpleName() + ")").getBytes(StandardCharsets.UTF_8);
+            }
+        });
+        boolean exited = child.waitFor(CHILD_TIMEOUT_SECONDS, TimeUnit.SECONDS);
+        if (!exited) {
+            child.destroyForcibly().waitFor(CHILD_TIMEOUT_SECONDS, TimeUnit.SECONDS);
+        }
+        String text = new String(output.get(CHILD_TIMEOUT_SECONDS, TimeUnit.SECONDS), StandardCharsets.UTF_8);
+        for (String secret : variables.values()) {
+            text = secret.isEmpty() ? text : text.replace(secret, "<token>");
+        }
+        text = text.replace(token, "<token>");
+        if (exited && child.exitValue() == 0 && Arrays.asList(text.split("\n")).contains("ok " + id)) {
+            return null;
+        }
+        String shown = "\n  | " + text.strip().replace("\n", "\n  | "); // never a line of its own starting "ok "
+        return (exited ? "failed in its child JVM (exit " + child.exitValue() + "):" : "the child JVM did not finish within "
+                + CHILD_TIMEOUT_SECONDS + " s:") + shown;
+    }
+
+    /** In the child: the environment the parent gave it is the case's, token variables included; null when so. */
+    private static String checkChildEnvironment(Map<String, Object> caseEnv) {
+        for (String name : TOKEN_VARIABLES) {
+            Object want = caseEnv.get(name);
+            String got = System.getenv(name);
+            boolean matches;
+            if (want == null) {
+                matches = got == null;
+            } else if ("$TOKEN".equals(want)) {
+                matches = got != null && !got.isEmpty();
+            } else {
+                matches = want.equals(got);
+            }
+            if (!matches) {
+                return "test error: " + name + " in the child's environment is not what the case says";
+            }
+        }
+        return null;
+    }
+
     /** Runs one case; null when it passed, else why not. */
     private static String run(Map<String, Object> testCase, Set<String> values) {
         Map<String, Object> options = testCase.containsKey("client") ? asMap(testCase.get("client")) : null;
         CacheClient client = options == null ? new CacheClient() : build(options);
-        String token = options != null && options.get("token") instanceof String
-                ? (String) options.get("token") : defaultToken();
+        List<String> tokens = new ArrayList<>();
+        if (options != null && options.get("token") instanceof String) {
+            tokens.add((String) options.get("token"));
+        }
+        for (String name : TOKEN_VARIABLES) { // every token the client could have taken from its environment
+            String value = System.getenv(name);
+            if (value != null && !value.isEmpty()) {
+                tokens.add(value);
+            }
+        }
         String name = (String) testCase.get("name");
         Transform transform = transform((String) testCase.get("transform"));
         Map<String, Object> expect = asMap(testCase.get("expect"));
@@ -95,7 +195,7 @@ public class ContractTest {
                 result = call(client, (String) testCase.get("call"), name, (String) testCase.get("source"), transform);
             }
         } catch (CacheExtensionException e) {
-            String leak = leak(e, token, values);
+            String leak = leak(e, tokens, values);
             if (leak != null) {
                 return leak;
             }
@@ -220,11 +320,13 @@ public class ContractTest {
     }
 
     /** Why the exception (or one of its causes) says too much, or null. */
-    private static String leak(Throwable e, String token, Set<String> values) {
+    private static String leak(Throwable e, List<String> tokens, Set<String> values) {
         for (Throwable t = e; t != null; t = t.getCause()) {
             String message = String.valueOf(t.getMessage());
-            if (token != null && !token.isEmpty() && message.contains(token)) {
-                return "an exception message contains the token";
+            for (String token : tokens) {
+                if (message.contains(token)) {
+                    return "an exception message contains the token";
+                }
             }
             for (String value : values) {
                 if (message.contains(value)) {
@@ -352,11 +454,6 @@ public class ContractTest {
             default:
                 throw new IllegalArgumentException("unknown transform " + name);
         }
-    }
-
-    private static String defaultToken() {
-        String token = System.getenv("CACHE_EXTENSION_TOKEN");
-        return token == null || token.isEmpty() ? System.getenv("AWS_SESSION_TOKEN") : token;
     }
 
     private static String describe(CacheExtensionException e) {

@@ -271,7 +271,7 @@ public class UnitTest {
                 equal("é😀 ü", client(fx).build().getParameter("p"));
             }
         });
-        check("http: token header, CACHE_EXTENSION_TOKEN preferred to AWS_SESSION_TOKEN", () -> {
+        check("http: token header, CACHE_EXTENSION_TOKEN before AWS_SESSION_TOKEN before AWS_CONTAINER_AUTHORIZATION_TOKEN", () -> {
             try (FakeExtension fx = new FakeExtension(ok("v"))) {
                 String port = String.valueOf(fx.port());
                 env(port, "ext-token", "session").build().getParameter("p");
@@ -285,6 +285,20 @@ public class UnitTest {
                 env(port, null, null).build().getParameter("p");
                 equal(null, fx.last().header("x-aws-parameters-secrets-token"));
                 equal(null, fx.last().header("x-forwarded-for"));
+                // Lambda SnapStart has no AWS_SESSION_TOKEN: the container credentials' token is the last resort.
+                env(port, "ext-token", "session", "container").build().getParameter("p");
+                equal(Collections.singletonList("ext-token"), fx.last().header("x-aws-parameters-secrets-token"));
+                env(port, "", "session", "container").build().getParameter("p");
+                equal(Collections.singletonList("session"), fx.last().header("x-aws-parameters-secrets-token"));
+                env(port, null, null, "container").build().getParameter("p");
+                equal(Collections.singletonList("container"), fx.last().header("x-aws-parameters-secrets-token"));
+                env(port, "", "", "container").build().getParameter("p");
+                equal(Collections.singletonList("container"), fx.last().header("x-aws-parameters-secrets-token"));
+                env(port, null, null, "container").token("explicit").build().getParameter("p");
+                equal(Collections.singletonList("explicit"), fx.last().header("x-aws-parameters-secrets-token"));
+                env(port, "", "", "").build().getParameter("p");
+                equal(null, fx.last().header("x-aws-parameters-secrets-token"));
+                notContains(env(port, null, null, "container").build().toString(), "container");
             }
         });
         check("http: port from CACHE_EXTENSION_PORT, else 4000; bad values refused", () -> {
@@ -819,7 +833,15 @@ public class UnitTest {
 
     /** A builder reading the given environment only (null: unset). */
     private static CacheClient.Builder env(String port, String extensionToken, String sessionToken) {
+        return env(port, extensionToken, sessionToken, null);
+    }
+
+    /** A builder reading the given environment only (null: unset), AWS_CONTAINER_AUTHORIZATION_TOKEN included. */
+    private static CacheClient.Builder env(String port, String extensionToken, String sessionToken, String containerToken) {
         Map<String, String> env = new HashMap<>();
+        if (containerToken != null) {
+            env.put("AWS_CONTAINER_AUTHORIZATION_TOKEN", containerToken);
+        }
         if (port != null) {
             env.put("CACHE_EXTENSION_PORT", port);
         }

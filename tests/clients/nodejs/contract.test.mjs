@@ -4,14 +4,22 @@
 //   NODE_PATH=<layer>/nodejs/node_modules node --test tests/clients/nodejs/
 //
 // The client is loaded by its bare name so that NODE_PATH decides which copy (the built layer's) is tested.
-// With CONTRACT_STARTUP=1 only the cases marked "startup" run, otherwise only the others.
+// With CONTRACT_STARTUP=1 only the cases marked "startup" run, otherwise only the others. A case with "env"
+// runs in a child process of this file started with that environment (CONTRACT_ONLY=its id), so that the
+// client takes its token from its real process environment.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { after, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 
 const CASE_TIMEOUT_MS = 10_000;
+const CHILD_TIMEOUT_MS = 10_000; // a child runs one case: its own start plus at most one case's time
+// The clients' token chain, first non-empty one wins; a case's "env" replaces all three (cases.json's "about").
+const TOKEN_VARIABLES = ['CACHE_EXTENSION_TOKEN', 'AWS_SESSION_TOKEN', 'AWS_CONTAINER_AUTHORIZATION_TOKEN'];
 const casesPath = process.env.CONTRACT_CASES;
+const only = process.env.CONTRACT_ONLY; // set in a child: the id of the one case it runs
 
 if (!casesPath) {
   test('client contract', { skip: 'CONTRACT_CASES is not set (it names tests/contract/cases.json; the pytest suite sets it)' }, () => {});
@@ -28,7 +36,10 @@ if (!casesPath) {
 
   const table = JSON.parse(readFileSync(casesPath, 'utf8'));
   const startup = process.env.CONTRACT_STARTUP === '1';
-  const cases = table.cases.filter((c) => Boolean(c.startup) === startup);
+  const cases = only === undefined
+    ? table.cases.filter((c) => Boolean(c.startup) === startup)
+    : table.cases.filter((c) => c.id === only);
+  if (only !== undefined && cases.length !== 1) throw new Error(`CONTRACT_ONLY names ${cases.length} cases, not one`);
 
   // Text that must never show up in an error message: every expected value of the table.
   const secrets = new Set();
@@ -92,12 +103,54 @@ if (!casesPath) {
     for (const c of opened) c.close();
   });
 
+  /** The case's "env" with "$TOKEN" replaced: the token variables the client under test sees. */
+  const caseEnvironment = (c) => {
+    assert.equal(c.client?.token, undefined, 'a case with env gives no token option');
+    const token = process.env.AWS_SESSION_TOKEN;
+    assert.ok(token, 'AWS_SESSION_TOKEN (the extension\'s token, "$TOKEN") is not set');
+    return Object.fromEntries(Object.entries(c.env).map(([name, value]) => [name, value === '$TOKEN' ? token : value]));
+  };
+
+  /** Runs a case with "env" in a child process started with that environment; the child checks the case. */
+  const runInChild = (c) => {
+    const variables = caseEnvironment(c);
+    const env = { ...process.env };
+    for (const name of TOKEN_VARIABLES) delete env[name];
+    delete env.NODE_TEST_CONTEXT; // set by `node --test`: the child must report as a program of its own
+    Object.assign(env, variables, { CONTRACT_ONLY: c.id });
+    const child = spawnSync(process.execPath, ['--test-reporter=tap', fileURLToPath(import.meta.url)],
+      { env, encoding: 'utf8', timeout: CHILD_TIMEOUT_MS, killSignal: 'SIGKILL' });
+    let output = `${child.stdout ?? ''}${child.stderr ?? ''}`;
+    for (const text of [process.env.AWS_SESSION_TOKEN, ...Object.values(variables)].filter(Boolean)) {
+      output = output.split(text).join('<token>'); // whatever the child says, no token in this report
+    }
+    assert.ok(!child.error, `the child process failed to run: ${child.error?.code ?? child.error}\n${output}`);
+    assert.equal(child.status, 0, `the case failed in its child process (status ${child.status}, signal ${child.signal}):\n${output}`);
+    assert.match(output, /^# pass 1$/m, `the child process did not pass exactly one case:\n${output}`);
+  };
+
+  /** In the child: the environment the parent gave it is the case's, token variables included. */
+  const checkChildEnvironment = (c) => {
+    for (const name of TOKEN_VARIABLES) {
+      const want = c.env[name];
+      const got = process.env[name];
+      if (want === undefined) assert.equal(got, undefined, `${name} is set, the case does not name it`);
+      else if (want === '$TOKEN') assert.ok(got, `${name} is not the extension's token`);
+      else assert.equal(got, want, `${name} is not the case's value`);
+    }
+  };
+
   if (cases.length === 0) {
     test('client contract', { skip: `no case in ${casesPath} with startup=${startup}` }, () => {});
   }
 
   for (const c of cases) {
+    if (c.env !== undefined && only === undefined) {
+      test(c.id, { timeout: CASE_TIMEOUT_MS + CHILD_TIMEOUT_MS }, () => runInChild(c));
+      continue;
+    }
     test(c.id, { timeout: CASE_TIMEOUT_MS }, async () => {
+      if (c.env !== undefined) checkChildEnvironment(c);
       const cacheClient = clientFor(c.client);
       const { expect } = c;
       if (expect.error === undefined) {
@@ -141,7 +194,7 @@ if (!casesPath) {
         assert.ok(typeof error.retryAfter === 'number' && error.retryAfter >= expect.retryAfterAtLeast,
           `retryAfter ${error.retryAfter}, expected at least ${expect.retryAfterAtLeast}`);
       }
-      const tokens = [c.client?.token, process.env.AWS_SESSION_TOKEN, process.env.CACHE_EXTENSION_TOKEN].filter(Boolean);
+      const tokens = [c.client?.token, ...TOKEN_VARIABLES.map((name) => process.env[name])].filter(Boolean);
       for (const text of [...tokens, ...secrets]) {
         assert.ok(!error.message.includes(text), 'the error message contains the token or a value');
       }

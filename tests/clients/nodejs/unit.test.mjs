@@ -560,19 +560,30 @@ test('refresh: with substituted values, nothing is sent and the lists are empty'
   assert.equal(server.requests.length, 0);
 });
 
-test('token: option, then CACHE_EXTENSION_TOKEN, then AWS_SESSION_TOKEN', TIMEOUT, async () => {
+test('token: option, then CACHE_EXTENSION_TOKEN, then AWS_SESSION_TOKEN, then AWS_CONTAINER_AUTHORIZATION_TOKEN', TIMEOUT, async () => {
   const server = await serve((req, res) => send(res, 200, 'ok'));
-  const tokenOf = async (env, options = {}) => {
+  const tokenOf = async ([ext, session, container], options = {}) => {
+    const env = { CACHE_EXTENSION_TOKEN: ext, AWS_SESSION_TOKEN: session, AWS_CONTAINER_AUTHORIZATION_TOKEN: container };
     const client = withEnv(env, () => new CacheClient({ port: server.port, ...options }));
     clients.push(client);
     await client.getParameter('p');
     return server.requests.at(-1).headers['x-aws-parameters-secrets-token'];
   };
-  assert.equal(await tokenOf({ CACHE_EXTENSION_TOKEN: 'ext', AWS_SESSION_TOKEN: 'session' }), 'ext');
-  assert.equal(await tokenOf({ CACHE_EXTENSION_TOKEN: '', AWS_SESSION_TOKEN: 'session' }), 'session');
-  assert.equal(await tokenOf({ CACHE_EXTENSION_TOKEN: undefined, AWS_SESSION_TOKEN: 'session' }), 'session');
-  assert.equal(await tokenOf({ CACHE_EXTENSION_TOKEN: 'ext', AWS_SESSION_TOKEN: 'session' }, { token: 'opt' }), 'opt');
-  assert.equal(await tokenOf({ CACHE_EXTENSION_TOKEN: undefined, AWS_SESSION_TOKEN: undefined }), undefined);
+  assert.equal(await tokenOf(['ext', 'session', 'container']), 'ext');
+  assert.equal(await tokenOf(['', 'session', 'container']), 'session');
+  assert.equal(await tokenOf([undefined, 'session', undefined]), 'session');
+  assert.equal(await tokenOf([undefined, 'session', 'container']), 'session');
+  assert.equal(await tokenOf([undefined, undefined, 'container']), 'container'); // SnapStart: no session token
+  assert.equal(await tokenOf(['', '', 'container']), 'container');
+  assert.equal(await tokenOf(['ext', 'session', 'container'], { token: 'opt' }), 'opt');
+  assert.equal(await tokenOf([undefined, undefined, undefined]), undefined);
+  assert.equal(await tokenOf(['', '', '']), undefined);
+  const guard = await serve((req, res) => (req.headers['x-aws-parameters-secrets-token'] === undefined
+    ? sendError(res, 401, 'MissingToken', 'no token header') : send(res, 200, 'ok')));
+  const noToken = withEnv({ CACHE_EXTENSION_TOKEN: '', AWS_SESSION_TOKEN: undefined, AWS_CONTAINER_AUTHORIZATION_TOKEN: undefined },
+    () => new CacheClient({ port: guard.port }));
+  clients.push(noToken);
+  await assert.rejects(noToken.getParameter('p'), (err) => err.status === 401 && err.message.includes('AWS_CONTAINER_AUTHORIZATION_TOKEN'));
   const client = withEnv({ CACHE_EXTENSION_TOKEN: 'hidden-token' }, () => new CacheClient({ port: 1 }));
   assert.ok(!JSON.stringify(client).includes('hidden-token'));
   assert.throws(() => new CacheClient({ token: 'bad\ntoken' }), TypeError);

@@ -19,6 +19,7 @@ import java.util.ArrayList;
 import java.util.Base64;
 import java.util.Collections;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
@@ -40,7 +41,9 @@ import java.util.Optional;
  * }</pre>
  *
  * <p>Defaults come from the environment: the port from {@code CACHE_EXTENSION_PORT} (else 4000), the token
- * from {@code CACHE_EXTENSION_TOKEN} when non-empty, else {@code AWS_SESSION_TOKEN}. Each call waits at most
+ * from the first non-empty of {@code CACHE_EXTENSION_TOKEN}, {@code AWS_SESSION_TOKEN} and
+ * {@code AWS_CONTAINER_AUTHORIZATION_TOKEN} (Lambda SnapStart has no session token), as the extension chooses
+ * its own. Each call waits at most
  * {@link #DEFAULT_TIMEOUT} for an answer; while the extension is still starting (connection refused, a broken
  * connection before any answer, or 503) it is retried with a short backoff for up to
  * {@link #DEFAULT_STARTUP_TIMEOUT}. A refresh ({@link #refresh(String, String)}, {@link #refreshAll()}) waits for
@@ -62,6 +65,14 @@ public final class CacheClient {
 
     /** The header that carries the token. */
     public static final String TOKEN_HEADER = "X-Aws-Parameters-Secrets-Token";
+
+    /**
+     * Where the default token comes from, in order: the first non-empty one wins (Lambda SnapStart has no
+     * {@code AWS_SESSION_TOKEN}). The extension reads the same variables in the same order.
+     */
+    public static final List<String> TOKEN_VARIABLES =
+            List.of("CACHE_EXTENSION_TOKEN", "AWS_SESSION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN");
+
     public static final int DEFAULT_PORT = 4000;
     public static final Duration DEFAULT_TIMEOUT = Duration.ofSeconds(1);
     public static final Duration DEFAULT_STARTUP_TIMEOUT = Duration.ofSeconds(2);
@@ -115,13 +126,11 @@ public final class CacheClient {
         }
         this.port = builder.port != null ? builder.port : portFromEnvironment(env);
         String chosen = builder.token;
-        if (chosen == null) {
-            chosen = env.get("CACHE_EXTENSION_TOKEN");
-            if (chosen == null || chosen.isEmpty()) {
-                chosen = env.get("AWS_SESSION_TOKEN");
-            }
+        for (int i = 0; chosen == null && i < TOKEN_VARIABLES.size(); i++) {
+            String value = env.get(TOKEN_VARIABLES.get(i));
+            chosen = value == null || value.isEmpty() ? null : value;
         }
-        this.token = chosen == null || chosen.isEmpty() ? null : checkToken(chosen);
+        this.token = chosen == null ? null : checkToken(chosen);
         this.http = HttpClient.newBuilder()
                 .version(HttpClient.Version.HTTP_1_1)
                 .connectTimeout(timeout)
@@ -640,8 +649,8 @@ public final class CacheClient {
         }
 
         /**
-         * The token sent in {@code X-Aws-Parameters-Secrets-Token} (default: {@code CACHE_EXTENSION_TOKEN} when non-empty, else
-         * {@code AWS_SESSION_TOKEN}); null restores the default.
+         * The token sent in {@code X-Aws-Parameters-Secrets-Token} (default: the first non-empty of
+         * {@link #TOKEN_VARIABLES} in the environment); null restores the default.
          */
         public Builder token(String token) {
             if (token != null && token.isEmpty()) {
