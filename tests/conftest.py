@@ -134,7 +134,7 @@ def launch(layer_dir: Path, moto: MotoServer, task_root: Path, config_text: str,
     token = f"session-token-{uuid.uuid4().hex}"
     extra = {"PATH": path_for(layer_dir), "CACHE_EXTENSION_PORT": str(port), **(env or {})}
     environment = lambda_environment(endpoint=moto.endpoint, region=REGION, token=token,
-                                     task_root=str(task_root), extra=extra)
+                                     config=str(config_path), extra=extra)
     emulator = ExtensionsApiEmulator(region=REGION, register_delay=register_delay).start()
     extension = emulator.launch(str(layer_dir / "extensions" / "cache-extension"), environment)
     handle = RunningExtension(emulator, extension, port, token, config_path)

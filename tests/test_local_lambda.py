@@ -29,8 +29,10 @@ from local_lambda.extensions_api import (
     ExtensionCrashed,
     ExtensionsApiEmulator,
     InitFailed,
+    InvokeTimedOut,
     LambdaEmulator,
     RuntimeExited,
+    new_trace_id,
 )
 
 BASE = "/2020-01-01/extension"
@@ -56,6 +58,7 @@ def call(method, path, body=None, headers=None):
         return error.code, error.headers, json.loads(error.read() or b"null")
 
 
+print("env", json.dumps(dict(os.environ), sort_keys=True), flush=True)
 if MODE == "exit":
     print("giving up before register", flush=True)
     sys.exit(1)
@@ -90,7 +93,8 @@ while True:
         print("next failed", status, flush=True)
         sys.exit(1)
     detail = event.get("requestId") or event.get("shutdownReason")
-    print("event", event["eventType"], detail, headers["Lambda-Extension-Event-Identifier"], flush=True)
+    print("event", event["eventType"], detail, headers.get("Lambda-Extension-Event-Identifier"), flush=True)
+    print("json", json.dumps(event), flush=True)
     if event["eventType"] == "INVOKE" and MODE == "crash_on_invoke":
         sys.exit(3)
     if event["eventType"] == "INVOKE" and MODE == "slow_invoke":
@@ -180,18 +184,18 @@ def test_register_invoke_shutdown_flow(emulator: ExtensionsApiEmulator, ext_dir:
     assert event["invokedFunctionArn"] == (
         "arn:aws:lambda:us-west-2:123456789012:function:cache-extension-example"
     )
-    assert event["tracing"]["type"] == "X-Amzn-Trace-Id"
-    assert event["tracing"]["value"].startswith("Root=1-")
+    assert "tracing" not in event  # as RIE: no trace id on the invoke, no tracing
     assert wait_for(lambda: "event INVOKE req-1" in ext.output)
 
-    emulator.invoke("req-2", timeout=5)
+    event = emulator.invoke("req-2", timeout=5, trace_id="Root=1-5e1b4151-5ac6c58f5b5daa6532e4c8e0;Sampled=0")
+    assert event["tracing"] == {"type": "X-Amzn-Trace-Id", "value": "Root=1-5e1b4151-5ac6c58f5b5daa6532e4c8e0;Sampled=0"}
     assert wait_for(lambda: "event INVOKE req-2" in ext.output)
 
     result = emulator.shutdown(timeout=2)
     assert set(result) == {"good-ext"}
     assert result["good-ext"] is not None and result["good-ext"] < 2
     assert ext.wait_exit(1) == 0
-    assert "event SHUTDOWN spindown" in ext.output
+    assert "event SHUTDOWN SandboxTerminated None" in ext.output  # RIE's reason on SIGTERM, no event id
     assert ext.exited_at is not None and ext.exited_at >= ext.init_done_at
 
     calls = [(c.call, c.status) for c in emulator.calls if c.extension == "good-ext"]
@@ -278,7 +282,7 @@ def test_shutdown_kills_extension_that_ignores_it(emulator: ExtensionsApiEmulato
     assert 0.5 <= elapsed < 2.0
     assert ext.wait_exit(1) is not None and ext.process is not None
     assert ext.process.returncode < 0  # killed by a signal
-    assert wait_for(lambda: "event SHUTDOWN spindown" in ext.output)
+    assert wait_for(lambda: "event SHUTDOWN SandboxTerminated" in ext.output)
 
 
 def test_crash_during_invoke_is_reported(emulator: ExtensionsApiEmulator, ext_dir: Path) -> None:
@@ -300,23 +304,33 @@ def test_register_validation(emulator: ExtensionsApiEmulator, ext_dir: Path) -> 
     assert status == 403
 
     name = {"Lambda-Extension-Name": "puppet"}
-    assert api(emulator, "POST", register, {"events": ["INVOKE", "BOGUS"]}, name)[0] == 400
-    assert api(emulator, "POST", register, {"events": "INVOKE"}, name)[0] == 400
-    assert api(emulator, "POST", register, None, name, raw=b"{not json")[0] == 400
+    # RIE answers every register error with 403 and its own error types.
+    status, _, body = api(emulator, "POST", register, {"events": ["INVOKE", "BOGUS"]}, name)
+    assert (status, body) == (403, {"errorMessage": "BOGUS: ErrorInvalidEventType", "errorType": "Extension.InvalidEventType"})
+    status, _, body = api(emulator, "POST", register, {"events": "INVOKE"}, name)
+    assert (status, body["errorType"]) == (403, "InvalidRequestFormat")
+    status, _, body = api(emulator, "POST", register, None, name, raw=b"{not json")
+    assert (status, body["errorType"]) == (403, "InvalidRequestFormat")
 
     status, headers, body = api(emulator, "POST", register, {"events": ["SHUTDOWN"]}, name)
     assert status == 200
     identifier = headers["Lambda-Extension-Identifier"]
     assert "accountId" not in body  # feature not requested
     status, _, body = api(emulator, "POST", register, events, name)
-    assert status == 403  # registers once
+    assert (status, body["errorType"]) == (403, "Extension.InvalidExtensionState")  # registers once
+    assert body["errorMessage"].startswith("State transition from Registered to Registered failed for extension puppet")
 
     status, _, body = api(emulator, "GET", f"{BASE}/event/next", None, {"Lambda-Extension-Identifier": "nope"})
-    assert status == 403 and body["errorType"]
-    assert api(emulator, "GET", f"{BASE}/event/next")[0] == 403
+    assert (status, body["errorType"]) == (403, "Extension.InvalidExtensionIdentifier")
+    status, _, body = api(emulator, "GET", f"{BASE}/event/next", None,
+                          {"Lambda-Extension-Identifier": "00000000-0000-0000-0000-000000000000"})
+    assert (status, body["errorType"]) == (403, "Extension.UnknownExtensionIdentifier")
+    status, _, body = api(emulator, "GET", f"{BASE}/event/next")
+    assert (status, body["errorType"]) == (403, "Extension.MissingExtensionIdentifier")
 
     ident = {"Lambda-Extension-Identifier": identifier}
-    assert api(emulator, "POST", f"{BASE}/init/error", {}, ident)[0] == 400  # no error type
+    status, _, body = api(emulator, "POST", f"{BASE}/init/error", {}, ident)  # no error type
+    assert (status, body["errorType"]) == (403, "Extension.MissingHeader")
     assert api(emulator, "POST", f"{BASE}/init/error", {}, {"Lambda-Extension-Function-Error-Type": "X.Y"})[0] == 403
     status, _, body = api(
         emulator, "POST", f"{BASE}/exit/error", None,
@@ -338,7 +352,7 @@ def test_register_validation(emulator: ExtensionsApiEmulator, ext_dir: Path) -> 
         emulator, "POST", f"{BASE}/init/error", {},
         {**ident, "Lambda-Extension-Function-Error-Type": "Extension.Late"},
     )
-    assert status == 403  # Init is over
+    assert status == 403  # Init is over (Extension.InvalidExtensionState)
     emulator.wait_init(timeout=1)
 
     emulator.close()
@@ -414,6 +428,9 @@ while True:
         sys.exit(2)
     if MODE == "no_response":
         time.sleep(60)
+    if MODE == "hang_once" and not os.path.exists(os.environ["MARKER"]):
+        open(os.environ["MARKER"], "w").close()
+        time.sleep(60)
     if MODE == "error":
         document = {"errorMessage": "it broke", "errorType": "ValueError", "stackTrace": ["line 1"]}
         status, _, _ = call("POST", f"/invocation/{request_id}/error", document,
@@ -433,6 +450,7 @@ while True:
         "headers": {k: v for k, v in headers.items() if k.lower().startswith("lambda-runtime-")},
         "content_type": headers.get("Content-Type"),
         "env": {k: os.environ.get(k) for k in ENV_KEYS},
+        "all_env": dict(os.environ),
         "wrong_id_status": wrong,
     }
     status, _, _ = call("POST", f"/invocation/{request_id}/response", answer)
@@ -449,10 +467,9 @@ def write_runtime(directory: Path) -> list[str]:
 
 
 def runtime_env(mode: str = "echo", **extra: str) -> dict[str, str]:
-    env = lambda_environment(endpoint="http://127.0.0.1:9", region="us-west-2", token="session-token",
-                             task_root="/ignored/by/cwd", extra={"MODE": mode, **extra})
-    del env["LAMBDA_TASK_ROOT"]  # launch_runtime sets it from cwd
-    return env
+    # No LAMBDA_TASK_ROOT: launch_runtime sets it from cwd.
+    return lambda_environment(endpoint="http://127.0.0.1:9", region="us-west-2", token="session-token",
+                              extra={"MODE": mode, **extra})
 
 
 @pytest.fixture
@@ -471,7 +488,8 @@ def test_runtime_invoke_round_trip(lam: LambdaEmulator, ext_dir: Path, tmp_path:
     lam.wait_init(timeout=10)
     assert runtime.init_done_at is not None and runtime.launched_at >= ext.registered_at
 
-    result = lam.invoke({"hello": "world"}, timeout=5)
+    trace = new_trace_id()
+    result = lam.invoke({"hello": "world"}, timeout=5, trace_id=trace)
     assert result.ok and result.error is None
     answer = result.response
     assert json.loads(result.payload) == answer
@@ -483,7 +501,7 @@ def test_runtime_invoke_round_trip(lam: LambdaEmulator, ext_dir: Path, tmp_path:
     assert headers["Lambda-Runtime-Invoked-Function-Arn"] == result.event["invokedFunctionArn"] == (
         "arn:aws:lambda:us-west-2:123456789012:function:cache-extension-example"
     )
-    assert headers["Lambda-Runtime-Trace-Id"] == result.event["tracing"]["value"]
+    assert headers["Lambda-Runtime-Trace-Id"] == result.event["tracing"]["value"] == trace
     assert answer["content_type"] == "application/json"
     assert answer["wrong_id_status"] == 400  # InvalidRequestID
     assert answer["env"] == {
@@ -505,6 +523,8 @@ def test_runtime_invoke_round_trip(lam: LambdaEmulator, ext_dir: Path, tmp_path:
 
     second = lam.invoke(None, request_id="req-2", timeout=5)
     assert second.request_id == "req-2" and second.response["event"] == {}
+    # As RIE: without a trace id, no tracing for the extensions and no Lambda-Runtime-Trace-Id for the runtime.
+    assert "tracing" not in second.event and "Lambda-Runtime-Trace-Id" not in second.response["headers"]
     assert second.init_duration is None  # only the cold invoke reports Init
     assert wait_for(lambda: "event INVOKE req-2" in ext.output and "invoke req-2" in runtime.output)
     with pytest.raises(ValueError, match="already used"):
@@ -629,8 +649,10 @@ def test_invoke_timeout_is_bounded(lam: LambdaEmulator, tmp_path: Path) -> None:
     lam.launch_runtime(write_runtime(tmp_path), runtime_env("no_response"), cwd=str(tmp_path))
     lam.wait_init(timeout=10)
     started = time.monotonic()
-    with pytest.raises(TimeoutError, match="got no response"):
-        lam.invoke({}, timeout=0.5)
+    result = lam.invoke({}, timeout=0.5)
+    # RIE answers 200 with this text; no extension registered, so the runtime is killed at once.
+    assert result.timed_out and result.payload == b"Task timed out after 0.50 seconds"
+    assert result.error is not None and result.error.error_type == "Sandbox.Timedout"
     assert time.monotonic() - started < 2
 
 
@@ -663,7 +685,7 @@ def test_runtime_api_protocol(lam: LambdaEmulator, tmp_path: Path) -> None:
     assert headers["Lambda-Runtime-Aws-Request-Id"] == "r/1"
     assert int(headers["Lambda-Runtime-Deadline-Ms"]) > time.time() * 1000
     assert headers["Lambda-Runtime-Invoked-Function-Arn"].endswith(":function:cache-extension-example")
-    assert headers["Lambda-Runtime-Trace-Id"].startswith("Root=1-")
+    assert "Lambda-Runtime-Trace-Id" not in headers  # no trace id on the invoke (RIE leaves the header out)
 
     path = f"{RUNTIME}/invocation/r%2F1/response"  # request ids are URL-encoded in the path
     status, _, body = api(lam, "POST", path, {"answer": 42})
@@ -685,7 +707,7 @@ def test_shutdown_stops_the_runtime_first(lam: LambdaEmulator, ext_dir: Path, tm
     assert set(result) == {"last"} and result["last"] is not None
     assert runtime.wait_exit(1) is not None and runtime.exited_at is not None
     assert ext.exited_at is not None and runtime.exited_at <= ext.exited_at
-    assert "event SHUTDOWN spindown" in ext.output
+    assert "event SHUTDOWN SandboxTerminated" in ext.output
     with pytest.raises(RuntimeError):
         lam.invoke({}, timeout=1)
 
@@ -794,9 +816,13 @@ def test_lambda_environment_does_not_leak(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("AWS_PROFILE", "real-account")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAREAL")
     env = lambda_environment(
-        endpoint="http://127.0.0.1:1", region="eu-west-1", token="tok", task_root="/var/task",
+        endpoint="http://127.0.0.1:1", region="eu-west-1", token="tok", config="/var/task/config.yaml",
         extra={"CACHE_EXTENSION_TTL": "30s"},
     )
+    # The extension's config comes through CACHE_EXTENSION_CONFIG: Lambda keeps LAMBDA_TASK_ROOT from extensions.
+    assert env["CACHE_EXTENSION_CONFIG"] == "/var/task/config.yaml" and "LAMBDA_TASK_ROOT" not in env
+    assert lambda_environment(endpoint="http://127.0.0.1:1", region="eu-west-1", token="tok",
+                              task_root="/opt/app")["CACHE_EXTENSION_CONFIG"] == "/opt/app/config.yaml"
     assert "AWS_PROFILE" not in env
     assert env["AWS_ACCESS_KEY_ID"] == "testing" and env["AWS_SESSION_TOKEN"] == "tok"
     assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == "eu-west-1"
@@ -808,3 +834,189 @@ def test_lambda_environment_does_not_leak(monkeypatch: pytest.MonkeyPatch) -> No
 def test_free_port() -> None:
     port = free_port()
     assert 1024 <= port <= 65535
+
+
+# -- agreement with AWS's Runtime Interface Emulator (RIE) ------------------------------------------
+
+
+def extension_env_seen(ext: Any) -> dict[str, str]:
+    assert wait_for(lambda: "env {" in ext.output)
+    return json.loads(ext.output.split("env ", 1)[1].splitlines()[0])
+
+
+def test_extensions_get_no_runtime_only_variables(lam: LambdaEmulator, ext_dir: Path) -> None:
+    runtime_only = {"LAMBDA_TASK_ROOT": "/var/task", "_HANDLER": "app.handler", "LAMBDA_RUNTIME_DIR": "/var/runtime",
+                    "AWS_EXECUTION_ENV": "AWS_Lambda_python3.11", "AWS_LAMBDA_MAX_CONCURRENCY": "4",
+                    "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/f", "AWS_LAMBDA_LOG_STREAM_NAME": "s",
+                    "AWS_XRAY_DAEMON_ADDRESS": "169.254.79.129:2000", "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+                    "_AWS_XRAY_DAEMON_ADDRESS": "169.254.79.129", "_AWS_XRAY_DAEMON_PORT": "2000",
+                    "_X_AMZN_TRACE_ID": "Root=1-x"}
+    ext = lam.launch(write_extension(ext_dir, "env-ext"), ext_env(**runtime_only, CUSTOMER_VAR="kept"))
+    lam.wait_init(timeout=10)
+    seen = extension_env_seen(ext)
+    assert not set(runtime_only) & set(seen)
+    assert seen["CUSTOMER_VAR"] == "kept" and seen["AWS_LAMBDA_RUNTIME_API"] == lam.address
+
+
+def test_shutdown_and_invoke_events_as_rie_sends_them(lam: LambdaEmulator, ext_dir: Path) -> None:
+    lam.launch(write_extension(ext_dir, "puppet"), ext_env("sleep"))
+    status, headers, _ = api(lam, "POST", f"{BASE}/register", {"events": ["INVOKE", "SHUTDOWN"]},
+                             {"Lambda-Extension-Name": "puppet"})
+    assert status == 200
+    ident = {"Lambda-Extension-Identifier": headers["Lambda-Extension-Identifier"]}
+    answers: list[Any] = []
+
+    def next_event() -> None:
+        request = urllib.request.Request(f"http://{lam.address}{BASE}/event/next", headers=ident)
+        with urllib.request.urlopen(request, timeout=10) as response:
+            answers.append((dict(response.headers), response.read()))
+
+    poller = threading.Thread(target=next_event, daemon=True)
+    poller.start()
+    lam.wait_init(timeout=5)
+    invoker = threading.Thread(target=lambda: lam.invoke("req-1", timeout=5), daemon=True)
+    invoker.start()
+    poller.join(timeout=5)
+    invoke_headers, invoke_body = answers[0]
+    assert invoke_headers["Content-Type"] == "application/json"
+    assert invoke_headers["Lambda-Extension-Event-Identifier"]
+    assert list(json.loads(invoke_body)) == ["eventType", "deadlineMs", "requestId", "invokedFunctionArn"]
+
+    poller = threading.Thread(target=next_event, daemon=True)
+    poller.start()
+    invoker.join(timeout=5)
+    before = time.time() * 1000
+    result = lam.shutdown(timeout=0.5)  # the puppet never exits by itself
+    poller.join(timeout=5)
+    assert result == {"puppet": None}
+    shutdown_headers, shutdown_body = answers[1]
+    assert "Lambda-Extension-Event-Identifier" not in shutdown_headers
+    assert shutdown_headers["Content-Type"] == "text/plain; charset=utf-8"
+    event = json.loads(shutdown_body)
+    assert list(event) == ["eventType", "deadlineMs", "shutdownReason"]
+    assert (event["eventType"], event["shutdownReason"]) == ("SHUTDOWN", "SandboxTerminated")
+    assert before + 400 <= event["deadlineMs"] <= time.time() * 1000 + 500
+
+
+def test_register_answers_as_rie(emulator: ExtensionsApiEmulator, ext_dir: Path) -> None:
+    import http.client
+
+    emulator.launch(write_extension(ext_dir, "puppet"), ext_env("sleep"))
+    host, port = emulator.address.split(":")
+
+    def register(extra: dict[str, str]) -> tuple[int, Any, Any]:
+        connection = http.client.HTTPConnection(host, int(port), timeout=5)
+        try:
+            connection.request("POST", f"{BASE}/register", json.dumps({"events": ["SHUTDOWN"]}),
+                               {"Lambda-Extension-Name": "puppet", **extra})
+            response = connection.getresponse()
+            return response.status, response.headers, json.loads(response.read())
+        finally:
+            connection.close()
+
+    # The extension's own client asks for Connection: close; RIE's Go server answers so.
+    status, headers, body = register({"Connection": "close"})
+    assert status == 200 and headers["Connection"] == "close"
+    assert body == {"functionName": "cache-extension-example", "functionVersion": "$LATEST", "handler": "app.handler"}
+    status, headers, body = register({})
+    assert headers.get("Connection") is None  # kept alive when not asked otherwise
+    assert (status, body["errorType"]) == (403, "Extension.InvalidExtensionState")
+
+
+def test_timeout_resets_the_environment(lam: LambdaEmulator, ext_dir: Path, tmp_path: Path) -> None:
+    ext = lam.launch(write_extension(ext_dir, "watcher"), ext_env())
+    runtime = lam.launch_runtime(write_runtime(tmp_path), runtime_env("hang_once", MARKER=str(tmp_path / "hung")),
+                                 cwd=str(tmp_path))
+    lam.wait_init(timeout=10)
+    started = time.monotonic()
+    result = lam.invoke({}, request_id="too-slow", timeout=0.5)
+    assert result.timed_out and result.payload == b"Task timed out after 0.50 seconds"
+    assert time.monotonic() - started < 3  # the timeout, then SHUTDOWN: the extension exits at once
+    assert lam.resets == ["Timeout"]
+    assert "event SHUTDOWN Timeout None" in ext.output
+    assert ext.wait_exit(1) == 0 and runtime.wait_exit(1) is not None  # every process is gone
+
+    again = lam.invoke({"n": 2}, timeout=5)  # a new INIT first: the same extension and runtime, started again
+    assert again.ok and again.response["event"] == {"n": 2}
+    assert again.init_duration is not None and again.init_duration == lam.init_duration
+    new_ext, new_runtime = lam.extensions[0], lam.runtime
+    assert new_ext is not ext and new_runtime is not runtime and lam.retired == [ext]
+    assert lam.retired_runtimes == [runtime]
+    assert new_ext.name == "watcher" and new_runtime.command == runtime.command
+    assert extension_env_seen(new_ext) == extension_env_seen(ext)
+    assert wait_for(lambda: f"event INVOKE {again.request_id}" in new_ext.output)
+    assert lam.invoke({}, timeout=5).init_duration is None
+
+
+def test_timeout_without_runtime_resets_and_raises(emulator: ExtensionsApiEmulator, ext_dir: Path) -> None:
+    ext = emulator.launch(write_extension(ext_dir, "slowpoke"), ext_env("slow_invoke", DELAY="3"))
+    emulator.wait_init(timeout=10)
+    with pytest.raises(InvokeTimedOut):
+        emulator.invoke("late", timeout=0.3)
+    assert ext.wait_exit(3) is not None and emulator.resets == ["Timeout"]
+    emulator.invoke("fresh", timeout=5)  # after a new INIT
+    assert emulator.extensions[0] is not ext and "event INVOKE fresh" in emulator.extensions[0].output
+
+
+MI_HANDLER = """\
+import os, time
+
+def handler(event, context):
+    time.sleep(event.get("sleep", 0))
+    return {"pid": os.getpid(), "env": {k: os.environ.get(k) for k in
+            ("AWS_LAMBDA_MAX_CONCURRENCY", "AWS_LAMBDA_INITIALIZATION_TYPE")}}
+"""
+
+
+def test_managed_instances_refuse_invoke_subscriptions(ext_dir: Path) -> None:
+    with LambdaEmulator(max_concurrency=2) as lam:
+        ext = lam.launch(write_extension(ext_dir, "wants-invoke"), ext_env())
+        with pytest.raises(InitFailed) as failure:
+            lam.wait_init(timeout=10)
+        assert failure.value.errors[0]["error_type"] == "Extension.Crash"
+        assert 'register 403 {"errorMessage": "INVOKE: ErrorInvalidEventType", "errorType": "Extension.InvalidEventType"}' in ext.output
+
+
+def test_managed_instances_run_invokes_concurrently(ext_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(MI_HANDLER)
+    env = runtime_env()
+    with LambdaEmulator(max_concurrency=2) as lam:
+        ext = lam.launch(write_extension(ext_dir, "shutdown-only"), ext_env(EVENTS="SHUTDOWN"))
+        lam.launch_runtime([sys.executable, "-m", "awslambdaric", "app.handler"], env, cwd=str(tmp_path))
+        lam.wait_init(timeout=20)
+        seen = extension_env_seen(ext)
+        assert seen["AWS_LAMBDA_INITIALIZATION_TYPE"] == "lambda-managed-instances"
+        assert "AWS_LAMBDA_MAX_CONCURRENCY" not in seen
+        results: list[Any] = []
+        threads = [threading.Thread(target=lambda: results.append(lam.invoke({"sleep": 1.0}, timeout=10)), daemon=True)
+                   for _ in range(2)]
+        started = time.monotonic()
+        for thread in threads:
+            thread.start()
+        assert wait_for(lambda: lam._in_flight == 2, timeout=5)
+        third = lam.invoke({}, timeout=5)  # a third while two are in flight: no idle runtime worker
+        assert third.error is not None and third.error.error_type == "Runtime.Unavailable"
+        for thread in threads:
+            thread.join(timeout=10)
+        assert time.monotonic() - started < 1.9  # the two ran at the same time
+        assert [r.ok for r in results] == [True, True]
+        assert len({r.response["pid"] for r in results}) == 2  # one worker process each
+        assert results[0].response["env"] == {"AWS_LAMBDA_MAX_CONCURRENCY": "2",
+                                              "AWS_LAMBDA_INITIALIZATION_TYPE": "lambda-managed-instances"}
+        assert "event INVOKE" not in ext.output  # no INVOKE events on Managed Instances
+        timed_out = lam.invoke({"sleep": 3}, timeout=0.5)  # fails that invoke only: no reset
+        assert timed_out.timed_out and timed_out.response == {
+            "errorType": "Sandbox.Timedout", "errorMessage": "Task timed out after 0.50 seconds"}
+        assert lam.resets == [] and lam.invoke({}, timeout=5).ok
+        result = lam.shutdown()
+        assert result["shutdown-only"] is not None and "event SHUTDOWN spindown" in ext.output
+
+
+def test_emulator_modules_are_split_by_role() -> None:
+    from local_lambda import extensions_api
+    from local_lambda.extensions_api import ApiCall, EmulatorError, Extension, Runtime  # noqa: F401
+
+    folder = Path(extensions_api.__file__).parent
+    for name in ("extensions_api", "emulator_http", "emulator_requests", "emulator_processes", "emulator_model"):
+        lines = len((folder / f"{name}.py").read_text().splitlines())
+        assert lines <= 520, f"{name}.py has {lines} lines"

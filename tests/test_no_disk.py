@@ -107,9 +107,9 @@ def test_the_extension_writes_nothing_to_disk(layer_dir, moto, tmp_path):
     task_root.chmod(0o555)
     before = {"task root": snapshot(task_root), "layer": snapshot(layer_dir)}
     env = {"HOME": str(home), "TMPDIR": str(tmpdir), "TEMP": str(tmpdir), "TMP": str(tmpdir),
-           "LAMBDA_TASK_ROOT": str(task_root), "CACHE_EXTENSION_LOG_LEVEL": "debug"}
+           "CACHE_EXTENSION_CONFIG": str(task_root / "config.yaml"), "CACHE_EXTENSION_LOG_LEVEL": "debug"}
     # launch() writes its config_text beside, in a scratch directory: broken YAML there proves the extension
-    # read the read-only task root's config.yaml (LAMBDA_TASK_ROOT) instead.
+    # read the read-only task root's config.yaml (CACHE_EXTENSION_CONFIG) instead.
     ext = launch(layer_dir, moto, tmp_path / "scratch", "parameters: [this is not the config\n", env=env)
     try:
         pid = ext.extension.process.pid

@@ -83,7 +83,7 @@ def test_starts_with_no_python_and_no_path(standalone_dir, moto, tmp_path):
     (task_root / "config.yaml").write_text("parameters:\n  - names: [CacheExtensions_Parameter1]\n")
     port = free_port()
     environment = lambda_environment(endpoint=moto.endpoint, region=REGION, token="no-python-token",
-                                     task_root=str(task_root),
+                                     config=str(task_root / "config.yaml"),
                                      extra={"CACHE_EXTENSION_PORT": str(port), "CACHE_EXTENSION_LOG_LEVEL": "debug"})
     del environment["PATH"]
     emulator = ExtensionsApiEmulator(region=REGION).start()

@@ -297,7 +297,8 @@ def lambda_environment(
     endpoint: str,
     region: str,
     token: str,
-    task_root: str,
+    config: str | None = None,
+    task_root: str | None = None,
     function_name: str = "cache-extension-example",
     extra: dict[str, str] | None = None,
 ) -> dict[str, str]:
@@ -305,6 +306,10 @@ def lambda_environment(
 
     Built from scratch: nothing from os.environ but PATH, so a developer's real AWS
     credentials or profile can never leak into a local run.
+
+    The extension finds its config through CACHE_EXTENSION_CONFIG: `config` (a path), else
+    `task_root`/config.yaml. There is no LAMBDA_TASK_ROOT: Lambda (and the emulator's launch(), as
+    AWS's RIE) keeps it from extensions; launch_runtime() gives it to the runtime.
     """
     env = {
         "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
@@ -322,10 +327,11 @@ def lambda_environment(
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
         "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
-        "LAMBDA_TASK_ROOT": task_root,
         "NO_PROXY": "127.0.0.1,localhost",
         "no_proxy": "127.0.0.1,localhost",
     }
+    if config is not None or task_root is not None:
+        env["CACHE_EXTENSION_CONFIG"] = config if config is not None else os.path.join(str(task_root), "config.yaml")
     env.update(extra or {})
     return env
 

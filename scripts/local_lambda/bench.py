@@ -335,7 +335,7 @@ def start_extension(tree: Path, moto: MotoServer, task_root: Path,
     task_root.mkdir(parents=True, exist_ok=True)
     (task_root / "config.yaml").write_text(config_text)
     port = free_port()
-    env = lambda_environment(endpoint=moto.endpoint, region=REGION, token=TOKEN, task_root=str(task_root),
+    env = lambda_environment(endpoint=moto.endpoint, region=REGION, token=TOKEN, config=str(task_root / "config.yaml"),
                              extra={"PATH": extension_path(), "CACHE_EXTENSION_PORT": str(port)})
     emulator = ExtensionsApiEmulator(region=REGION).start()
     try:

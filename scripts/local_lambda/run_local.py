@@ -96,10 +96,11 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace, function: Function, tree: Path, port: int, moto: MotoServer, event: Any) -> int:
     common = {
         "PATH": f"{Path(sys.base_prefix) / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}",
-        "CACHE_EXTENSION_CONFIG": str(args.config.resolve()),
         "CACHE_EXTENSION_PORT": str(port),
     }
-    env = lambda_environment(endpoint=moto.endpoint, region=REGION, token=TOKEN, task_root=str(function.task_root),
+    # The extension finds its config through CACHE_EXTENSION_CONFIG (extensions get no LAMBDA_TASK_ROOT);
+    # the runtime gets LAMBDA_TASK_ROOT (its cwd) from launch_runtime.
+    env = lambda_environment(endpoint=moto.endpoint, region=REGION, token=TOKEN, config=str(args.config.resolve()),
                              function_name=FUNCTION_NAME, extra=common)
     with LambdaEmulator(function_name=FUNCTION_NAME, handler=function.handler, region=REGION, echo=True) as emulator:
         print(f"moto (AWS emulator) on {moto.endpoint}; Lambda emulator (Extensions + Runtime API) on {emulator.address}")
@@ -142,8 +143,7 @@ def run(args: argparse.Namespace, function: Function, tree: Path, port: int, mot
 def run_direct(tree: Path, moto: MotoServer, event: Any, warm: int) -> tuple[list[InvokeResult], bool]:
     """direct.py in an execution environment of its own: no extension, the same moto server."""
     function = python_function(tree, "direct.handler")
-    env = lambda_environment(endpoint=moto.endpoint, region=REGION, token=TOKEN, task_root=str(function.task_root),
-                             function_name=f"{FUNCTION_NAME}-direct",
+    env = lambda_environment(endpoint=moto.endpoint, region=REGION, token=TOKEN, function_name=f"{FUNCTION_NAME}-direct",
                              extra={"PATH": f"{Path(sys.base_prefix) / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}"})
     with LambdaEmulator(function_name=f"{FUNCTION_NAME}-direct", handler=function.handler, region=REGION,
                         echo=True) as emulator:

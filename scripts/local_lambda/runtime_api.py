@@ -84,11 +84,32 @@ class InvokeResult:
     def ok(self) -> bool:
         return self.error is None
 
+    @property
+    def timed_out(self) -> bool:
+        """The function ran past its timeout (error type Sandbox.Timedout)."""
+        return self.error is not None and self.error.error_type == TIMED_OUT
+
+
+TIMED_OUT = "Sandbox.Timedout"
+
+
+def timeout_error(timeout: float, managed_instances: bool) -> tuple[bytes, InvokeError]:
+    """What RIE answers the invoker when the function times out: (payload, error).
+
+    Classic RIE answers 200 with the text ``Task timed out after N.00 seconds``; Managed Instances RIE
+    answers 200 with header ``Error-Type: Sandbox.Timedout`` and the JSON error document.
+    """
+    message = f"Task timed out after {timeout:.2f} seconds"
+    document = {"errorType": TIMED_OUT, "errorMessage": message}
+    payload = json.dumps(document, separators=(",", ":")).encode() if managed_instances else message.encode()
+    return payload, InvokeError(TIMED_OUT, message, document)
+
 
 class Invocation:
     """One event on its way through the runtime (state guarded by the emulator's lock)."""
 
-    def __init__(self, request_id: str, payload: bytes, deadline_ms: int, function_arn: str, trace_id: str) -> None:
+    def __init__(self, request_id: str, payload: bytes, deadline_ms: int, function_arn: str,
+                 trace_id: str | None) -> None:
         self.request_id = request_id
         self.payload = payload
         self.deadline_ms = deadline_ms
@@ -99,15 +120,18 @@ class Invocation:
         self.answered_at: float | None = None
         self.response: bytes | None = None  # the body posted to .../response, or to .../error
         self.error: InvokeError | None = None
+        self.timed_out = False  # the invoke gave up on it: a late answer is refused
 
     def next_headers(self) -> dict[str, str]:
-        """The headers invocation/next answers with."""
-        return {
+        """The headers invocation/next answers with (RIE leaves out Lambda-Runtime-Trace-Id when empty)."""
+        headers = {
             "Lambda-Runtime-Aws-Request-Id": self.request_id,
             "Lambda-Runtime-Deadline-Ms": str(self.deadline_ms),
             "Lambda-Runtime-Invoked-Function-Arn": self.function_arn,
-            "Lambda-Runtime-Trace-Id": self.trace_id,
         }
+        if self.trace_id:
+            headers["Lambda-Runtime-Trace-Id"] = self.trace_id
+        return headers
 
 
 def encode_event(event: Any) -> bytes:

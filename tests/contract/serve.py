@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -26,12 +25,11 @@ def main() -> int:
     if not args.no_build:
         layer.build(layer.machine_arch(), f"{sys.version_info.major}.{sys.version_info.minor}", tree)
     port, token = free_port(), "contract-token"
-    with MotoServer() as moto, ExtensionsApiEmulator(region=REGION, echo=True) as emulator, \
-            tempfile.TemporaryDirectory() as task_root:
+    with MotoServer() as moto, ExtensionsApiEmulator(region=REGION, echo=True) as emulator:
         create_contract_resources(moto)
         fail_denied(moto)
-        env = lambda_environment(endpoint=moto.endpoint, region=REGION, token=token, task_root=task_root, extra={
-            "PATH": f"{Path(sys.base_prefix) / 'bin'}:/usr/bin:/bin", "CACHE_EXTENSION_CONFIG": str(CONFIG),
+        env = lambda_environment(endpoint=moto.endpoint, region=REGION, token=token, config=str(CONFIG), extra={
+            "PATH": f"{Path(sys.base_prefix) / 'bin'}:/usr/bin:/bin",
             "CACHE_EXTENSION_PORT": str(port)})
         emulator.launch(str(tree / "extensions" / "cache-extension"), env)
         emulator.wait_init(timeout=20)

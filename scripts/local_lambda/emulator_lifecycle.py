@@ -1,0 +1,128 @@
+"""Parts of the local Lambda emulator's lifecycle: a runtime's environment, an invoke's result, shutdown.
+
+RIE's shutdown (classic rapid/shutdown.go; Managed Instances the same with a fixed runtime grace): the
+runtime gets SIGTERM and a share of the budget, then SIGKILL (SIGKILL at once when no extension is
+registered); extensions subscribed to SHUTDOWN get the event, whose deadlineMs is the start plus the
+whole budget, and are killed at that deadline; the others are killed at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from . import runtime_api
+
+from .emulator_model import (
+    MANAGED_INSTANCES,
+    MI_RUNTIME_SHUTDOWN,
+    ON_DEMAND,
+    RUNTIME_SHUTDOWN_SHARE,
+    epoch_ms,
+    kill,
+)
+
+from .runtime_api import Invocation, InvokeError, InvokeResult
+
+if TYPE_CHECKING:
+    from .extensions_api import LambdaEmulator
+
+
+def runtime_environment(self: LambdaEmulator, env: dict[str, str], cwd: str | None) -> dict[str, str]:
+    """`env` plus what Lambda sets for every runtime, unless `env` has it (see launch_runtime)."""
+    full_env = dict(env)
+    defaults = {
+        "_HANDLER": self.handler,
+        "LAMBDA_TASK_ROOT": os.path.abspath(cwd or os.getcwd()),
+        "AWS_LAMBDA_FUNCTION_NAME": self.function_name,
+        "AWS_LAMBDA_FUNCTION_VERSION": self.function_version,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.memory_size),
+        "AWS_REGION": self.region,
+        "AWS_DEFAULT_REGION": self.region,
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{self.function_name}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": time.strftime("%Y/%m/%d/", time.gmtime())
+        + f"[{self.function_version}]{uuid.uuid4().hex}",
+        "AWS_LAMBDA_INITIALIZATION_TYPE": ON_DEMAND,
+    }
+    for key, value in defaults.items():
+        full_env.setdefault(key, value)
+    if self.managed_instances:
+        full_env["AWS_LAMBDA_INITIALIZATION_TYPE"] = MANAGED_INSTANCES
+        full_env["AWS_LAMBDA_MAX_CONCURRENCY"] = str(self.max_concurrency)
+    return full_env
+
+
+def stop_environment(self: LambdaEmulator, reason: str, timeout: float) -> dict[str, float | None]:
+    """Shut the environment down as RIE does (see LambdaEmulator.shutdown); exit times by extension."""
+    started = time.monotonic()
+    deadline = started + timeout
+    event = {"eventType": "SHUTDOWN", "deadlineMs": epoch_ms() + int(timeout * 1000), "shutdownReason": reason}
+    with self._cond:
+        runtime = self.runtime
+        registered = any(e.identifier for e in self.extensions)
+    if runtime is not None and not runtime._exited.is_set():
+        grace = min(MI_RUNTIME_SHUTDOWN, timeout) if self.managed_instances else RUNTIME_SHUTDOWN_SHARE * timeout
+        if registered:
+            kill(runtime, signal.SIGTERM)
+        if not registered or runtime.wait_exit(grace) is None:
+            kill(runtime)
+        runtime.wait_exit(2.0)
+    sent = time.monotonic()
+    with self._cond:
+        live = [e for e in self.extensions if not e._exited.is_set()]
+        subscribers = [e for e in live if "SHUTDOWN" in e.events]
+        for ext in subscribers:
+            ext._queue.append(event)
+        self._cond.notify_all()
+    for ext in live:
+        if ext not in subscribers:
+            kill(ext)
+    for ext in subscribers:
+        ext._exited.wait(max(0.0, deadline - time.monotonic()))
+    result: dict[str, float | None] = {}
+    for ext in self.extensions:
+        if ext not in live:
+            result[ext.name] = 0.0
+        elif ext in subscribers and ext._exited.is_set() and ext.exited_at is not None:
+            result[ext.name] = max(0.0, ext.exited_at - sent)
+        else:
+            result[ext.name] = None  # killed
+        kill(ext)  # also ends anything left in its process group
+    for ext in self.extensions:
+        ext.wait_exit(2.0)
+    return result
+
+
+def invoke_result(self: LambdaEmulator, request_id: str, invocation: Invocation | None, error: InvokeError | None,
+            ext_event: dict[str, Any], payload: bytes | None = None) -> InvokeResult:
+    """(Lock held) the InvokeResult; the first result after an INIT carries its duration."""
+    if payload is None:
+        assert invocation is not None
+        if invocation.response is not None:
+            payload = invocation.response  # the function's response, or its error document as posted
+        else:
+            assert invocation.error is not None  # the runtime exited, or its response was too large
+            payload = json.dumps({"errorType": invocation.error.error_type,
+                                  "errorMessage": invocation.error.message}).encode()
+    now = time.monotonic()
+    delivered = invocation.delivered_at if invocation and invocation.delivered_at is not None else now
+    answered = invocation.answered_at if invocation and invocation.answered_at is not None else now
+    targets = [e for e in self.extensions if "INVOKE" in e.events]
+    done_at = max([answered, *(e._last_next_at or 0.0 for e in targets)])
+    init_duration = None
+    if not self._init_reported and invocation is not None:
+        init_duration, self._init_reported = self.init_duration, True
+    return InvokeResult(
+        request_id=request_id,
+        payload=payload,
+        response=runtime_api.parse_json(payload),
+        error=error,
+        duration=max(0.0, answered - delivered),
+        init_duration=init_duration,
+        post_runtime_duration=max(0.0, done_at - answered) if error is None or not error.error_type.startswith("Sandbox.") else 0.0,
+        event=ext_event,
+    )
