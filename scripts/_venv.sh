@@ -12,3 +12,8 @@ if [ ! -f "$stamp" ]; then
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$root[test,bench]"
   rm -f "$venv"/.installed-* && touch "$stamp"
 fi
+# AWS's Runtime Interface Emulator for the RIE test tier (tests/test_rie.py), when Go is at hand: the version
+# pinned in scripts/local_lambda/rie.py, built once into .venv/tools/bin. Without Go the tier skips (fails under CI=true).
+if command -v go >/dev/null 2>&1; then
+  "$venv/bin/python" -m local_lambda.rie install >/dev/null || echo "warning: aws-lambda-rie could not be installed" >&2
+fi

@@ -1,0 +1,269 @@
+"""The built layer under AWS's Runtime Interface Emulator (aws-lambda-rie), Lambda's own runtime core.
+
+RIE runs in a private mount namespace with the layer at /opt and a function directory at /var/task
+(scripts/local_lambda/rie.py); the function is the Python example (function-example/python/app.py) under
+AWS's runtime interface client, AWS is moto's server on loopback. Linux and root only: elsewhere these tests
+skip, except with CI=true, where a skip would hide a broken tier and fails instead.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import REGION, ROOT, SAMPLE_CONFIG, SECRET_VALUES, secret_leaks, unique
+from local_lambda import rie
+from local_lambda.aws import SAMPLE_ITEM, SAMPLE_PARAMETER, SAMPLE_SECRET, free_port, lambda_environment
+
+EXTENSION = "cache-extension"
+HANDLER = "rie_function.handler"
+# The example function plus what these tests need of it: one read during the function's INIT (module level),
+# and a way to run past the function's timeout. app.py itself is unchanged.
+RIE_FUNCTION = '''"""app.py with one read during INIT, and {"sleep": s} to run s seconds first."""
+import time
+
+import app
+
+INIT_PARAMETER = app.cache.get_parameter("CacheExtensions_Parameter1")
+
+
+def handler(event, context):
+    if "sleep" in event:
+        time.sleep(float(event["sleep"]))
+    return {**app.handler(event, context), "initParameter": INIT_PARAMETER}
+'''
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+EXPECTED = {
+    "parameter": SAMPLE_PARAMETER[1],
+    "initParameter": SAMPLE_PARAMETER[1],
+    "secret": {"length": len(SAMPLE_SECRET[1].encode()), "sha256": sha256(SAMPLE_SECRET[1])},
+    "secretFromReference": {"length": len(SAMPLE_SECRET[1].encode()), "sha256": sha256(SAMPLE_SECRET[1])},
+}
+
+
+def assert_sample_values(invocation: rie.Invocation, output: str) -> None:
+    assert invocation.status == 200, f"invoke answered {invocation.status}; RIE's output:\n{output[-6000:]}"
+    try:
+        body = invocation.json()
+    except ValueError:
+        pytest.fail(f"the invoke's answer is not JSON: {invocation.body[:300]!r}; RIE's output:\n{output[-6000:]}")
+    assert isinstance(body, dict) and "item" in body, f"unexpected answer {body!r}; RIE's output:\n{output[-6000:]}"
+    assert {key: body.get(key) for key in EXPECTED} == EXPECTED
+    assert set(body["item"]) == set(SAMPLE_ITEM) and body["item"]["Data"] == SAMPLE_ITEM["Data"]["S"]
+
+
+@pytest.fixture(scope="session")
+def rie_binary() -> Path:
+    """The pinned RIE, installed if missing; skips (fails with CI=true) where it cannot run."""
+    reason = rie.unavailable_reason()
+    if reason is None:
+        try:
+            return rie.install(log=lambda *_: None)
+        except (rie.RieUnavailable, OSError) as exc:
+            reason = str(exc)
+    message = f"the RIE tier cannot run here: {reason}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message + " (CI=true: this tier must run in CI)", pytrace=False)
+    pytest.skip(message)
+
+
+class Run:
+    """One RIE environment of a test, with what it needs to check its output."""
+
+    def __init__(self, environment: rie.RieEnvironment, token: str, port: int) -> None:
+        self.rie, self.token, self.port = environment, token, port
+
+    def read(self, source: str, name: str):
+        import http.client
+        from urllib.parse import quote
+
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        try:
+            connection.request("GET", f"/{source}?name={quote(name, safe='')}",
+                               headers={"X-Aws-Parameters-Secrets-Token": self.token})
+            response = connection.getresponse()
+            return response.status, response.getheader("X-Cache"), response.read().decode()
+        finally:
+            connection.close()
+
+
+@pytest.fixture
+def start_rie(rie_binary, python_layer_dir, moto, tmp_path):
+    """start_rie(config_text=SAMPLE_CONFIG, env={...}, max_concurrency=None, log_level="info") -> Run, RIE started. Every
+    run is stopped at teardown (its whole namespace killed) and its output checked for secrets."""
+    runs: list[Run] = []
+
+    def start(config_text: str = SAMPLE_CONFIG, *, env: dict[str, str] | None = None,
+              max_concurrency: int | None = None, log_level: str = "info") -> Run:
+        task = tmp_path / f"task{len(runs)}"
+        task.mkdir()
+        shutil.copy2(ROOT / "function-example" / "python" / "app.py", task / "app.py")
+        (task / "rie_function.py").write_text(RIE_FUNCTION)
+        (task / "config.yaml").write_text(config_text)
+        task.chmod(0o755)  # Managed Instances mode runs the processes as uid 993
+        token = f"rie-token-{uuid.uuid4().hex}"
+        port = free_port()  # the extension binds it a moment later: a rare collision fails INIT, loudly
+        command, runtime_env, binds, files = rie.python_runtime(HANDLER)
+        environment = lambda_environment(endpoint=moto.endpoint, region=REGION, token=token, task_root="/var/task",
+                                         extra={**runtime_env, "CACHE_EXTENSION_PORT": str(port), **(env or {})})
+        # As Lambda: no LAMBDA_TASK_ROOT for extensions (RIE gives the runtime its own), and the extension's
+        # config at its default place, /var/task/config.yaml.
+        for name in ("LAMBDA_TASK_ROOT", "CACHE_EXTENSION_CONFIG"):
+            environment.pop(name, None)
+        if max_concurrency is not None:
+            environment.pop("AWS_LAMBDA_INITIALIZATION_TYPE")  # RIE sets its own in this mode
+        environment_ = rie.RieEnvironment(python_layer_dir, task, command, environment, binds=binds, files=files,
+                                          max_concurrency=max_concurrency, binary=rie_binary, log_level=log_level)
+        run = Run(environment_, token, port)
+        runs.append(run)
+        environment_.start()
+        return run
+
+    yield start
+    for run in runs:
+        run.rie.stop()
+    for run in runs:
+        leaks = secret_leaks(run.rie.output, run.token)
+        if leaks:  # the kinds only, never the values
+            pytest.fail(f"RIE's output carried {', '.join(leaks)}", pytrace=False)
+
+
+def extension_pids(run: Run) -> set[int]:
+    return run.rie.pids_of(EXTENSION)
+
+
+# --- classic mode --------------------------------------------------------------------------------
+
+
+def test_classic_invoke_returns_the_sample_values(start_rie):
+    run = start_rie()
+    first = run.rie.invoke({}, timeout=30)
+    assert_sample_values(first, run.rie.output)
+    # RIE's REPORT line has an "Init Duration" too, but it times the call that starts INIT (~0.03 ms), not INIT.
+    init = run.rie.wait_for(r"INIT REPORT\(durationMs: ([\d.]+)\)", timeout=5)
+    print(f"\nRIE classic mode: INIT REPORT durationMs {float(init.group(1)):.1f} "
+          f"(first invoke answered in {first.seconds * 1000:.0f} ms)")
+    assert re.search(rf"ready on 127\.0\.0\.1:{run.port}", run.rie.output), run.rie.tail()
+    lines = run.rie.line_count()
+    second = run.rie.invoke({}, timeout=30)
+    assert_sample_values(second, run.rie.output)
+    report = run.rie.wait_for(r"REPORT RequestId: [^\n]*\n", timeout=5, start=lines)
+    assert "Init Duration" not in report.group(0), "a warm invoke ran INIT again"
+    assert len(extension_pids(run)) == 1
+
+
+def test_classic_timeout_resets_the_environment_and_the_next_invoke_inits_again(start_rie):
+    run = start_rie(env={"AWS_LAMBDA_FUNCTION_TIMEOUT": "2"})  # whole seconds: RIE parses it as an integer
+    assert_sample_values(run.rie.invoke({}, timeout=30), run.rie.output)
+    first_extension = extension_pids(run)
+    assert len(first_extension) == 1, run.rie.processes()
+    timed_out = run.rie.invoke({"sleep": 4}, timeout=30)
+    assert (timed_out.status, timed_out.body) == (200, b"Task timed out after 2.00 seconds"), run.rie.tail()
+    run.rie.wait_for(r"shutdown \(Timeout\)", timeout=3)
+    assert run.rie.wait_gone(first_extension, timeout=3) is not None, "RIE did not end the extension after the timeout"
+    again = run.rie.invoke({}, timeout=30)
+    assert_sample_values(again, run.rie.output)
+    assert run.rie.output.count("INIT START") == 2, run.rie.tail()
+    assert len(re.findall(rf"ready on 127\.0\.0\.1:{run.port}", run.rie.output)) == 2
+    assert extension_pids(run) and not extension_pids(run) & first_extension
+
+
+def test_sigterm_ends_rie_and_the_extension_within_two_seconds(start_rie):
+    run = start_rie()
+    assert_sample_values(run.rie.invoke({}, timeout=30), run.rie.output)
+    extension = extension_pids(run)
+    assert len(extension) == 1, run.rie.processes()
+    run.rie.terminate()
+    gone = run.rie.wait_gone(extension, timeout=2.0)
+    code = run.rie.wait_exit(max(0.0, 2.0 - (time.monotonic() - run.rie.sigterm_at)))
+    exited = time.monotonic() - run.rie.sigterm_at
+    assert gone is not None, f"the extension still running 2 s after SIGTERM:\n{run.rie.tail()}"
+    assert code is not None, f"RIE still running 2 s after SIGTERM:\n{run.rie.tail()}"
+    assert "shutdown (SandboxTerminated)" in run.rie.output, run.rie.tail()
+    print(f"\nRIE classic mode: after SIGTERM the extension was gone in {gone * 1000:.0f} ms, RIE exited ({code}) "
+          f"within {exited * 1000:.0f} ms")
+
+
+# --- Lambda Managed Instances mode ---------------------------------------------------------------
+
+
+def ssm_reads(moto) -> int:
+    return sum(count for op, count in moto.call_counts().items() if op.startswith("AmazonSSM.Get"))
+
+
+
+def test_managed_instances_concurrent_invokes_and_timer_refresh(start_rie, moto):
+    name = unique("rie-mi-parameter")
+    ssm = moto.client("ssm", REGION)
+    first, second = unique("first-value"), unique("second-value")
+    SECRET_VALUES.update({first, second})  # any value may be a secret: none may reach a log
+    ssm.put_parameter(Name=name, Value=first, Type="String", Overwrite=True)
+    config = SAMPLE_CONFIG.replace("      - CacheExtensions_Parameter1\n",
+                                   f"      - CacheExtensions_Parameter1\n      - {name}\n", 1)
+    assert name in config
+    moto.reset_calls()
+    started = time.monotonic()
+    run = start_rie(config, env={"CACHE_EXTENSION_TTL": "2s"}, max_concurrency=8, log_level="debug")
+    # INIT starts with RIE in this mode. RIE queues nothing: with every runtime busy (8 here), an invoke is
+    # answered 400 {"errorType":"Runtime.Unavailable"} at once, as Lambda's frontend would be told to route
+    # elsewhere. The 16 callers retry that answer only, within a bound.
+    refused: list[int] = []
+
+    def invoke(_):
+        deadline = time.monotonic() + 20
+        while True:
+            result = run.rie.invoke({}, timeout=30)
+            if result.status != 400 or b"Runtime.Unavailable" not in result.body or time.monotonic() > deadline:
+                return result
+            refused.append(1)
+            time.sleep(0.02)
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(invoke, range(16)))
+    init = re.search(r"INIT REPORT\(initType: lambda-managed-instances, durationMs: ([\d.]+)", run.rie.output)
+    print(f"\nRIE Managed Instances mode: INIT REPORT durationMs {init.group(1) if init else '(not reported)'}; "
+          f"16 concurrent invokes answered {(time.monotonic() - started) * 1000:.0f} ms after RIE's start, "
+          f"{len(refused)} refusals (Runtime.Unavailable) retried")
+    for result in results:
+        assert_sample_values(result, run.rie.output)
+    assert len(extension_pids(run)) == 1, run.rie.processes()
+    assert run.read("parameters", name) == (200, "hit", first)
+    burst_calls = ssm_reads(moto)
+
+    ssm.put_parameter(Name=name, Value=second, Type="String", Overwrite=True)
+    changed = time.monotonic()
+    bound = 2.0 + 1.0 + 0.5  # TTL + 1 s, and a margin for the poll itself
+    served = None
+    while time.monotonic() - changed < bound:  # no invoke meanwhile: the extension refreshes on its own timer
+        if run.read("parameters", name) == (200, "hit", second):
+            served = time.monotonic() - changed
+            break
+        time.sleep(0.05)
+    calls = {op: count for op, count in moto.call_counts().items() if op.startswith("AmazonSSM.Get")}
+    print(f"RIE Managed Instances mode: new value served as a hit {served and f'{served * 1000:.0f} ms'} after the "
+          f"change (bound {bound} s); SSM calls: {burst_calls} until the burst was answered, {calls} in all")
+    assert served is not None, f"the new value was not served within {bound} s of the change:\n{run.rie.tail()}"
+    assert burst_calls <= 4, f"16 invokes reading 3 values each made {burst_calls} SSM calls: {moto.call_counts()}"
+
+    extension = extension_pids(run)
+    run.rie.terminate()
+    gone = run.rie.wait_gone(extension, timeout=2.0)
+    assert gone is not None, f"the extension still running 2 s after SIGTERM:\n{run.rie.tail()}"
+    print(f"RIE Managed Instances mode: the extension exited {gone * 1000:.0f} ms after RIE's SIGTERM")
+    assert re.search(r"shutdown \(spindown\)", run.rie.output), run.rie.tail()
+    assert gone <= 1.0, f"the extension took {gone:.2f} s to exit after SHUTDOWN"
+    assert run.rie.wait_exit(3.0) is not None
