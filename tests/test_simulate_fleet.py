@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from local_lambda import simulate_fleet
+from local_lambda import simulate_fleet, simulate_managed, simulate_managed_report
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--envs", "40", "--duration", "3m", "--ttl", "1m", "--stale", "1m", "--change", "1m"]
@@ -176,4 +176,93 @@ def test_help_works():
     assert run_.returncode == 0, run_.stderr
     for option in ("--envs", "--burst", "--items", "--ttl", "--stale", "--interval", "--duration", "--seed", "--tps",
                    "--out", "--policy"):
+        assert option in run_.stdout
+
+
+# -- --mode managed-instances (simulate_managed.py) -------------------------------------------------------------------
+
+MANAGED = ["--envs", "2", "--processes", "6", "--duration", "4m", "--ttl", "1m", "--stale", "1m", "--change", "45s",
+           "--interval", "2s", "--start", "2s"]
+
+
+class CountingPaddedSSM(CountingSSM, simulate_managed.PaddedSSM):
+    """The managed mode's simulated SSM, with the same tally of its own."""
+
+
+def run_managed(args: list[str], strategy: str):
+    options = simulate_managed_report.parser().parse_args(args)
+    return simulate_managed.simulate(options, strategy)
+
+
+def test_managed_instances_run_writes_its_own_three_files_with_the_ssm_counts(tmp_path, monkeypatch):
+    CountingSSM.instances = []
+    monkeypatch.setattr(simulate_managed, "PaddedSSM", CountingPaddedSSM)
+    out = tmp_path / "out"
+    assert simulate_fleet.main(["--mode", "managed-instances", *MANAGED, "--no-memory", "--out", str(out)]) == 0
+
+    assert not (out / "fleet-simulation.json").exists()  # the classic mode's files are left alone
+    results = json.loads((out / "fleet-simulation-managed-instances.json").read_text())
+    assert (out / "fleet-simulation-managed-instances.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = (out / "fleet-simulation-managed-instances.md").read_text()
+    assert results["command"].startswith("scripts/simulate-fleet --mode managed-instances") and results["command"] in text
+    assert list(results["strategies"]) == list(simulate_managed.STRATEGIES)
+    for ssm, summary in zip(CountingSSM.instances, results["strategies"].values(), strict=True):
+        assert summary["api_calls"] == ssm.seen == sum(summary["series"]["calls_per_s"]) > 0
+        assert summary["throttled_calls"] == ssm.refused
+        assert summary["reads"] == summary["hits"] + summary["misses"] + summary["stale_served"] + \
+            summary["failed_reads"] == sum(summary["series"]["reads_per_s"])
+    row = " | ".join(f"{s['api_calls']:,}" for s in results["strategies"].values())
+    assert f"| SSM calls | {row} |" in text
+
+
+@pytest.mark.parametrize("tps", ["40", "1"])
+def test_one_shared_extension_calls_less_than_a_cache_per_process_and_serves_within_ttl_and_stale(tps):
+    args = [*MANAGED, "--tps", tps]
+    one, _ = run_managed(args, "get_parameter")
+    batched, _ = run_managed(args, "get_parameters_by_name")
+    shared, run = run_managed(args, "extension")
+    assert shared["api_calls"] <= batched["api_calls"] <= one["api_calls"]
+    assert shared["failed_reads"] <= min(one["failed_reads"], batched["failed_reads"])
+    assert shared["age_max_s"] <= 60 + 60  # TTL + stale, whatever the quota did
+    assert one["age_max_s"] <= 60  # a per-process cache serves a value within its TTL, or calls
+    if tps == "1":  # 6 processes start together, 10 names each: the per-process caches are throttled
+        assert one["throttled_calls"] > 0 and one["sdk_retries"] > 0
+    # Copies: one per value per cache (once it got it), and the extension's cache is the environment's.
+    assert shared["copies_held"] <= 2 * 10 < one["copies_held"] <= 2 * 6 * 10
+    if tps == "40":
+        assert one["copies_held"] == batched["copies_held"] == 2 * 6 * 10
+        assert shared["copies_held"] == 2 * 10 and shared["value_bytes_held"] == 2 * 10 * 1024
+    # The timer never spun: every pass that found work due started some, at most two passes at one instant.
+    assert shared["timer"]["due_but_idle"] == 0 and shared["timer"]["most_runs_at_one_instant"] <= 2
+    assert all(environment.timer.runs > 0 for environment in run.environments)
+
+
+def test_the_timer_refreshes_without_invokes_so_a_change_upstream_is_served_within_a_ttl(monkeypatch):
+    """No invoke reaches the extension; its timer alone refreshes. A parameter that changes upstream is served new
+    within one TTL, and no read ever waits for a fetch or gets a stale value. Without the timer the same run fails
+    the same checks."""
+    args = [*MANAGED, "--stale", "0s", "--duration", "5m"]
+    shared, _ = run_managed(args, "extension")
+    assert shared["timer"]["entries_started"] > 0 and shared["store_counters"]["RefreshAhead"] > 0
+    assert shared["misses"] == 0 and shared["stale_served"] == 0 and shared["failed_reads"] == 0
+    assert 0 < shared["staleness_max_s"] < 60 and shared["age_max_s"] < 60
+
+    monkeypatch.setattr(simulate_managed.RefreshTimer, "_run", lambda self, token: None)
+    untimed, _ = run_managed(args, "extension")
+    assert untimed["store_counters"]["RefreshAhead"] == 0
+    assert untimed["misses"] > 0  # every expiry makes a reader wait for a fetch
+
+
+def test_managed_runs_are_deterministic_for_a_seed():
+    for strategy in simulate_managed.STRATEGIES:
+        first, _ = run_managed(MANAGED, strategy)
+        second, _ = run_managed(MANAGED, strategy)
+        assert without_wall_time(first) == without_wall_time(second)
+
+
+def test_managed_help_lists_its_options():
+    run_ = subprocess.run([str(ROOT / "scripts" / "simulate-fleet"), "--mode", "managed-instances", "--help"],
+                          capture_output=True, text=True, timeout=60)
+    assert run_.returncode == 0, run_.stderr
+    for option in ("--envs", "--processes", "--value-bytes", "--sdk-attempts", "--policy", "--out", "--no-memory"):
         assert option in run_.stdout

@@ -222,3 +222,32 @@ def argument_as_given(argv: list[str], name: str, default: str) -> str:
         if arg.startswith(flag + "="):
             return arg.split("=", 1)[1]
     return default
+
+
+def add_options(parser: argparse.ArgumentParser, options: tuple, policy_help: str) -> None:
+    """A workload's options (name, default as written, kind: "duration" is a Go duration, help), and --policy."""
+    for name, default, kind, text in options:
+        parser.add_argument(f"--{name}", type=duration_arg if kind == "duration" else kind, default=default,
+                            help=f"{text} (default: %(default)s)")
+    parser.add_argument("--policy", type=policy_arg, action="append", default=[], metavar="NAME=VALUE",
+                        help=policy_help)
+
+
+def reproduce_section(results: dict[str, Any], overrides: dict[str, Any], closing: str) -> list[str]:
+    """A report's last lines: its options as given, and the command that wrote it."""
+    return ["## Parameters", "", "| option | value |", "|---|---|",
+            *(f"| `--{name}` | {value} |" for name, value in results["arguments"].items()),
+            *(f"| `--policy` | {name}={value} |" for name, value in overrides.items()),
+            "", "## Reproduce", "", "```sh", results["command"], "```", "", closing, ""]
+
+
+def plot_series(ax, results: dict[str, Any], series: str, colours: dict, labels: dict) -> None:
+    """One per-second series of every strategy against virtual time in minutes, symlog, with the quota on calls/s."""
+    tps = results["parameters"]["tps"]
+    for name, summary in results["strategies"].items():
+        values = summary["series"][series]
+        ax.plot([i / 60 for i in range(len(values))], values, lw=0.8, color=colours[name], label=labels[name])
+    if series == "calls_per_s":
+        ax.axhline(tps, color="black", ls="--", lw=1, label=f"quota {tps:g} calls/s")
+    ax.set_yscale("symlog", linthresh=10)
+    ax.set_ylim(bottom=0)

@@ -49,12 +49,13 @@ from local_lambda.simulate_common import (
     Scheduler,
     SimulatedSSM,
     Upstream,
+    add_options,
     argument_as_given,
     counted_extension_logs,
-    duration_arg,
     log,
     percentile,
-    policy_arg,
+    plot_series,
+    reproduce_section,
 )
 from local_lambda.simulate_common import duration_text as _duration
 from local_lambda.simulate_common import ms as _ms
@@ -77,6 +78,7 @@ OPTIONS = (
     ("work", "10ms", "duration", "the function works this long after its reads, then returns"),
 )
 
+MODES = ("on-demand", "managed-instances")  # managed-instances: simulate_managed.py
 STRATEGIES = {
     "naive": "original sample: one item per call, no jitter, no retries, no stale, no refresh-ahead",
     "ours": "extension's default Policy: batched calls, jitter, refresh-ahead, retries, circuit, stale",
@@ -550,22 +552,9 @@ def markdown(results: dict[str, Any]) -> str:
         "count every served read, current ones as 0. Extension log lines are the warning and error lines the "
         "Store wrote (one CloudWatch Logs line each in Lambda).",
         "",
-        "## Parameters",
-        "",
-        "| option | value |",
-        "|---|---|",
-        *(f"| `--{name}` | {value} |" for name, value in results["arguments"].items()),
-        *(f"| `--policy` | {name}={value} |" for name, value in ours["policy_overrides"].items()),
-        "",
-        "## Reproduce",
-        "",
-        "```sh",
-        results["command"],
-        "```",
-        "",
-        "`scripts/simulate-fleet --help` lists the options. The run is deterministic for a seed: the same command "
-        "writes the same numbers (wall times aside).",
-        "",
+        *reproduce_section(results, ours["policy_overrides"],
+                           "`scripts/simulate-fleet --help` lists the options. The run is deterministic for a seed: "
+                           "the same command writes the same numbers (wall times aside)."),
     ]
     return "\n".join(lines)
 
@@ -586,13 +575,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
     panels = [("calls_per_s", "API calls/s"), ("throttled_per_s", "throttled calls/s"),
               ("failed_reads_per_s", "failed reads/s")]
     for ax, (series, title) in zip(axes, panels):
-        for name, summary in strategies.items():
-            values = summary["series"][series]
-            ax.plot([i / 60 for i in range(len(values))], values, lw=0.8, color=colours[name], label=labels[name])
-        if series == "calls_per_s":
-            ax.axhline(p["tps"], color="black", ls="--", lw=1, label=f"quota {p['tps']:g} calls/s")
-        ax.set_yscale("symlog", linthresh=10)
-        ax.set_ylim(bottom=0)
+        plot_series(ax, results, series, colours, labels)
         ax.set_ylabel(f"{title} (symlog)")
         ax.set_title(title, fontsize=10)
         ax.grid(True, alpha=0.3)
@@ -612,19 +595,24 @@ def parser() -> argparse.ArgumentParser:
         prog="scripts/simulate-fleet", formatter_class=argparse.RawDescriptionHelpFormatter, description=__doc__,
         epilog="Durations are Go durations (30s, 5m, 1h30m, 20ms). The default run takes about a minute on a "
                "2-CPU machine.")
-    for name, default, kind, text in OPTIONS:
-        parser.add_argument(f"--{name}", type=duration_arg if kind == "duration" else kind, default=default,
-                            help=f"{text} (default: %(default)s)")
-    parser.add_argument("--policy", type=policy_arg, action="append", default=[], metavar="NAME=VALUE",
-                        help="change a field of ours' Policy (cache_extension/policy.py), e.g. --policy jitter=0; "
-                             "repeatable")
+    add_options(parser, OPTIONS, "change a field of ours' Policy (cache_extension/policy.py), e.g. --policy "
+                                 "jitter=0; repeatable")
     parser.add_argument("--out", type=Path, default=ROOT / "docs",
                         help="where fleet-simulation.md, .json and .png go (default: docs/)")
+    parser.add_argument("--mode", choices=MODES, default=MODES[0],
+                        help="on-demand (this page: environments frozen between invokes, refresh-ahead on INVOKE) or "
+                             "managed-instances (long-lived environments, many processes each, refresh on a timer; "
+                             "its own options: --mode managed-instances --help) (default: %(default)s)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    mode, rest = _mode(argv)
+    if mode == "managed-instances":
+        from local_lambda import simulate_managed_report
+
+        return simulate_managed_report.main(rest)
     args = parser().parse_args(argv)
     for name in ("envs", "items"):
         if getattr(args, name) < 1:
@@ -665,6 +653,16 @@ def main(argv: list[str] | None = None) -> int:
           f"in {results['wall_s']:.0f} s")
     return 0
 
+
+
+def _mode(argv: list[str]) -> tuple[str | None, list[str]]:
+    """The --mode given, and the arguments without it."""
+    for i, arg in enumerate(argv):
+        if arg == "--mode" and i + 1 < len(argv):
+            return argv[i + 1], argv[:i] + argv[i + 2:]
+        if arg.startswith("--mode="):
+            return arg.split("=", 1)[1], argv[:i] + argv[i + 1:]
+    return None, argv
 
 
 if __name__ == "__main__":
