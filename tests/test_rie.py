@@ -218,26 +218,14 @@ def test_managed_instances_concurrent_invokes_and_timer_refresh(start_rie, moto)
     moto.reset_calls()
     started = time.monotonic()
     run = start_rie(config, env={"CACHE_EXTENSION_TTL": "2s"}, max_concurrency=8, log_level="debug")
-    # INIT starts with RIE in this mode. RIE queues nothing: with every runtime busy (8 here), an invoke is
-    # answered 400 {"errorType":"Runtime.Unavailable"} at once, as Lambda's frontend would be told to route
-    # elsewhere. The 16 callers retry that answer only, within a bound.
-    refused: list[int] = []
-
-    def invoke(_):
-        deadline = time.monotonic() + 20
-        while True:
-            result = run.rie.invoke({}, timeout=30)
-            if result.status != 400 or b"Runtime.Unavailable" not in result.body or time.monotonic() > deadline:
-                return result
-            refused.append(1)
-            time.sleep(0.02)
-
+    # INIT starts with RIE in this mode. RIE queues nothing: with every runtime busy (8 here) an invoke is
+    # refused at once (400 Runtime.Unavailable); each of the 16 callers sends it again then, within a bound.
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
-        results = list(pool.map(invoke, range(16)))
+        results = list(pool.map(lambda _: run.rie.invoke({}, timeout=30, retry_unavailable=20), range(16)))
     init = re.search(r"INIT REPORT\(initType: lambda-managed-instances, durationMs: ([\d.]+)", run.rie.output)
     print(f"\nRIE Managed Instances mode: INIT REPORT durationMs {init.group(1) if init else '(not reported)'}; "
           f"16 concurrent invokes answered {(time.monotonic() - started) * 1000:.0f} ms after RIE's start, "
-          f"{len(refused)} refusals (Runtime.Unavailable) retried")
+          f"{run.rie.refused} refusals (Runtime.Unavailable) sent again")
     for result in results:
         assert_sample_values(result, run.rie.output)
     assert len(extension_pids(run)) == 1, run.rie.processes()
@@ -267,3 +255,64 @@ def test_managed_instances_concurrent_invokes_and_timer_refresh(start_rie, moto)
     assert re.search(r"shutdown \(spindown\)", run.rie.output), run.rie.tail()
     assert gone <= 1.0, f"the extension took {gone:.2f} s to exit after SHUTDOWN"
     assert run.rie.wait_exit(3.0) is not None
+
+
+# --- what RIE shows an extension: the probe (scripts/local_lambda/probe_extension.py) -------------
+# The facts the project's own emulator is kept in agreement with (where they differ, RIE is right).
+
+RUNTIME_ONLY = {"LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR", "_HANDLER", "AWS_EXECUTION_ENV"}
+
+
+def kinds(records: list[dict], kind: str) -> list[dict]:
+    return [record for record in records if record["kind"] == kind]
+
+
+def test_probe_classic_mode_invoke_timeout_and_sigterm(rie_binary, tmp_path):
+    records = rie.observe(tmp_path, timeout_s=1, invokes=({}, {"sleep": 3}, {}))
+    starts, registers, events = kinds(records, "start"), kinds(records, "register"), kinds(records, "event")
+    assert len(starts) == 2, records  # the timeout reset the environment: the last invoke started it again
+    for start in starts:
+        assert {"AWS_LAMBDA_RUNTIME_API", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN",
+                "AWS_LAMBDA_FUNCTION_NAME", "PROBE_OUTPUT"} <= set(start["env_names"])
+        assert not set(start["env_names"]) & (RUNTIME_ONLY | {"AWS_LAMBDA_MAX_CONCURRENCY"}), start["env_names"]
+        assert "AWS_LAMBDA_INITIALIZATION_TYPE" not in start["env_values"]  # classic RIE does not set it
+    for register in registers:
+        assert register["status"] == 200 and register["headers"].get("Lambda-Extension-Identifier")
+        assert register["body"] == {"functionName": "test_function", "functionVersion": "$LATEST", "handler": ""}
+    invokes = [e for e in events if e["body"]["eventType"] == "INVOKE"]
+    shutdowns = [e for e in events if e["body"]["eventType"] == "SHUTDOWN"]
+    assert len(invokes) == 3 and len(shutdowns) == 2, records
+    for event in invokes:
+        assert event["headers"]["Content-Type"] == "application/json"
+        assert event["headers"].get("Lambda-Extension-Event-Identifier")
+        assert set(event["body"]) == {"eventType", "deadlineMs", "requestId", "invokedFunctionArn"}  # no trace id
+    assert [e["body"]["shutdownReason"] for e in shutdowns] == ["Timeout", "SandboxTerminated"]
+    for event in shutdowns:
+        assert event["headers"]["Content-Type"] == "text/plain; charset=utf-8"
+        assert "Lambda-Extension-Event-Identifier" not in event["headers"]
+        assert abs(event["body"]["deadlineMs"] / 1000 - event["time"] - 2.0) < 0.5  # now + 2 s
+    answers = [(i["status"], i["body"]) for i in kinds(records, "invoke")]
+    assert answers == [(200, '{"ok": true}'), (200, "Task timed out after 1.00 seconds"), (200, '{"ok": true}')]
+    assert [e["code"] for e in kinds(records, "exit")] == [0, 0]
+
+
+def test_probe_managed_instances_mode(rie_binary, tmp_path):
+    records = rie.observe(tmp_path / "shutdown-only", mode="managed-instances", events="SHUTDOWN", invokes=({}, {}))
+    (start,), (register,) = kinds(records, "start"), kinds(records, "register")
+    assert start["env_values"]["AWS_LAMBDA_INITIALIZATION_TYPE"] == "lambda-managed-instances"
+    assert not set(start["env_names"]) & RUNTIME_ONLY, start["env_names"]
+    assert register["status"] == 200
+    assert register["body"] == {"functionName": "test_function", "functionVersion": "$LATEST",
+                                "handler": "probe_function.handler"}
+    assert [i["status"] for i in kinds(records, "invoke")] == [200, 200]
+    (event,) = kinds(records, "event")  # no INVOKE events in this mode
+    assert event["body"]["eventType"] == "SHUTDOWN" and event["body"]["shutdownReason"] == "spindown"
+    assert event["headers"]["Content-Type"] == "text/plain; charset=utf-8"
+    assert kinds(records, "rie_exit")[0]["code"] == 0
+
+    records = rie.observe(tmp_path / "invoke", mode="managed-instances", events="INVOKE,SHUTDOWN", invokes=({},))
+    (register,) = kinds(records, "register")
+    assert register["status"] == 403
+    assert register["body"] == {"errorMessage": "INVOKE: ErrorInvalidEventType", "errorType": "Extension.InvalidEventType"}
+    assert not kinds(records, "invoke"), "RIE served an invoke after a failed INIT"
+    assert kinds(records, "rie_exit")[0]["code"] == 1  # INIT failed (Extension.Crash): RIE itself exits

@@ -5,7 +5,8 @@ Standard library only, so it runs under any python3. Put it (executable) in /opt
 name is the extension name it registers under. One JSON object a line, each with "kind" and "time"
 (epoch seconds), appended to the file named by PROBE_OUTPUT (stdout if unset):
 
-    start     pid, name, env_names: the sorted NAMES of the environment variables it got (never values)
+    start     pid, name, env_names: the sorted NAMES of the environment variables it got; env_values: the
+              values of the few in PUBLIC_VARIABLES only (Lambda's mode, names, sizes: never a credential)
     register  status, headers, body (JSON if it parses, else text)
     event     status, headers, body of each event/next answer
     exit      reason, code
@@ -23,6 +24,9 @@ import sys
 import time
 
 EXTENSIONS_API = "/2020-01-01/extension"
+PUBLIC_VARIABLES = ("AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_VERSION",
+                    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_MAX_CONCURRENCY", "AWS_LAMBDA_LOG_FORMAT",
+                    "AWS_REGION", "AWS_DEFAULT_REGION", "TZ", "LANG")
 
 
 def record(kind: str, **fields) -> None:
@@ -39,14 +43,15 @@ def record(kind: str, **fields) -> None:
         sys.stdout.flush()
 
 
-def environment_names() -> list[str]:
-    """The names this process was started with: /proc/self/environ, as os.environ may hold what the interpreter
-    added itself (LC_CTYPE, by PEP 538's locale coercion)."""
+def initial_environment() -> dict[str, str]:
+    """The environment this process was started with: /proc/self/environ, as os.environ may hold what the
+    interpreter added itself (LC_CTYPE, by PEP 538's locale coercion)."""
     try:
         with open("/proc/self/environ", "rb") as f:
-            return sorted({entry.split(b"=", 1)[0].decode() for entry in f.read().split(b"\0") if entry})
+            entries = [entry.decode(errors="replace").split("=", 1) for entry in f.read().split(b"\0") if entry]
+        return {entry[0]: entry[-1] for entry in entries}
     except OSError:
-        return sorted(os.environ)
+        return dict(os.environ)
 
 
 def call(method: str, path: str, headers: dict[str, str], body: bytes | None = None):
@@ -72,7 +77,9 @@ def finish(reason: str, code: int) -> None:
 
 def main() -> None:
     name = os.path.basename(sys.argv[0])
-    record("start", pid=os.getpid(), name=name, env_names=environment_names())
+    environment = initial_environment()
+    record("start", pid=os.getpid(), name=name, env_names=sorted(environment),
+           env_values={key: environment[key] for key in PUBLIC_VARIABLES if key in environment})
     events = [event.strip() for event in os.environ.get("PROBE_EVENTS", "INVOKE,SHUTDOWN").split(",") if event.strip()]
     status, headers, body = call("POST", "/register", {"Lambda-Extension-Name": name, "Content-Type": "application/json"},
                                  json.dumps({"events": events}).encode())

@@ -33,6 +33,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from local_lambda import procfs
+
 ROOT = Path(__file__).resolve().parents[2]
 RIE_MODULE = "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie"
 RIE_VERSION = "v0.0.0-20261030222936-bef5c4ba774d"
@@ -43,7 +45,6 @@ PROBE = Path(__file__).with_name("probe_extension.py")
 # Where Lambda's Python runtime keeps things, and what RIE (Managed Instances mode) gives a zip function.
 LAMBDA_PATH = "/var/lang/bin:/usr/local/bin:/usr/bin:/bin:/opt/bin"
 LAMBDA_LD_LIBRARY_PATH = "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib"
-PYTHON = "/var/lang/bin/python3"
 
 
 # Lambda's Python runtime in short: its bootstrap runs the runtime interface client on the handler (RIE gives
@@ -173,6 +174,7 @@ class RieEnvironment:
         self.runtime_api_port = 0
         self.namespace: str | None = None
         self.sigterm_at: float | None = None  # time.monotonic() of terminate()
+        self.refused = 0  # invokes answered Runtime.Unavailable and sent again (invoke's retry_unavailable)
         self._lines: list[tuple[float, str]] = []
         self._changed = threading.Condition()
         self._reader: threading.Thread | None = None
@@ -202,7 +204,7 @@ class RieEnvironment:
         raise AssertionError("unreachable")
 
     def _launch(self) -> None:
-        self._lines = []
+        self._lines, self.namespace = [], None
         args = [str(self.binary), "--log-level", self.log_level,
                 "--runtime-api-address", f"127.0.0.1:{self.runtime_api_port}",
                 "--runtime-interface-emulator-address", "127.0.0.1:0", *self.command]
@@ -225,30 +227,40 @@ class RieEnvironment:
     def _wait_listening(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if self.namespace is None:  # as soon as unshare has made it: stop() kills every process in it
+                namespace = procfs.mount_namespace(self.process.pid)
+                self.namespace = namespace if namespace != procfs.mount_namespace() else None
             if self.process.poll() is not None:
                 raise RieError(f"RIE exited ({self.process.returncode}) before serving invokes:\n{self.tail()}")
-            ports = _listening_ports(self.process.pid) - {self.runtime_api_port}
-            if len(ports) == 1:
+            ports = procfs.listening_ports(self.process.pid) - {self.runtime_api_port}
+            if len(ports) == 1 and self.namespace is not None:
                 self.invoke_port = ports.pop()
-                self.namespace = os.readlink(f"/proc/{self.process.pid}/ns/mnt")
-                if self.namespace == os.readlink("/proc/self/ns/mnt"):
-                    raise RieError("RIE runs in this process's own mount namespace: unshare did not take effect")
                 return
             time.sleep(0.02)
         raise RieError(f"RIE did not listen within {timeout} s:\n{self.tail()}")
 
-    def invoke(self, payload=None, *, timeout: float = 30.0, headers: dict[str, str] | None = None) -> Invocation:
+    def invoke(self, payload=None, *, timeout: float = 30.0, retry_unavailable: float = 0.0) -> Invocation:
+        """POST the payload (JSON) to RIE's invoke endpoint. retry_unavailable: for that many seconds, send it
+        again when answered 400 Runtime.Unavailable (Managed Instances mode queues nothing: with no idle
+        runtime, an invoke is refused at once, as Lambda's frontend would be told to route it elsewhere)."""
         body = json.dumps({} if payload is None else payload).encode()
         started = time.monotonic()
-        connection = http.client.HTTPConnection("127.0.0.1", self.invoke_port, timeout=timeout)
-        try:
-            connection.request("POST", INVOKE_PATH, body=body, headers=headers or {})
-            response = connection.getresponse()
-            return Invocation(response.status, response.read(), time.monotonic() - started)
-        except (OSError, http.client.HTTPException) as exc:
-            raise RieError(f"invoke failed ({type(exc).__name__}: {exc}); RIE's output:\n{self.tail()}") from exc
-        finally:
-            connection.close()
+        while True:
+            connection = http.client.HTTPConnection("127.0.0.1", self.invoke_port, timeout=timeout)
+            try:
+                connection.request("POST", INVOKE_PATH, body=body)
+                response = connection.getresponse()
+                result = Invocation(response.status, response.read(), time.monotonic() - started)
+            except (OSError, http.client.HTTPException) as exc:
+                raise RieError(f"invoke failed ({type(exc).__name__}: {exc}); RIE's output:\n{self.tail()}") from exc
+            finally:
+                connection.close()
+            unavailable = result.status == 400 and b"Runtime.Unavailable" in result.body
+            if not unavailable or time.monotonic() - started > retry_unavailable:
+                return result
+            with self._changed:
+                self.refused += 1
+            time.sleep(0.02)
 
     def terminate(self) -> float:
         """SIGTERM to RIE (what the container runtime sends at shutdown); returns time.monotonic() then."""
@@ -271,20 +283,15 @@ class RieEnvironment:
         if self.process.poll() is None:
             self.terminate()
             self.wait_exit(grace)
-        for _ in range(50):
-            victims = [pid for pid in self.processes()]
-            if self.process.poll() is None:
-                victims.append(self.process.pid)
+        for _ in range(50):  # RIE starts each process in a group of its own: find them by their namespace
+            victims = set(self.processes())
             if not victims:
                 break
             for pid in victims:
                 _kill(pid)
             time.sleep(0.02)
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        if self.process.poll() is None:  # not reaped yet, so its group id is still its own
+            os.killpg(self.process.pid, signal.SIGKILL)
         self.wait_exit(5)
         if self._reader is not None:
             self._reader.join(timeout=5)
@@ -328,41 +335,16 @@ class RieEnvironment:
 
     def processes(self) -> dict[int, str]:
         """pid -> command line of every process in RIE's mount namespace (RIE, extensions, runtime)."""
-        found: dict[int, str] = {}
-        if self.namespace is None:
-            return found
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                if os.readlink(f"/proc/{entry}/ns/mnt") != self.namespace:
-                    continue
-                with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    found[int(entry)] = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
-            except OSError:
-                continue
-        return found
+        return procfs.processes_in(self.namespace) if self.namespace is not None else {}
 
     def pids_of(self, text: str) -> set[int]:
         """The pids in the namespace whose command line contains `text` (say, "cache-extension")."""
         return {pid for pid, cmdline in self.processes().items() if text in cmdline}
 
-    def wait_gone(self, pids: set[int], timeout: float) -> float | None:
+    @staticmethod
+    def wait_gone(pids: set[int], timeout: float) -> float | None:
         """Seconds until none of `pids` is alive (zombies count as gone), or None after `timeout`."""
-        started = time.monotonic()
-        while time.monotonic() - started < timeout:
-            if not any(_alive(pid) for pid in pids):
-                return time.monotonic() - started
-            time.sleep(0.005)
-        return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+        return procfs.wait_gone(pids, timeout)
 
 
 def _kill(pid: int) -> None:
@@ -376,29 +358,6 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _listening_ports(pid: int) -> set[int]:
-    """The TCP ports process `pid` listens on (its socket inodes matched against its network namespace's table)."""
-    inodes = set()
-    try:
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            try:
-                target = os.readlink(f"/proc/{pid}/fd/{fd}")
-            except OSError:
-                continue
-            if target.startswith("socket:["):
-                inodes.add(target[8:-1])
-        ports = set()
-        for table in ("tcp", "tcp6"):
-            with open(f"/proc/{pid}/net/{table}") as f:
-                for line in list(f)[1:]:
-                    fields = line.split()
-                    if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
-                        ports.add(int(fields[1].rsplit(":", 1)[1], 16))
-        return ports
-    except OSError:
-        return set()
 
 
 # -- the probe ------------------------------------------------------------------------------------
@@ -421,15 +380,15 @@ def observe(work_dir: Path, *, mode: str = "classic", events: str = "INVOKE,SHUT
     timeout_s: AWS_LAMBDA_FUNCTION_TIMEOUT (whole seconds; RIE's default is 300).
 
     Returns the probe's observations (see probe_extension.py: kinds start, register, event, exit) in time
-    order, interleaved with the harness's own: {"kind": "invoke", "status", "body"} per invoke and
-    {"kind": "sigterm"} when RIE was sent SIGTERM, all with "time" (epoch seconds)."""
+    order, interleaved with the harness's own, all with "time" (epoch seconds): {"kind": "invoke", "status",
+    "body"} per invoke answered, {"kind": "sigterm"} when RIE was sent SIGTERM, and last {"kind": "rie_exit",
+    "code"} (RIE exits by itself when INIT fails in Managed Instances mode: the invokes left are not sent)."""
     work_dir = Path(work_dir)
     opt, task, out = work_dir / "opt", work_dir / "task", work_dir / "out"
     for directory in (opt / "extensions", task, out):
         directory.mkdir(parents=True, exist_ok=True)
-    for directory in (opt, opt / "extensions", task):
-        directory.chmod(0o755)
-    out.chmod(0o777)  # Managed Instances mode runs the probe as uid 993
+        directory.chmod(0o777 if directory == out else 0o755)  # Managed Instances mode runs the probe as uid 993
+    opt.chmod(0o755)
     shutil.copy2(PROBE, opt / "extensions" / "probe")
     (opt / "extensions" / "probe").chmod(0o755)
     (task / "probe_function.py").write_text(PROBE_FUNCTION)
@@ -448,15 +407,20 @@ def observe(work_dir: Path, *, mode: str = "classic", events: str = "INVOKE,SHUT
         if mode == "managed-instances":  # INIT runs at start: let the probe register before the first invoke
             _wait_file_has(output, '"kind": "register"', timeout=10, rie=rie)
         for payload in invokes:
-            result = rie.invoke(payload, timeout=30)
+            try:
+                result = rie.invoke(payload, timeout=30, retry_unavailable=10 if mode == "managed-instances" else 0)
+            except RieError:
+                if rie.wait_exit(1) is None:
+                    raise
+                break
             extra.append({"kind": "invoke", "time": time.time(), "status": result.status,
                           "body": result.body.decode("utf-8", errors="replace")})
-        time.sleep(settle)  # the probe's event/next after the last invoke
-        extra.append({"kind": "sigterm", "time": time.time()})
-        rie.terminate()
+        if rie.process.poll() is None:
+            time.sleep(settle)  # the probe's event/next after the last invoke
+            extra.append({"kind": "sigterm", "time": time.time()})
+            rie.terminate()
         rie.wait_exit(5)
-    except (OSError, http.client.HTTPException) as exc:
-        raise RieError(f"{type(exc).__name__}: {exc}; RIE's output:\n{rie.tail()}") from exc
+        extra.append({"kind": "rie_exit", "time": time.time(), "code": rie.process.returncode})
     finally:
         rie.stop()
     records = [json.loads(line) for line in output.read_text().splitlines()] if output.exists() else []
