@@ -76,14 +76,43 @@ def test_the_timer_refreshes_at_the_due_time_and_only_then():
     assert store.read(store.entries()[0]).state == "hit"
 
 
-@pytest.mark.xfail(strict=True, reason="reported: after a throttled refresh-ahead of a value still servable, "
-                                       "next_refresh_due() is already past, so the timer re-sends at once, without "
-                                       "backoff or error hold, until the circuit opens")
-def test_a_throttled_refresh_is_not_resent_at_once():
+def test_a_failed_refresh_is_not_resent_at_once_and_backs_off():
     store, clock, source, _ = make()
     store.prefetch()
     clock.now = 8.0
     source.throttled = True
-    timer_pass(store, clock)
-    # On INVOKE the next attempt would wait for the next invoke; a timer should wait too (a backoff, the error hold).
+    # On INVOKE the next attempt waits for the next invoke; on the timer it waits out the error hold (1 s), doubling.
+    assert timer_pass(store, clock) == 9.0
     assert source.calls == [0.0, 8.0]
+    clock.now = 9.0
+    assert timer_pass(store, clock) == 11.0
+    clock.now = 11.0
+    timer_pass(store, clock)
+    assert source.calls == [0.0, 8.0, 9.0, 11.0]  # (the third failure in a row also opened the circuit)
+    source.throttled = False
+    clock.now = store.next_refresh_due()
+    assert clock.now == 15.0  # the backoff (4 s) outlasts the circuit's cooldown (1 s)
+    timer_pass(store, clock)
+    assert [store.read(item).state for item in store.entries()] == ["hit"] * 3
+    assert timer_pass(store, clock) == pytest.approx(clock.now + 8.0)  # back to 80% of the TTL: the backoff reset
+
+
+class Denied(Source):
+    def fetch_batch(self, items):
+        if self.throttled:
+            self.calls.append(self.clock.now)
+            return {item.name: FetchError("AccessDeniedException", 502, "denied") for item in items}
+        return super().fetch_batch(items)
+
+
+def test_a_permanent_failure_of_a_refresh_never_spins_the_timer():
+    # Permanent errors never open the circuit: without the backoff, a denied refresh would be resent at once, forever.
+    store, clock, _, _ = make()
+    source = Denied(clock)
+    store._fetchers["parameters"] = source
+    store.prefetch()
+    clock.now = 8.0
+    source.throttled = True
+    for _ in range(5):
+        clock.now = timer_pass(store, clock)
+    assert source.calls == [0.0, 8.0, 9.0, 11.0, 15.0, 23.0]

@@ -43,6 +43,11 @@ class Policy:
     def backoff(self, attempt: int, random: Callable[[], float]) -> float:
         return random() * min(self.backoff_cap, self.backoff_base * 2**attempt)
 
+    def refresh_backoff(self, failures: int) -> float:
+        """How long refresh-ahead leaves a value still servable after its refresh failed `failures` + 1 times in a
+        row: the error hold, doubling up to the circuit's cap (readers are served the value meanwhile)."""
+        return min(self.circuit_cooldown_cap, self.error_hold * 2**failures)
+
 
 # The original sample's behaviour, for comparison in the fleet simulation: no jitter, no stale, no
 # retries, no circuit, no refresh-ahead, no error hold.

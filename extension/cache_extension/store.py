@@ -49,7 +49,8 @@ class Result:
 
 
 class _Entry:
-    __slots__ = ("item", "cached", "pending", "failed", "on_demand", "forced", "forced_pending", "follow")
+    __slots__ = ("item", "cached", "pending", "failed", "on_demand", "forced", "forced_pending", "follow",
+                 "refresh_failures", "retry_at")
 
     def __init__(self, item: Item, on_demand: bool = False) -> None:
         self.item = item
@@ -62,6 +63,10 @@ class _Entry:
         self.forced = float("-inf")  # when a forced refresh last started
         self.forced_pending: Future | None = None  # that refresh's Future: `pending` while it is in flight
         self.follow: Future | None = None  # a forced refresh waiting for the fetch in flight to end
+        # Refreshes of a servable value that failed in a row, and when refresh-ahead may try again: on a timer
+        # (Managed Instances) nothing else would space the attempts, and a permanent error never opens a circuit.
+        self.refresh_failures = 0
+        self.retry_at = float("-inf")
 
     def servable(self, now: float) -> bool:
         """Holds a value that may still be answered: fresh, or inside its stale window."""
@@ -199,6 +204,7 @@ class Store:
             at = cached[2] - self._policy.refresh_ahead * entry.item.ttl
             if entry.on_demand and now >= cached[3]:
                 return None  # an on-demand value nobody could be served any more waits for a read
+            at = max(at, entry.retry_at)
             if failed is not None:
                 at = max(at, failed[1])
         circuit = self._circuits[entry.item.source]
@@ -379,7 +385,7 @@ class Store:
         follow = [entry for entry, outcome in outcomes if self._settle(entry, outcome, **options)]
         if follow:
             self._submit(follow)
-        if self._on_settle is not None:
+        if self._on_settle is not None and outcomes:
             self._on_settle()
 
     def _settle(self, entry: _Entry, outcome: Value | FetchError, quiet: bool = False, jitter: float = 0.0) -> bool:
@@ -394,6 +400,7 @@ class Store:
                 expires = self._policy.expiry(now, item.ttl, jitter)
                 entry.cached = (outcome, now, expires, expires + item.stale)
                 entry.failed = None
+                entry.refresh_failures, entry.retry_at = 0, float("-inf")
                 key = entry_key(item)
                 # (an entry evicted while its fetch was starting is no longer the one the LRU counts)
                 if entry.on_demand and self._entries.get(key) is entry:
@@ -403,8 +410,12 @@ class Store:
                     self._evict()
             previous = entry.cached
             servable = entry.servable(now)
-            if not isinstance(outcome, Value) and not servable:
-                entry.failed = (outcome, now + self._policy.error_hold)
+            if not isinstance(outcome, Value):
+                if servable:
+                    entry.retry_at = now + self._policy.refresh_backoff(entry.refresh_failures)
+                    entry.refresh_failures += 1
+                else:
+                    entry.failed = (outcome, now + self._policy.error_hold)
         if future is None or future.cancelled():
             return follow
         if isinstance(outcome, Value):
