@@ -43,8 +43,8 @@ def run(api: ExtensionsApi, mode, started: float, registered: float) -> int:
     try:
         settings = load_settings(os.environ)
         logs.configure(settings.log_level, json_lines=settings.log_json)
-        log.debug("registered as %s for %s (%s) in %.1f ms", api.name, ", ".join(mode.events), mode.name,
-                  (registered - started) * 1000)
+        log.debug("registered as %s in %.1f ms (%s; events %s)", api.name, (registered - started) * 1000,
+                  mode.name, ", ".join(mode.events))
         config = load_config(settings.config_path, default_region=settings.region, default_ttl=settings.ttl,
                              default_stale=settings.max_stale)
     except (SettingsError, ConfigError) as exc:
