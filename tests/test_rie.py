@@ -246,6 +246,8 @@ def test_managed_instances_concurrent_invokes_and_timer_refresh(start_rie, moto)
           f"change (bound {bound} s); SSM calls: {burst_calls} until the burst was answered, {calls} in all")
     assert served is not None, f"the new value was not served within {bound} s of the change:\n{run.rie.tail()}"
     assert burst_calls <= 4, f"16 invokes reading 3 values each made {burst_calls} SSM calls: {moto.call_counts()}"
+    rounds = 1 + (time.monotonic() - started) / 2.0  # the prefetch, then at most one refresh per TTL...
+    assert sum(calls.values()) <= 4 * rounds, f"a refresh storm: {calls} in {rounds - 1:.1f} TTLs"  # ...of <= 4 calls
 
     extension = extension_pids(run)
     run.rie.terminate()

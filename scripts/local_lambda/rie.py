@@ -17,6 +17,7 @@ moto on loopback and the extension's port are reachable from the test as they ar
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import os
@@ -134,9 +135,23 @@ def unavailable_reason() -> str | None:
     for tool in ("unshare", "mount"):
         if shutil.which(tool) is None:
             return f"`{tool}` is not on PATH"
+    refused = _namespace_refused()
+    if refused:
+        return f"this machine refuses a private mount namespace with a tmpfs (a container without CAP_SYS_ADMIN?): {refused}"
     if not installed() and shutil.which("go") is None:
         return f"aws-lambda-rie is not installed in {TOOLS_BIN} and `go` is not on PATH to install it"
     return None
+
+
+@functools.lru_cache(maxsize=1)
+def _namespace_refused() -> str:
+    """What `unshare --mount` and a tmpfs mount inside it say when refused ("" when they work)."""
+    try:
+        result = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                                 "mount -t tmpfs -o size=64k rie-check /var"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc)
+    return "" if result.returncode == 0 else (result.stderr.strip() or f"exit status {result.returncode}")
 
 
 @dataclass
