@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
-import json
+import http.client
 import os
 import re
 import shutil
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -87,10 +88,8 @@ class Run:
     def __init__(self, environment: rie.RieEnvironment, token: str, port: int) -> None:
         self.rie, self.token, self.port = environment, token, port
 
-    def read(self, source: str, name: str):
-        import http.client
-        from urllib.parse import quote
-
+    def read(self, source: str, name: str) -> tuple[int, str | None, str]:
+        """GET /<source>?name=... from the extension's port, with the token: (status, X-Cache, body)."""
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
         try:
             connection.request("GET", f"/{source}?name={quote(name, safe='')}",
@@ -103,8 +102,8 @@ class Run:
 
 @pytest.fixture
 def start_rie(rie_binary, python_layer_dir, moto, tmp_path):
-    """start_rie(config_text=SAMPLE_CONFIG, env={...}, max_concurrency=None, log_level="info") -> Run, RIE started. Every
-    run is stopped at teardown (its whole namespace killed) and its output checked for secrets."""
+    """start_rie(config_text=SAMPLE_CONFIG, env={...}, max_concurrency=None, log_level="info") -> Run, RIE
+    started. Every run is stopped at teardown (its whole namespace killed) and its output checked for secrets."""
     runs: list[Run] = []
 
     def start(config_text: str = SAMPLE_CONFIG, *, env: dict[str, str] | None = None,
@@ -118,19 +117,17 @@ def start_rie(rie_binary, python_layer_dir, moto, tmp_path):
         token = f"rie-token-{uuid.uuid4().hex}"
         port = free_port()  # the extension binds it a moment later: a rare collision fails INIT, loudly
         command, runtime_env, binds, files = rie.python_runtime(HANDLER)
-        environment = lambda_environment(endpoint=moto.endpoint, region=REGION, token=token, task_root="/var/task",
+        # The function's environment, which RIE passes on (filtered). No task root: the extension finds its
+        # config at its default place, /var/task/config.yaml, and RIE gives the runtime LAMBDA_TASK_ROOT itself.
+        environment = lambda_environment(endpoint=moto.endpoint, region=REGION, token=token,
                                          extra={**runtime_env, "CACHE_EXTENSION_PORT": str(port), **(env or {})})
-        # As Lambda: no LAMBDA_TASK_ROOT for extensions (RIE gives the runtime its own), and the extension's
-        # config at its default place, /var/task/config.yaml.
-        for name in ("LAMBDA_TASK_ROOT", "CACHE_EXTENSION_CONFIG"):
-            environment.pop(name, None)
         if max_concurrency is not None:
             environment.pop("AWS_LAMBDA_INITIALIZATION_TYPE")  # RIE sets its own in this mode
-        environment_ = rie.RieEnvironment(python_layer_dir, task, command, environment, binds=binds, files=files,
-                                          max_concurrency=max_concurrency, binary=rie_binary, log_level=log_level)
-        run = Run(environment_, token, port)
+        run = Run(rie.RieEnvironment(python_layer_dir, task, command, environment, binds=binds, files=files,
+                                     max_concurrency=max_concurrency, binary=rie_binary, log_level=log_level),
+                  token, port)
         runs.append(run)
-        environment_.start()
+        run.rie.start()
         return run
 
     yield start
@@ -270,7 +267,7 @@ def kinds(records: list[dict], kind: str) -> list[dict]:
 
 
 def test_probe_classic_mode_invoke_timeout_and_sigterm(rie_binary, tmp_path):
-    records = rie.observe(tmp_path, timeout_s=1, invokes=({}, {"sleep": 3}, {}))
+    records = rie.observe(tmp_path, timeout_s=2, invokes=({}, {"sleep": 3}, {}))
     starts, registers, events = kinds(records, "start"), kinds(records, "register"), kinds(records, "event")
     assert len(starts) == 2, records  # the timeout reset the environment: the last invoke started it again
     for start in starts:
@@ -294,7 +291,7 @@ def test_probe_classic_mode_invoke_timeout_and_sigterm(rie_binary, tmp_path):
         assert "Lambda-Extension-Event-Identifier" not in event["headers"]
         assert abs(event["body"]["deadlineMs"] / 1000 - event["time"] - 2.0) < 0.5  # now + 2 s
     answers = [(i["status"], i["body"]) for i in kinds(records, "invoke")]
-    assert answers == [(200, '{"ok": true}'), (200, "Task timed out after 1.00 seconds"), (200, '{"ok": true}')]
+    assert answers == [(200, '{"ok": true}'), (200, "Task timed out after 2.00 seconds"), (200, '{"ok": true}')]
     assert [e["code"] for e in kinds(records, "exit")] == [0, 0]
 
 
@@ -315,6 +312,7 @@ def test_probe_managed_instances_mode(rie_binary, tmp_path):
     records = rie.observe(tmp_path / "invoke", mode="managed-instances", events="INVOKE,SHUTDOWN", invokes=({},))
     (register,) = kinds(records, "register")
     assert register["status"] == 403
-    assert register["body"] == {"errorMessage": "INVOKE: ErrorInvalidEventType", "errorType": "Extension.InvalidEventType"}
+    assert register["body"] == {"errorMessage": "INVOKE: ErrorInvalidEventType",
+                                "errorType": "Extension.InvalidEventType"}
     assert not kinds(records, "invoke"), "RIE served an invoke after a failed INIT"
     assert kinds(records, "rie_exit")[0]["code"] == 1  # INIT failed (Extension.Crash): RIE itself exits

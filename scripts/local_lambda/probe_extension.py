@@ -81,8 +81,8 @@ def main() -> None:
     record("start", pid=os.getpid(), name=name, env_names=sorted(environment),
            env_values={key: environment[key] for key in PUBLIC_VARIABLES if key in environment})
     events = [event.strip() for event in os.environ.get("PROBE_EVENTS", "INVOKE,SHUTDOWN").split(",") if event.strip()]
-    status, headers, body = call("POST", "/register", {"Lambda-Extension-Name": name, "Content-Type": "application/json"},
-                                 json.dumps({"events": events}).encode())
+    headers = {"Lambda-Extension-Name": name, "Content-Type": "application/json"}
+    status, headers, body = call("POST", "/register", headers, json.dumps({"events": events}).encode())
     record("register", status=status, headers=headers, body=body, events=events)
     if status != 200:
         finish("register failed", 1)

@@ -45,7 +45,8 @@ INVOKE_PATH = "/2015-03-31/functions/function/invocations"
 PROBE = Path(__file__).with_name("probe_extension.py")
 # Where Lambda's Python runtime keeps things, and what RIE (Managed Instances mode) gives a zip function.
 LAMBDA_PATH = "/var/lang/bin:/usr/local/bin:/usr/bin:/bin:/opt/bin"
-LAMBDA_LD_LIBRARY_PATH = "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib"
+LAMBDA_LD_LIBRARY_PATH = ("/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib"
+                          ":/opt/lib")
 
 
 # Lambda's Python runtime in short: its bootstrap runs the runtime interface client on the handler (RIE gives
@@ -121,7 +122,8 @@ def install(*, log=print, timeout: float = 600) -> Path:
     result = subprocess.run([go, "install", f"{RIE_MODULE}@{RIE_VERSION}"], env=env, capture_output=True, text=True,
                             timeout=timeout)
     if result.returncode != 0 or not RIE_BINARY.is_file():
-        raise RieUnavailable(f"go install of aws-lambda-rie failed ({result.returncode}): {result.stderr.strip()[-2000:]}")
+        raise RieUnavailable(f"go install of aws-lambda-rie failed ({result.returncode}): "
+                             f"{result.stderr.strip()[-2000:]}")
     _stamp().write_text(RIE_VERSION + "\n")
     return RIE_BINARY
 
@@ -137,7 +139,7 @@ def unavailable_reason() -> str | None:
             return f"`{tool}` is not on PATH"
     refused = _namespace_refused()
     if refused:
-        return f"this machine refuses a private mount namespace with a tmpfs (a container without CAP_SYS_ADMIN?): {refused}"
+        return f"no private mount namespace with a tmpfs here (a container without CAP_SYS_ADMIN?): {refused}"
     if not installed() and shutil.which("go") is None:
         return f"aws-lambda-rie is not installed in {TOOLS_BIN} and `go` is not on PATH to install it"
     return None
@@ -148,7 +150,8 @@ def _namespace_refused() -> str:
     """What `unshare --mount` and a tmpfs mount inside it say when refused ("" when they work)."""
     try:
         result = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                                 "mount -t tmpfs -o size=64k rie-check /var"], capture_output=True, text=True, timeout=10)
+                                 "mount -t tmpfs -o size=64k rie-check /var"],
+                                capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return str(exc)
     return "" if result.returncode == 0 else (result.stderr.strip() or f"exit status {result.returncode}")
