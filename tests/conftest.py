@@ -125,8 +125,10 @@ def moto():
 
 
 def launch(layer_dir: Path, moto: MotoServer, task_root: Path, config_text: str, *, env: dict[str, str] | None = None,
-           wait: bool = True, port: int | None = None, register_delay: float = 0.0) -> RunningExtension:
-    """The extension from the built layer, under its own Extensions API emulator, with config_text."""
+           wait: bool = True, port: int | None = None, register_delay: float = 0.0,
+           max_concurrency: int | None = None) -> RunningExtension:
+    """The extension from the built layer, under its own Extensions API emulator, with config_text
+    (in Lambda Managed Instances mode when max_concurrency is set)."""
     task_root.mkdir(parents=True, exist_ok=True)
     config_path = task_root / "config.yaml"
     config_path.write_text(config_text)
@@ -135,7 +137,7 @@ def launch(layer_dir: Path, moto: MotoServer, task_root: Path, config_text: str,
     extra = {"PATH": path_for(layer_dir), "CACHE_EXTENSION_PORT": str(port), **(env or {})}
     environment = lambda_environment(endpoint=moto.endpoint, region=REGION, token=token,
                                      config=str(config_path), extra=extra)
-    emulator = ExtensionsApiEmulator(region=REGION, register_delay=register_delay).start()
+    emulator = ExtensionsApiEmulator(region=REGION, register_delay=register_delay, max_concurrency=max_concurrency).start()
     extension = emulator.launch(str(layer_dir / "extensions" / "cache-extension"), environment)
     handle = RunningExtension(emulator, extension, port, token, config_path)
     if wait:
@@ -156,7 +158,8 @@ def close_and_check(handle: RunningExtension) -> None:
 
 @pytest.fixture
 def start_extension(layer_dir, moto, tmp_path):
-    """start_extension(config_text, env=..., wait=True, port=None, register_delay=0) -> RunningExtension."""
+    """start_extension(config_text, env=..., wait=True, port=None, register_delay=0, max_concurrency=None)
+    -> RunningExtension."""
     running: list[RunningExtension] = []
 
     def start(config_text: str = SAMPLE_CONFIG, **options) -> RunningExtension:

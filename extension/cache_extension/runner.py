@@ -186,7 +186,8 @@ class Extension:
             serving.result()  # re-raises a start-up failure
             return
         self.ready.set()
-        log.info("ready on 127.0.0.1:%d in %.0f ms", self.settings.port, (time.monotonic() - self.started) * 1000)
+        log.info("ready on 127.0.0.1:%d in %.0f ms (%s)", self.settings.port, (time.monotonic() - self.started) * 1000,
+                 self.mode.name)
         threading.Thread(target=self._follow_events, name="events", daemon=True).start()
         if self.mode.timer_refresh:
             threading.Thread(target=self._refresh_on_timer, name="refresh-timer", daemon=True).start()
