@@ -4,6 +4,7 @@ the processes of a mount namespace, whether a process is still alive."""
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 
@@ -49,6 +50,24 @@ def processes_in(namespace: str) -> dict[int, str]:
             except OSError:
                 continue
     return found
+
+
+def kill_in_namespace(pid: int, namespace: str) -> bool:
+    """SIGKILL to `pid` if it is (still) in mount namespace `namespace`, through a pidfd so that a pid reused
+    meanwhile by another process is never signalled. True if the signal went out."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return False
+    try:
+        if mount_namespace(pid) != namespace:  # checked after pidfd_open: the pidfd is this very process
+            return False
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(pidfd)
 
 
 def alive(pid: int) -> bool:

@@ -1,18 +1,13 @@
 """AWS's Runtime Interface Emulator (aws-lambda-rie): the real built layer under Lambda's own runtime core.
 
-RIE starts every executable in /opt/extensions and the runtime, so it runs here in a private mount
-namespace (`unshare -m`, Linux and root only) where the layer is bind-mounted read-only over /opt and the
-function's directory over /var/task, on a tmpfs mounted over /var. Nothing of that is visible outside the
-namespace, and it vanishes with the namespace's last process. The network namespace is the machine's, so
-moto on loopback and the extension's port are reachable from the test as they are.
+RIE starts every executable in /opt/extensions and the runtime, so it runs in a private mount namespace
+(`unshare --mount`; Linux, root) with a tmpfs over /var, the function's directory on /var/task and the layer
+on /opt: nothing of it is seen outside, and it all goes with the namespace's last process. The network is
+the machine's: moto on loopback and the extension's port are reachable from the test as they are.
 
-    install()          `go install` the pinned RIE into .venv/tools/bin (once; a stamp records the version)
-    RieEnvironment     start / invoke / terminate / stop, every wait bounded; kills every process of its
-                       namespace on stop
-    observe(...)       one scenario with the probe extension (probe_extension.py) alone in /opt/extensions:
-                       the probe's observations as a list of dicts
-
-`python -m local_lambda.rie install` installs it (scripts/_venv.sh does, when `go` is on PATH).
+    install()         `go install` the pinned RIE into .venv/tools/bin (`python -m local_lambda.rie install`)
+    RieEnvironment    start / invoke / terminate / stop, every wait bounded; stop kills its whole namespace
+    observe(...)      one scenario with the probe extension alone: the probe's observations, a list of dicts
 """
 
 from __future__ import annotations
@@ -193,7 +188,7 @@ class RieEnvironment:
         self.namespace: str | None = None
         self.sigterm_at: float | None = None  # time.monotonic() of terminate()
         self.refused = 0  # invokes answered Runtime.Unavailable and sent again (invoke's retry_unavailable)
-        self._lines: list[tuple[float, str]] = []
+        self._lines: list[str] = []
         self._changed = threading.Condition()
         self._reader: threading.Thread | None = None
 
@@ -236,7 +231,7 @@ class RieEnvironment:
     def _read(self, stream) -> None:
         for raw in iter(stream.readline, b""):
             with self._changed:
-                self._lines.append((time.monotonic(), raw.decode("utf-8", errors="replace")))
+                self._lines.append(raw.decode("utf-8", errors="replace"))
                 self._changed.notify_all()
         stream.close()
         with self._changed:
@@ -306,7 +301,7 @@ class RieEnvironment:
             if not victims:
                 break
             for pid in victims:
-                _kill(pid)
+                procfs.kill_in_namespace(pid, self.namespace)
             time.sleep(0.02)
         if self.process.poll() is None:  # not reaped yet, so its group id is still its own
             os.killpg(self.process.pid, signal.SIGKILL)
@@ -326,11 +321,11 @@ class RieEnvironment:
     def output(self) -> str:
         """RIE's combined output: its own log, and the extensions' and the runtime's output, which it carries."""
         with self._changed:
-            return "".join(line for _, line in self._lines)
+            return "".join(self._lines)
 
     def tail(self, lines: int = 60) -> str:
         with self._changed:
-            return "".join(line for _, line in self._lines[-lines:])
+            return "".join(self._lines[-lines:])
 
     def wait_for(self, pattern: str, timeout: float, *, start: int = 0) -> re.Match:
         """The first match of regex `pattern` in the output from line `start` on, waiting up to `timeout`."""
@@ -338,13 +333,13 @@ class RieEnvironment:
         deadline = time.monotonic() + timeout
         with self._changed:
             while True:
-                match = regex.search("".join(line for _, line in self._lines[start:]))
+                match = regex.search("".join(self._lines[start:]))
                 if match:
                     return match
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise RieError(f"{pattern!r} did not appear in RIE's output within {timeout} s:\n"
-                                   + "".join(line for _, line in self._lines[-60:]))
+                                   + "".join(self._lines[-60:]))
                 self._changed.wait(min(remaining, 0.1))
 
     def line_count(self) -> int:
@@ -363,13 +358,6 @@ class RieEnvironment:
     def wait_gone(pids: set[int], timeout: float) -> float | None:
         """Seconds until none of `pids` is alive (zombies count as gone), or None after `timeout`."""
         return procfs.wait_gone(pids, timeout)
-
-
-def _kill(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _free_port() -> int:
@@ -417,30 +405,30 @@ def observe(work_dir: Path, *, mode: str = "classic", events: str = "INVOKE,SHUT
                    "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
                    "PROBE_EVENTS": events, "PROBE_OUTPUT": "/var/probe-out/probe.jsonl",
                    **({"AWS_LAMBDA_FUNCTION_TIMEOUT": str(timeout_s)} if timeout_s else {}), **(env or {})}
-    rie = RieEnvironment(opt, task, command, environment, binds=binds, writable={"/var/probe-out": out}, files=files,
-                         max_concurrency=2 if mode == "managed-instances" else None)
+    sandbox = RieEnvironment(opt, task, command, environment, binds=binds, writable={"/var/probe-out": out},
+                             files=files, max_concurrency=2 if mode == "managed-instances" else None)
     extra: list[dict] = []
     try:
-        rie.start()
+        sandbox.start()
         if mode == "managed-instances":  # INIT runs at start: let the probe register before the first invoke
-            _wait_file_has(output, '"kind": "register"', timeout=10, rie=rie)
+            _wait_file_has(output, '"kind": "register"', timeout=10, rie=sandbox)
         for payload in invokes:
             try:
-                result = rie.invoke(payload, timeout=30, retry_unavailable=10 if mode == "managed-instances" else 0)
+                result = sandbox.invoke(payload, timeout=30, retry_unavailable=10 if mode == "managed-instances" else 0)
             except RieError:
-                if rie.wait_exit(1) is None:
+                if sandbox.wait_exit(1) is None:
                     raise
                 break
             extra.append({"kind": "invoke", "time": time.time(), "status": result.status,
                           "body": result.body.decode("utf-8", errors="replace")})
-        if rie.process.poll() is None:
+        if sandbox.process.poll() is None:
             time.sleep(settle)  # the probe's event/next after the last invoke
             extra.append({"kind": "sigterm", "time": time.time()})
-            rie.terminate()
-        rie.wait_exit(5)
-        extra.append({"kind": "rie_exit", "time": time.time(), "code": rie.process.returncode})
+            sandbox.terminate()
+        sandbox.wait_exit(5)
+        extra.append({"kind": "rie_exit", "time": time.time(), "code": sandbox.process.returncode})
     finally:
-        rie.stop()
+        sandbox.stop()
     records = [json.loads(line) for line in output.read_text().splitlines()] if output.exists() else []
     return sorted(records + extra, key=lambda record: record["time"])
 
