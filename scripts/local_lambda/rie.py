@@ -422,7 +422,8 @@ def observe(work_dir: Path, *, mode: str = "classic", events: str = "INVOKE,SHUT
             extra.append({"kind": "invoke", "time": time.time(), "status": result.status,
                           "body": result.body.decode("utf-8", errors="replace")})
         if sandbox.process.poll() is None:
-            time.sleep(settle)  # the probe's event/next after the last invoke
+            time.sleep(settle)  # the probe's event/next after the last invoke (or RIE's own exit)
+        if sandbox.process.poll() is None:
             extra.append({"kind": "sigterm", "time": time.time()})
             sandbox.terminate()
         sandbox.wait_exit(5)
