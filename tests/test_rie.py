@@ -267,9 +267,12 @@ def kinds(records: list[dict], kind: str) -> list[dict]:
 
 
 def test_probe_classic_mode_invoke_timeout_and_sigterm(rie_binary, tmp_path):
-    records = rie.observe(tmp_path, timeout_s=2, invokes=({}, {"sleep": 3}, {}))
-    starts, registers, events = kinds(records, "start"), kinds(records, "register"), kinds(records, "event")
-    assert len(starts) == 2, records  # the timeout reset the environment: the last invoke started it again
+    records = rie.observe(tmp_path, timeout_s=2, invokes=({}, {"sleep": 3}, {}), env={"PROBE_REGISTER_TWICE": "1"})
+    starts, events = kinds(records, "start"), kinds(records, "event")
+    registers = [r for r in kinds(records, "register") if not r.get("again")]
+    agains = [r for r in kinds(records, "register") if r.get("again")]  # the extension carries on after it
+    assert [(r["status"], r["body"]["errorType"]) for r in agains] == [(403, "Extension.InvalidExtensionState")] * 2
+    assert len(starts) == len(registers) == 2, records  # the timeout reset the environment: the last invoke INITs
     for start in starts:
         assert {"AWS_LAMBDA_RUNTIME_API", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN",
                 "AWS_LAMBDA_FUNCTION_NAME", "PROBE_OUTPUT"} <= set(start["env_names"])
@@ -296,15 +299,20 @@ def test_probe_classic_mode_invoke_timeout_and_sigterm(rie_binary, tmp_path):
 
 
 def test_probe_managed_instances_mode(rie_binary, tmp_path):
-    records = rie.observe(tmp_path / "shutdown-only", mode="managed-instances", events="SHUTDOWN", invokes=({}, {}))
+    records = rie.observe(tmp_path / "shutdown-only", mode="managed-instances", events="SHUTDOWN", timeout_s=2,
+                          invokes=({}, {"sleep": 3}, {}))
     (start,), (register,) = kinds(records, "start"), kinds(records, "register")
     assert start["env_values"]["AWS_LAMBDA_INITIALIZATION_TYPE"] == "lambda-managed-instances"
     assert not set(start["env_names"]) & RUNTIME_ONLY, start["env_names"]
     assert register["status"] == 200
     assert register["body"] == {"functionName": "test_function", "functionVersion": "$LATEST",
                                 "handler": "probe_function.handler"}
-    assert [i["status"] for i in kinds(records, "invoke")] == [200, 200]
-    (event,) = kinds(records, "event")  # no INVOKE events in this mode
+    # A timeout is that invoke's error alone: no SHUTDOWN, no reset, the same extension serves on.
+    assert [(i["status"], i["body"]) for i in kinds(records, "invoke")] == [
+        (200, '{"ok": true}'),
+        (200, '{"errorType":"Sandbox.Timedout","errorMessage":"Task timed out after 2.00 seconds"}'),
+        (200, '{"ok": true}')]
+    (event,) = kinds(records, "event")  # no INVOKE events in this mode, and one SHUTDOWN: at the SIGTERM
     assert event["body"]["eventType"] == "SHUTDOWN" and event["body"]["shutdownReason"] == "spindown"
     assert event["headers"]["Content-Type"] == "text/plain; charset=utf-8"
     assert kinds(records, "rie_exit")[0]["code"] == 0

@@ -12,6 +12,7 @@ name is the extension name it registers under. One JSON object a line, each with
     exit      reason, code
 
 PROBE_EVENTS: the events to register for, comma-separated (default INVOKE,SHUTDOWN; empty: none).
+PROBE_REGISTER_TWICE=1: register a second time right after the first (recorded as kind register, again).
 It exits 0 after SHUTDOWN, 1 when register or event/next answers anything but 200.
 """
 
@@ -81,12 +82,15 @@ def main() -> None:
     record("start", pid=os.getpid(), name=name, env_names=sorted(environment),
            env_values={key: environment[key] for key in PUBLIC_VARIABLES if key in environment})
     events = [event.strip() for event in os.environ.get("PROBE_EVENTS", "INVOKE,SHUTDOWN").split(",") if event.strip()]
-    headers = {"Lambda-Extension-Name": name, "Content-Type": "application/json"}
-    status, headers, body = call("POST", "/register", headers, json.dumps({"events": events}).encode())
+    request = {"Lambda-Extension-Name": name, "Content-Type": "application/json"}
+    status, headers, body = call("POST", "/register", request, json.dumps({"events": events}).encode())
     record("register", status=status, headers=headers, body=body, events=events)
     if status != 200:
         finish("register failed", 1)
     identifier = headers.get("Lambda-Extension-Identifier", "")
+    if os.environ.get("PROBE_REGISTER_TWICE") == "1":
+        status, headers, body = call("POST", "/register", request, json.dumps({"events": events}).encode())
+        record("register", status=status, headers=headers, body=body, events=events, again=True)
     while True:
         status, headers, body = call("GET", "/event/next", {"Lambda-Extension-Identifier": identifier})
         record("event", status=status, headers=headers, body=body)
