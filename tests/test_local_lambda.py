@@ -846,8 +846,7 @@ def extension_env_seen(ext: Any) -> dict[str, str]:
 
 def test_extensions_get_no_runtime_only_variables(lam: LambdaEmulator, ext_dir: Path) -> None:
     runtime_only = {"LAMBDA_TASK_ROOT": "/var/task", "_HANDLER": "app.handler", "LAMBDA_RUNTIME_DIR": "/var/runtime",
-                    "AWS_EXECUTION_ENV": "AWS_Lambda_python3.11", "AWS_LAMBDA_MAX_CONCURRENCY": "4",
-                    "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/f", "AWS_LAMBDA_LOG_STREAM_NAME": "s",
+                    "AWS_EXECUTION_ENV": "AWS_Lambda_python3.11",
                     "AWS_XRAY_DAEMON_ADDRESS": "169.254.79.129:2000", "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
                     "_AWS_XRAY_DAEMON_ADDRESS": "169.254.79.129", "_AWS_XRAY_DAEMON_PORT": "2000",
                     "_X_AMZN_TRACE_ID": "Root=1-x"}
@@ -856,6 +855,8 @@ def test_extensions_get_no_runtime_only_variables(lam: LambdaEmulator, ext_dir: 
     seen = extension_env_seen(ext)
     assert not set(runtime_only) & set(seen)
     assert seen["CUSTOMER_VAR"] == "kept" and seen["AWS_LAMBDA_RUNTIME_API"] == lam.address
+    # what RIE was seen to give extensions too (tests/test_parity.py): the function's names and the log stream
+    assert seen["AWS_LAMBDA_FUNCTION_NAME"] == lam.function_name and seen["AWS_LAMBDA_LOG_STREAM_NAME"] == lam.log_stream
 
 
 def test_shutdown_and_invoke_events_as_rie_sends_them(lam: LambdaEmulator, ext_dir: Path) -> None:
@@ -986,7 +987,8 @@ def test_managed_instances_run_invokes_concurrently(ext_dir: Path, tmp_path: Pat
         lam.wait_init(timeout=20)
         seen = extension_env_seen(ext)
         assert seen["AWS_LAMBDA_INITIALIZATION_TYPE"] == "lambda-managed-instances"
-        assert "AWS_LAMBDA_MAX_CONCURRENCY" not in seen
+        assert seen["AWS_LAMBDA_MAX_CONCURRENCY"] == "2"  # as RIE gives it (tests/test_parity.py)
+        assert "AWS_LAMBDA_LOG_STREAM_NAME" not in seen
         results: list[Any] = []
         threads = [threading.Thread(target=lambda: results.append(lam.invoke({"sleep": 1.0}, timeout=10)), daemon=True)
                    for _ in range(2)]

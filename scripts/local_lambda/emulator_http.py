@@ -148,7 +148,9 @@ class Handler(BaseHTTPRequestHandler):
         closing = (self.request_version == "HTTP/1.0"
                    or "close" in self.headers.get("Connection", "").lower().replace(" ", "").split(","))
         try:
-            self.send_response(int(status))
+            self.log_request(int(status))
+            self.send_response_only(int(status))  # no Server header: Lambda's API sends none
+            self.send_header("Date", self.date_time_string())
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             for key, value in headers.items():

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from . import runtime_api
 
 from .emulator_model import (
+    ACCOUNT_ID,
     MANAGED_INSTANCES,
     MI_RUNTIME_SHUTDOWN,
     ON_DEMAND,
@@ -32,28 +33,35 @@ if TYPE_CHECKING:
     from .extensions_api import LambdaEmulator
 
 
-def runtime_environment(self: LambdaEmulator, env: dict[str, str], cwd: str | None) -> dict[str, str]:
-    """`env` plus what Lambda sets for every runtime, unless `env` has it (see launch_runtime)."""
-    full_env = dict(env)
-    defaults = {
-        "_HANDLER": self.handler,
-        "LAMBDA_TASK_ROOT": os.path.abspath(cwd or os.getcwd()),
-        "AWS_LAMBDA_FUNCTION_NAME": self.function_name,
-        "AWS_LAMBDA_FUNCTION_VERSION": self.function_version,
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.memory_size),
-        "AWS_REGION": self.region,
-        "AWS_DEFAULT_REGION": self.region,
-        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{self.function_name}",
-        "AWS_LAMBDA_LOG_STREAM_NAME": time.strftime("%Y/%m/%d/", time.gmtime())
-        + f"[{self.function_version}]{uuid.uuid4().hex}",
-        "AWS_LAMBDA_INITIALIZATION_TYPE": ON_DEMAND,
-    }
-    for key, value in defaults.items():
-        full_env.setdefault(key, value)
+def common_environment(self: LambdaEmulator, env: dict[str, str], *, runtime: bool = False) -> dict[str, str]:
+    """`env` plus what Lambda (as the pinned RIE was seen to, tests/test_parity.py) sets for the runtime and
+    the extensions, unless `env` has it: the function's name, version and memory size; the log group and
+    stream (for the runtime only on Managed Instances); on Managed Instances also the account id, the
+    default region and the log format, and always the initialization type and AWS_LAMBDA_MAX_CONCURRENCY."""
+    defaults = {"AWS_LAMBDA_FUNCTION_NAME": self.function_name, "AWS_LAMBDA_FUNCTION_VERSION": self.function_version,
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.memory_size)}
+    if runtime or not self.managed_instances:
+        defaults.update({"AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{self.function_name}",
+                         "AWS_LAMBDA_LOG_STREAM_NAME": self.log_stream})
+    if self.managed_instances:
+        defaults.update({"AWS_ACCOUNT_ID": ACCOUNT_ID, "AWS_DEFAULT_REGION": self.region, "AWS_LAMBDA_LOG_FORMAT": "json"})
+    full_env = {**defaults, **env}
     if self.managed_instances:
         full_env["AWS_LAMBDA_INITIALIZATION_TYPE"] = MANAGED_INSTANCES
         full_env["AWS_LAMBDA_MAX_CONCURRENCY"] = str(self.max_concurrency)
     return full_env
+
+
+def runtime_environment(self: LambdaEmulator, env: dict[str, str], cwd: str | None) -> dict[str, str]:
+    """`env` plus what Lambda sets for every runtime, unless `env` has it (see launch_runtime)."""
+    defaults = {
+        "_HANDLER": self.handler,
+        "LAMBDA_TASK_ROOT": os.path.abspath(cwd or os.getcwd()),
+        "AWS_REGION": self.region,
+        "AWS_DEFAULT_REGION": self.region,
+        "AWS_LAMBDA_INITIALIZATION_TYPE": ON_DEMAND,
+    }
+    return common_environment(self, {**defaults, **env}, runtime=True)
 
 
 def stop_environment(self: LambdaEmulator, reason: str, timeout: float) -> dict[str, float | None]:

@@ -32,10 +32,11 @@ RUNTIME_SHUTDOWN_SHARE = 0.3  # classic: the runtime's share of that budget betw
 MI_RUNTIME_SHUTDOWN = 0.6  # Managed Instances: the runtime's fixed grace (defaultRuntimeShutdownTimeout)
 
 # Never in an extension's environment (rapidcore/env in both RIE trees: the runtime-only variables, the
-# X-Ray ones, extensionExcludedKeys), nor any variable whose name starts with "_".
+# X-Ray ones, extensionExcludedKeys), nor any variable whose name starts with "_". The pinned RIE was seen
+# (tests/test_parity.py) to give extensions the log group and stream names, and AWS_LAMBDA_MAX_CONCURRENCY
+# on Managed Instances, although the source's comments list them as runtime-only: they are passed on.
 RUNTIME_ONLY_ENV = frozenset({
     "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR", "_HANDLER", "AWS_EXECUTION_ENV",
-    "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_LAMBDA_MAX_CONCURRENCY",
     "AWS_XRAY_DAEMON_ADDRESS", "AWS_XRAY_CONTEXT_MISSING", "_AWS_XRAY_DAEMON_ADDRESS", "_AWS_XRAY_DAEMON_PORT",
     "_LAMBDA_TELEMETRY_LOG_FD", "_LAMBDA_TELEMETRY_LOG_FD_PROVIDER_SOCKET",
 })

@@ -32,6 +32,7 @@ import json
 import os
 import threading
 import time
+import uuid
 from collections import deque
 from typing import Any, Callable
 
@@ -60,7 +61,7 @@ from .emulator_model import (
 )
 from .emulator_processes import Extension, Process, Runtime, follow, outputs, popen
 from .emulator_requests import ApiRequests
-from .emulator_lifecycle import invoke_result, runtime_environment, stop_environment
+from .emulator_lifecycle import common_environment, invoke_result, runtime_environment, stop_environment
 from .runtime_api import Invocation, InvokeError, InvokeResult
 
 __all__ = [
@@ -110,6 +111,8 @@ class LambdaEmulator(ApiRequests):
         self.register_delay = register_delay
         # Managed Instances mode when set (as RIE switches on AWS_LAMBDA_MAX_CONCURRENCY).
         self.max_concurrency = max_concurrency
+        # One log stream per environment, named as Lambda names them; the runtime and the extensions see it.
+        self.log_stream = time.strftime("%Y/%m/%d/", time.gmtime()) + f"[{function_version}]{uuid.uuid4().hex}"
         self.initialization_type = ON_DEMAND if max_concurrency is None else MANAGED_INSTANCES
         self.extensions: list[Extension] = []
         self.runtime: Runtime | None = None
@@ -201,14 +204,11 @@ class LambdaEmulator(ApiRequests):
         """Start an extension executable with `env` as RIE would pass it on, plus AWS_LAMBDA_RUNTIME_API.
 
         As RIE builds an extension's environment from the variables common to the runtime and the
-        extensions, the runtime-only ones in `env` are dropped (RUNTIME_ONLY_ENV: LAMBDA_TASK_ROOT,
-        _HANDLER, the log group/stream, AWS_LAMBDA_MAX_CONCURRENCY, X-Ray, ... and every "_"-prefixed
-        name). Point an extension at its files some other way (CACHE_EXTENSION_CONFIG, say).
+        extensions, the runtime-only ones in `env` are dropped (RUNTIME_ONLY_ENV, "_"-prefixed names) and
+        the common ones added (common_environment). Point it at its files with CACHE_EXTENSION_CONFIG, say.
         """
         name = os.path.basename(executable)
-        full_env = extension_env(env)
-        if self.managed_instances:
-            full_env["AWS_LAMBDA_INITIALIZATION_TYPE"] = MANAGED_INSTANCES
+        full_env = common_environment(self, extension_env(env))
         with self._cond:
             if self._closed:
                 raise RuntimeError("emulator is closed")
