@@ -78,3 +78,17 @@ def test_a_call_from_before_the_opening_is_never_taken_for_the_probe():
     assert circuit.blocked() and circuit.opened == 1
     assert circuit.record("Throttling", probe)  # the probe failed: reopened, for twice as long
     assert circuit.opened == 2 and circuit.retry_after() == 2.0 and not circuit.allow()
+
+
+def test_backoffs_stay_capped_however_long_the_failures_last():
+    # A Managed Instances environment lives for hours: thousands of failed refreshes or circuit openings in a
+    # row must not overflow the doubling (2.0 * 2**1024 raises OverflowError).
+    policy = Policy()
+    assert policy.refresh_backoff(5000) == policy.circuit_cooldown_cap
+    now = [0.0]
+    circuit = Circuit(policy, lambda: now[0])
+    for _ in range(1100 * policy.circuit_threshold):
+        now[0] = circuit.open_until
+        if circuit.allow():
+            circuit.record("ThrottlingException", circuit.generation)
+    assert circuit.opened > 1025 and circuit.retry_after() == policy.circuit_cooldown_cap

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import sys
 import threading
@@ -176,7 +177,8 @@ def test_a_restore_days_later_serves_nothing_from_the_snapshot_as_fresh(snapstar
     assert after.get("AmazonSSM.GetParameters", 0) > before.get("AmazonSSM.GetParameters", 0)
     assert after.get("DynamoDB_20120810.BatchGetItem", 0) > before.get("DynamoDB_20120810.BatchGetItem", 0), \
         "the first INVOKE after a restore refreshes every item, the unchanged DynamoDB item too"
-    assert "restored from a snapshot" in handle.output
+    gaps = [int(gap) for gap in re.findall(r"restored from a snapshot taken (\d+) s earlier", handle.output)]
+    assert len(gaps) == 1 and abs(gaps[0] - 3 * DAYS) < 60, gaps
 
     # Restored again, a week on; this time a read races ahead of the INVOKE: judged by real time all the same.
     change("newer")
@@ -186,6 +188,8 @@ def test_a_restore_days_later_serves_nothing_from_the_snapshot_as_fresh(snapstar
         assert reply.status == 200 and _same(reply.text, values["newer"]), f"{source} served a pre-restore value"
         assert reply.headers["x-cache"] == "miss"
     handle.emulator.invoke("after-restore-2")
+    gaps = [int(gap) for gap in re.findall(r"restored from a snapshot taken (\d+) s earlier", handle.output)]
+    assert len(gaps) == 2 and abs(gaps[1] - 7 * DAYS) < 60, gaps  # the second gap alone
     assert _same(handle.read("parameters", parameter).text, values["newer"])
 
 

@@ -46,7 +46,7 @@ class Policy:
     def refresh_backoff(self, failures: int) -> float:
         """How long refresh-ahead leaves a value still servable after its refresh failed `failures` + 1 times in a
         row: the error hold, doubling up to the circuit's cap (readers are served the value meanwhile)."""
-        return min(self.circuit_cooldown_cap, self.error_hold * 2**failures)
+        return min(self.circuit_cooldown_cap, self.error_hold * 2 ** min(failures, 32))  # (no float overflow)
 
 
 # The original sample's behaviour, for comparison in the fleet simulation: no jitter, no stale, no
@@ -106,7 +106,7 @@ class Circuit:
         if not self.is_open or (was_open and not probe):
             return False
         self.probing = False
-        cooldown = min(self.policy.circuit_cooldown_cap, self.policy.circuit_cooldown * 2**self.opened)
+        cooldown = min(self.policy.circuit_cooldown_cap, self.policy.circuit_cooldown * 2 ** min(self.opened, 32))
         self.opened += 1
         self.generation += 1
         self.open_until = self.clock() + cooldown

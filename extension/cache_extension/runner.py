@@ -104,7 +104,7 @@ class Extension:
         self.api = api
         self.mode = mode
         self.clock = ElapsedClock()  # ages by real elapsed time, across a SnapStart restore too
-        self.restores = 0  # restores already answered with a refresh
+        self.restores, self.skipped = 0, 0.0  # restores already answered with a refresh, and the time they skipped
         # Sources left out of INIT's prefetch (so out of a SnapStart snapshot): fetched on the first INVOKE.
         self.deferred = SECRET_SOURCES if mode.snapshot and not settings.snapshot_secrets else frozenset()
         self.wake = threading.Event()  # the refresh timer: a fetch settled, or we are stopping
@@ -226,8 +226,8 @@ class Extension:
         if restored or self.deferred:
             if restored:
                 log.info("restored from a snapshot taken %.0f s earlier: refreshing every item",
-                         self.clock.skipped)
-            self.restores, self.deferred = self.clock.restores, frozenset()
+                         self.clock.skipped - self.skipped)
+            self.restores, self.skipped, self.deferred = self.clock.restores, self.clock.skipped, frozenset()
             self._guarded(self.store.prefetch)
         self._refresh_ahead()
         if self.emf is not None:
