@@ -230,8 +230,6 @@ class Extension:
             self.restores, self.skipped, self.deferred = self.clock.restores, self.clock.skipped, frozenset()
             self._guarded(self.store.prefetch)
         self._refresh_ahead()
-        if self.emf is not None:
-            self.emf.on_invoke()
 
     def _refresh_on_timer(self) -> None:
         """Managed Instances: never frozen and no INVOKE events, so refresh-ahead (and the retry of items
