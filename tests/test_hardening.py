@@ -34,6 +34,7 @@ from cache_extension.config import ConfigError, parse_config
 from cache_extension.http_server import HEADER_TIMEOUT, MAX_CONNECTIONS
 from cache_extension.store import Store
 from conftest import REGION, SECRET_VALUES, SAMPLE_CONFIG, Reply, close_and_check, launch, secret_leaks, unique
+from local_lambda.procfs import listening_sockets
 from test_app_errors import call
 
 TOKEN_HEADER = "X-Aws-Parameters-Secrets-Token"
@@ -217,36 +218,6 @@ def test_wrong_token_timing_is_measured(ext):
 
 
 # --- loopback only -------------------------------------------------------------------------------------
-
-
-def _proc_address(text: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]:
-    """/proc/net/tcp{,6} "ADDR:PORT": the address in host byte order, 32 bits at a time."""
-    address, port = text.split(":")
-    raw = bytes.fromhex(address)
-    raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
-    return ipaddress.ip_address(raw), int(port, 16)
-
-
-def listening_sockets(pid: int) -> set[tuple[str, int]]:
-    """(address, port) of every listening TCP socket the process holds, from /proc."""
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    found = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        if not os.path.exists(table):
-            continue
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
-                address, port = _proc_address(fields[1])
-                found.add((str(address), port))
-    return found
 
 
 def ipv6_loopback() -> bool:

@@ -3,32 +3,51 @@ the processes of a mount namespace, whether a process is still alive."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
 import time
 
 
-def listening_ports(pid: int) -> set[int]:
-    """The TCP ports process `pid` listens on: its socket inodes matched against its network namespace's tables."""
-    try:
-        inodes = set()
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            try:
-                target = os.readlink(f"/proc/{pid}/fd/{fd}")
-            except OSError:
-                continue
-            if target.startswith("socket:["):
-                inodes.add(target[8:-1])
-        ports = set()
-        for table in ("tcp", "tcp6"):
+def listening_sockets(pid: int) -> set[tuple[str, int]]:
+    """(address, port) of every TCP socket process `pid` listens on: its socket inodes matched against its network
+    namespace's tables. Raises OSError when the process is gone."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = set()
+    for table in ("tcp", "tcp6"):
+        try:
             with open(f"/proc/{pid}/net/{table}") as f:
-                for line in list(f)[1:]:
-                    fields = line.split()
-                    if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
-                        ports.add(int(fields[1].rsplit(":", 1)[1], 16))
-        return ports
+                lines = list(f)[1:]
+        except FileNotFoundError:  # no IPv6 in this kernel
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                found.add(_address(fields[1]))
+    return found
+
+
+def listening_ports(pid: int) -> set[int]:
+    """The TCP ports process `pid` listens on (none if it is gone)."""
+    try:
+        return {port for _, port in listening_sockets(pid)}
     except OSError:
         return set()
+
+
+def _address(text: str) -> tuple[str, int]:
+    """/proc/net/tcp{,6} "ADDR:PORT": the address is in host byte order, 32 bits at a time."""
+    address, port = text.split(":")
+    raw = bytes.fromhex(address)
+    raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+    return str(ipaddress.ip_address(raw)), int(port, 16)
 
 
 def mount_namespace(pid: int | str = "self") -> str | None:
