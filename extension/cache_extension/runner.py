@@ -6,6 +6,7 @@ make the AWS calls) overlap with that import.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -24,7 +25,7 @@ log = logging.getLogger("cache_extension")
 # (a read of such an item waits for its fetch rather than missing).
 PREFETCH_BUDGET = 6.0
 # SHUTDOWN must end the process within 1 s; graceful shutdown gets most of it, then we exit anyway.
-GRACEFUL_SHUTDOWN = 0.5
+GRACEFUL_SHUTDOWN = 0.4
 EXIT_DEADLINE = 0.9
 FETCH_THREADS = 8
 # Managed Instances (no INVOKE events): the refresh timer sleeps until refresh-ahead is next due, at least
@@ -82,6 +83,8 @@ def listen(port: int) -> list[socket.socket]:
 
 
 def _bind(family: socket.AddressFamily, host: str, port: int) -> socket.socket:
+    from .http_server import LISTEN_BACKLOG
+
     # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose proto says TCP,
     # and with Nagle on, every keep-alive response waits ~40 ms for a delayed ACK.
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -90,7 +93,7 @@ def _bind(family: socket.AddressFamily, host: str, port: int) -> socket.socket:
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind((host, port))
-        sock.listen(512)
+        sock.listen(LISTEN_BACKLOG)
     except OSError:
         sock.close()
         raise
@@ -140,25 +143,33 @@ class Extension:
         import asyncio
 
         import uvicorn
+        import uvloop
 
         from .app import create_app
-        from .http_server import GuardedHttpProtocol
+        from .http_server import LISTEN_BACKLOG, GuardedHttpProtocol, ShutdownGuard
 
-        self.server = uvicorn.Server(
+        self.server = _server(
             uvicorn.Config(
-                create_app(self.config, store, self.settings.token, metrics=self.metrics, ready=self.ready),
+                ShutdownGuard(create_app(self.config, store, self.settings.token, metrics=self.metrics,
+                                         ready=self.ready)),
                 log_config=None,
                 access_log=False,
                 lifespan="off",
                 server_header=False,
                 http=GuardedHttpProtocol,
+                backlog=LISTEN_BACKLOG,  # uvicorn's default (2048) would replace the socket's own
+                timeout_keep_alive=86400,  # unused: GuardedHttpProtocol keeps idle connections open
                 # Not uvicorn's default: it would take the client address from X-Forwarded-For.
                 proxy_headers=False,
                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
             )
         )
+        # uvloop, not asyncio's loop. The loop is never closed: closing would wait for the default
+        # executor's threads (the prefetch wait among them), and the process exits right after.
+        loop = uvloop.new_event_loop()
+        asyncio.set_event_loop(loop)
         try:
-            asyncio.run(self._serve(pending))
+            loop.run_until_complete(self._serve(pending))
         except Exception as exc:
             log.error("the HTTP server failed: %s", type(exc).__name__)
             self.exit_code = 1
@@ -271,6 +282,21 @@ class Extension:
     def _on_signal(self, signum, frame) -> None:
         log.info("stopping on signal %d", signum)
         self.stop(0)
+
+
+def _server(config):
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server without its signal handlers: SIGTERM and SIGINT stay Extension._on_signal's,
+        which starts the exit deadline at once (uvicorn's would raise the signal again only after its
+        graceful shutdown, and the deadline would start late)."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            yield
+
+    return Server(config)
 
 
 def _print_line(line: str) -> None:
