@@ -19,7 +19,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .config import Config, Item
-from .http_common import MAX_NAME_LENGTH, either, error, query_value
+from .http_common import (MAX_BODY, MAX_HEADER_BYTES, MAX_HEADERS, MAX_NAME_LENGTH, either, error, is_proxy_header,
+                          query_value)
 from .fetchers import FetchError
 from .metrics import Metrics
 from .refresh import refresher
@@ -30,10 +31,8 @@ log = logging.getLogger("cache_extension.http")
 TOKEN_HEADER = b"x-aws-parameters-secrets-token"
 
 
-# Requests carry no body (POST /refresh takes its arguments in the query) and modest headers.
-MAX_BODY = 1024
-MAX_HEADERS = 64
-MAX_HEADER_BYTES = 16 * 1024
+# Requests carry no body and modest headers: MAX_BODY, MAX_HEADERS, MAX_HEADER_BYTES (http_common.py), enforced
+# as the bytes arrive by the server (http_limits.py) and checked here again.
 # Methods per path: GET (and HEAD, which Starlette answers like GET without the body) everywhere,
 # POST only to force a refresh.
 POST_PATHS = frozenset({"/refresh"})
@@ -47,8 +46,9 @@ def is_loopback(host: str) -> bool:
 class Guard:
     """ASGI middleware: every request carries the token and comes straight from the function.
 
-    The sockets are bound to loopback, and the peer is checked again here. X-Forwarded-For means a
-    proxy relayed the request (an SSRF path into the sandbox), so it is refused.
+    The sockets are bound to loopback, and the peer is checked again here. A proxy header (Forwarded, Via,
+    X-Forwarded-*, X-Real-IP) means a proxy relayed the request (an SSRF path into the sandbox), so it is
+    refused.
     """
 
     def __init__(self, app: ASGIApp, token: str, open_paths: frozenset[str] = frozenset()) -> None:
@@ -87,9 +87,11 @@ class Guard:
         size = 0
         for name, value in headers:
             size += len(name) + len(value)
-            if name == b"x-forwarded-for":
-                return error(400, "ForwardedRequest", "requests relayed with X-Forwarded-For are refused")
-            if name == b"content-length" and not (value.isdigit() and int(value) <= MAX_BODY):
+            if is_proxy_header(name):
+                return error(400, "ForwardedRequest",
+                             "requests relayed by a proxy (Forwarded, Via, X-Forwarded-*, X-Real-IP) are refused")
+            if name == b"transfer-encoding" or (
+                    name == b"content-length" and not (value.isdigit() and int(value) <= MAX_BODY)):
                 return error(413, "BodyTooLarge", "requests carry no body (arguments go in the query)")
             if name == TOKEN_HEADER:
                 if presented is not None:

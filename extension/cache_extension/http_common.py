@@ -9,6 +9,26 @@ from starlette.responses import JSONResponse
 MAX_NAME_LENGTH = 2048
 MAX_QUERY_LENGTH = 8192
 
+# Requests carry no body (POST /refresh takes its arguments in the query) and modest headers. The server
+# (http_limits.py) enforces the URL and header limits on the bytes as they arrive; app.py's Guard checks
+# the parsed request again.
+MAX_BODY = 1024
+MAX_HEADERS = 64
+MAX_HEADER_BYTES = 16 * 1024  # names and values
+MAX_URL_BYTES = 16 * 1024  # the request target: path and query (the query alone: MAX_QUERY_LENGTH)
+
+# Headers a proxy adds when it relays a request (RFC 7239 Forwarded, RFC 9110 Via, the de facto X-Forwarded-*
+# family and nginx's X-Real-IP). The function calls the extension directly; a relayed request is an SSRF
+# path into the sandbox, so any of them is refused.
+PROXY_HEADERS = frozenset({"forwarded", "via", "x-real-ip", "x-forwarded-for", "x-forwarded-host",
+                           "x-forwarded-proto", "x-forwarded-port"})
+_PROXY_HEADER_NAMES = frozenset(name.encode("ascii") for name in PROXY_HEADERS)
+
+
+def is_proxy_header(name: bytes) -> bool:
+    """name: lower case, as uvicorn gives it. Any X-Forwarded-* counts, not only the listed ones."""
+    return name in _PROXY_HEADER_NAMES or name.startswith(b"x-forwarded-")
+
 
 def error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": code, "message": message}, status_code=status)

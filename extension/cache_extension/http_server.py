@@ -22,6 +22,7 @@ import logging
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from .http_limits import LimitedHttpToolsProtocol
 
 log = logging.getLogger("cache_extension.http")
 
@@ -105,7 +106,7 @@ class Connections:
         self.arriving.pop(connection, None)
 
 
-class GuardedHttpProtocol(HttpToolsProtocol):
+class GuardedHttpProtocol(LimitedHttpToolsProtocol):
     guard: Connections
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
