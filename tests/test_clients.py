@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from conftest import PATH, ROOT, SECRET_VALUES, close_and_check, launch
-from contract.resources import CASES, CONFIG, SECRET_VALUES as CONTRACT_SECRETS, create_contract_resources, fail_denied
+from contract.resources import (CASES, CONFIG, EXACT_NUMBERS, SECRET_VALUES as CONTRACT_SECRETS, create_contract_resources,
+                                fail_denied)
 from local_lambda.aws import SAMPLE_ITEM, free_port
 from local_lambda.layer import JAVA_CLIENT_JAR
 
@@ -125,8 +126,25 @@ def call_python_case(client, case: dict):
 
 
 def as_numbers(value):
-    """JSON data with every number a Decimal, so that 2 and 2.0 compare equal."""
-    return json.loads(json.dumps(value), parse_float=Decimal)
+    """JSON data with every number a Decimal (a float by its repr, as JSON writes it), so that 2 and 2.0
+    compare equal, and a Decimal the Python client gives with them."""
+    if isinstance(value, dict):
+        return {key: as_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [as_numbers(item) for item in value]
+    if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
+        return Decimal(repr(value) if isinstance(value, float) else value)
+    return value
+
+
+def check_exact(value, exact: dict[str, str]) -> None:
+    """The "exact" expectation of cases.json: at each path, a number (int or Decimal) equal to the decimal text."""
+    for path, text in exact.items():
+        got = value
+        for step in path.split("."):
+            got = got[int(step)] if isinstance(got, list) else got[step]
+        assert type(got) in (int, Decimal), f"{path}: a {type(got).__name__}, not an int or a Decimal"
+        assert Decimal(got) == Decimal(text), f"{path}: {got} is not {text}"
 
 
 def includes(value, expected) -> bool:
@@ -171,6 +189,8 @@ def check_python_case(module, case: dict, down_port: str, token: str) -> None:
         assert as_numbers(value) == as_numbers(expect["json"])
     elif "includes" in expect:
         assert includes(as_numbers(value), as_numbers(expect["includes"])), value
+    elif "exact" in expect:
+        check_exact(value, expect["exact"])
     else:
         assert value == base64.b64decode(expect["base64"])
 
@@ -200,6 +220,28 @@ def test_python_client_offline_values_from_a_file(python_client, tmp_path, monke
         client.get_secret("missing")
     with pytest.raises(ValueError):
         client.get_parameter("/p", transform="yaml")
+
+
+def test_python_client_offline_items_keep_every_digit(python_client, tmp_path, monkeypatch):
+    """Offline items are exact too: from a values file (read with Decimal), or given in code with Decimals (copied,
+    not sent through JSON, which refuses them)."""
+    values = tmp_path / "values.json"
+    values.write_text('{"dynamodb": {"T-1": {"big": 12345678901234567890.123456789012345678, "n": 42, "l": [1.5]}}}')
+    monkeypatch.setenv("CACHE_EXTENSION_CLIENT_VALUES", str(values))
+    item = python_client.CacheClient(port=free_port()).get_item("T-1")
+    assert item == {"big": Decimal("12345678901234567890.123456789012345678"), "n": 42, "l": [Decimal("1.5")]}
+    assert type(item["n"]) is int
+    given = {"big": Decimal("12345678901234567890.123456789012345678"), "l": [Decimal("1E-130")]}
+    monkeypatch.delenv("CACHE_EXTENSION_CLIENT_VALUES")
+    copied = python_client.CacheClient(values={"dynamodb": {"T-2": given}}).get_item("T-2")
+    assert copied == given and copied is not given and copied["l"] is not given["l"]
+
+
+def test_the_extension_sends_every_digit(contract_extension):
+    """The body of /dynamodb carries each number as DynamoDB's own text: what the clients decode exactly."""
+    body = contract_extension.read("dynamodb", "ContractTable-exact-numbers").text
+    for name, text in EXACT_NUMBERS.items():
+        assert f'"{name}":{text}' in body, name
 
 
 def test_python_client_refresh_offline_and_arguments(python_client, tmp_path, monkeypatch):

@@ -13,6 +13,18 @@ REGION = "us-west-2"
 BINARY = b"\x00\xff\x01\x02"
 SECRET_VALUES = {"MySecret", "unsafe-name-secret", '{"user": "admin", "port": 5432}'}
 DENIED = "/contract/denied"  # GetParameters for it fails upstream with AccessDeniedException
+# DynamoDB's numbers (38 significant digits, magnitudes 1E-130 to 9.99...E+125), in the item "exact-numbers"
+# of ContractTable: the case "item, every digit of its numbers" expects each client to keep every digit.
+EXACT_NUMBERS = {
+    "big": "12345678901234567890.123456789012345678",  # issue 12's: 38 digits, a float keeps 17
+    "bigInteger": "12345678901234567890123456789012345678",
+    "small": "0.12345678901234567890123456789012345678",
+    "negative": "-98765432109876543210.98765432109876543",
+    "largest": "9.9999999999999999999999999999999999999E+125",
+    "tiny": "1E-130",
+    "whole": "42",
+    "half": "1.5",
+}
 
 
 def create_contract_resources(moto: MotoServer) -> None:
@@ -30,6 +42,9 @@ def create_contract_resources(moto: MotoServer) -> None:
         ddb.create_table(TableName="ContractTable", KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
                          AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
     ddb.put_item(TableName="ContractTable", Item={"id": {"S": "a b&c=d?e#f%/+é"}, "n": {"N": "1.5"}, "flag": {"BOOL": True}})
+    ddb.put_item(TableName="ContractTable", Item={"id": {"S": "exact-numbers"}, **{
+        name: {"N": text} for name, text in EXACT_NUMBERS.items()},
+        "nested": {"M": {"inner": {"N": EXACT_NUMBERS["big"]}}}, "list": {"L": [{"N": EXACT_NUMBERS["bigInteger"]}]}})
 
 
 def fail_denied(moto: MotoServer) -> None:

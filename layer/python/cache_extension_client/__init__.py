@@ -4,7 +4,7 @@
 
     region = get_parameter("/app/region")
     db = get_secret("app/db", transform="json")
-    item = get_item("Table-hash-sort")
+    item = get_item("Table-hash-sort")  # numbers exact: int, or Decimal with a fraction or exponent
     refresh("/app/region")  # fetch it from AWS again now, past its TTL
 
 Standard library only: it ships in the layer at /opt/python, which Python runtimes put on sys.path.
@@ -13,6 +13,9 @@ One keep-alive connection per client, reused across calls and invocations.
 The port comes from CACHE_EXTENSION_PORT (default 4000), the token from CACHE_EXTENSION_TOKEN, else
 AWS_SESSION_TOKEN, else AWS_CONTAINER_AUTHORIZATION_TOKEN (Lambda SnapStart has no session token); an empty
 variable counts as unset. The extension chooses its token the same way.
+
+DynamoDB numbers carry up to 38 significant digits, more than a float holds: get_item returns a whole number
+as an int and any other number as a decimal.Decimal, every digit kept (boto3 gives Decimal for both).
 
 For tests without an extension, give values instead of a port, either in code,
 ``CacheClient(values={"parameters": {...}, "secrets": {...}, "dynamodb": {...}})``, or in a JSON file of
@@ -100,9 +103,14 @@ class CacheClient:
         return _transform(self._get("secrets", name), transform, "secrets", name)
 
     def get_item(self, key: str) -> dict:
-        """A DynamoDB item, by its TABLE-HASH[-SORT] address or configured name, as a dict."""
+        """A DynamoDB item, by its TABLE-HASH[-SORT] address or configured name, as a dict. Numbers keep every
+        digit: a whole number is an int, any other (a fraction or an exponent) a Decimal."""
         value = self._get("dynamodb", key)
-        return json.loads(value) if isinstance(value, bytes) else _copy(value)
+        if not isinstance(value, bytes):
+            return _copy(value)
+        from decimal import Decimal  # here, not at import: about 1 ms of a function's cold start
+
+        return json.loads(value, parse_float=Decimal)
 
     def refresh(self, name: str, source: str | None = None) -> dict:
         """Fetch NAME from AWS again now, past its TTL (POST /refresh), in SOURCE (parameters, secrets or
@@ -270,13 +278,20 @@ def _transform(value: Any, transform: str | None, route: str, name: str) -> Any:
 
 
 def _copy(value: Any) -> Any:
-    return json.loads(json.dumps(value)) if isinstance(value, (dict, list)) else value
+    """A substituted value, detached from the caller's: deepcopy, as it may hold Decimals, which JSON can't."""
+    if not isinstance(value, (dict, list)):
+        return value
+    import copy
+
+    return copy.deepcopy(value)
 
 
 def _load_values(path: str) -> dict:
+    from decimal import Decimal
+
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
+            return json.load(f, parse_float=Decimal)  # exact, as get_item's are
     except (OSError, ValueError) as exc:
         raise CacheExtensionError(f"CACHE_EXTENSION_CLIENT_VALUES={path!r} cannot be read as JSON ({type(exc).__name__})") from None
 

@@ -218,6 +218,9 @@ public class ContractTest {
             return includes(result, expect.get("includes")) ? null : "does not include " + Json.write(expect.get("includes"))
                     + ": " + Json.write(result);
         }
+        if (expect.containsKey("exact")) {
+            return exact(result, asMap(expect.get("exact")));
+        }
         if (expect.containsKey("base64")) {
             if (!(result instanceof byte[])) {
                 return "expected bytes, got a " + typeOf(result);
@@ -364,6 +367,25 @@ public class ContractTest {
                 collectStrings(v, values);
             }
         }
+    }
+
+    /** The "exact" expectation: at each path (member names and array indexes joined by "."), a BigDecimal equal
+     * in value to the decimal text (compareTo, so 1.50 equals 1.5); null when every one is. */
+    private static String exact(Object result, Map<String, Object> exact) {
+        for (Map.Entry<String, Object> entry : exact.entrySet()) {
+            Object got = result;
+            for (String step : entry.getKey().split("\\.")) {
+                got = got instanceof List ? ((List<?>) got).get(Integer.parseInt(step))
+                        : got instanceof Map ? ((Map<?, ?>) got).get(step) : null;
+            }
+            if (!(got instanceof BigDecimal)) {
+                return entry.getKey() + ": expected a BigDecimal, got a " + typeOf(got);
+            }
+            if (((BigDecimal) got).compareTo(new BigDecimal((String) entry.getValue())) != 0) {
+                return entry.getKey() + ": " + got + " is not " + entry.getValue();
+            }
+        }
+        return null;
     }
 
     /** The "includes" expectation: objects may have more members, arrays more elements, in any order. */

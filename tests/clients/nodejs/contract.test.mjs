@@ -87,6 +87,18 @@ if (!casesPath) {
     return result;
   };
 
+  /** The "exact" expectation compares decimal values as "[-]digits" and the exponent of the last digit, with no
+   * leading or trailing zeros ("0" for zero), never through a JS number. */
+  const decimalValue = (text) => {
+    const match = /^(-?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/.exec(text);
+    assert.ok(match, `${text} is not a decimal number`);
+    const [, sign, whole, fraction = '', exponent = '0'] = match;
+    const digits = `${whole}${fraction}`.replace(/^0+/, '');
+    if (digits === '' || /^0+$/.test(digits)) return '0';
+    const trailing = digits.length - digits.replace(/0+$/, '').length;
+    return `${sign}${digits.slice(0, digits.length - trailing)}e${BigInt(exponent) - BigInt(fraction.length) + BigInt(trailing)}`;
+  };
+
   /** The "includes" expectation: objects may have more members, arrays more elements, in any order. */
   const includes = (value, expected) => {
     if (Array.isArray(expected)) {
@@ -162,6 +174,12 @@ if (!casesPath) {
           assert.deepStrictEqual(result, expect.json);
         } else if ('includes' in expect) {
           assert.ok(includes(result, expect.includes), `${JSON.stringify(result)} does not include ${JSON.stringify(expect.includes)}`);
+        } else if ('exact' in expect) {
+          for (const [path, text] of Object.entries(expect.exact)) {
+            const got = path.split('.').reduce((value, step) => value?.[step], result);
+            assert.ok(typeof got === 'number' || typeof got === 'string', `${path}: a ${typeof got}, not a number or a string`);
+            assert.equal(decimalValue(String(got)), decimalValue(text), `${path}: ${got} is not ${text}`);
+          }
         } else if ('base64' in expect) {
           assert.ok(Buffer.isBuffer(result), `expected a Buffer, got ${typeof result}`);
           assert.ok(result.equals(Buffer.from(expect.base64, 'base64')), 'the bytes differ from the expected ones');

@@ -269,6 +269,36 @@ test('binary and json answers', TIMEOUT, async () => {
   assert.ok(!err.message.includes('hunter2'), err.message);
 });
 
+test('item numbers keep every digit: a number where one holds it, else a string of the digits', TIMEOUT, async () => {
+  // Offline JSON text goes through the same parser as an answer's body; the contract case covers the HTTP path.
+  const text = '{"big": 12345678901234567890.123456789012345678, "n": 42, "h": 1.5, "t": 0.1, "z": -0, '
+    + '"safe": 9007199254740991, "unsafe": 9007199254740993, "huge": 1E+126, "largest": 9.9999999999999999999999999999999999999E+125, "tiny": 1E-130, '
+    + '"nested": {"l": [1, -98765432109876543210.98765432109876543, {"__proto__": {"polluted": 1}}]}, '
+    + '"s": "12345678901234567890.123456789012345678 \\"quoted\\" \\u00e9", "e": [], "o": {}, "b": [true, false, null]}';
+  const client = clientOf({ values: { dynamodb: { 'T-1': text, 'T-2': '{"a": 1.25, "b": [2, 3e2]}' } } });
+  const item = await client.getItem('T-1');
+  assert.equal(item.big, '12345678901234567890.123456789012345678');
+  assert.equal(item.unsafe, '9007199254740993');
+  assert.equal(item.largest, '9.9999999999999999999999999999999999999E+125');
+  assert.equal(item.nested.l[1], '-98765432109876543210.98765432109876543');
+  for (const [key, value] of [['n', 42], ['h', 1.5], ['t', 0.1], ['safe', 9007199254740991], ['huge', 1e126], ['tiny', 1e-130]]) {
+    assert.equal(item[key], value, key);
+  }
+  assert.ok(Object.is(item.z, -0));
+  assert.equal(item.s, '12345678901234567890.123456789012345678 "quoted" \u00e9'); // digits in a string stay a string
+  assert.deepEqual([item.e, item.o, item.b], [[], {}, [true, false, null]]);
+  const own = item.nested.l[2];
+  assert.deepEqual(Object.keys(own), ['__proto__']); // an own member, as JSON.parse makes it, not the prototype
+  assert.equal(Object.getPrototypeOf(own), Object.prototype);
+  assert.equal({}.polluted, undefined);
+  assert.deepEqual(await client.getItem('T-2'), { a: 1.25, b: [2, 300] }); // no long number: JSON.parse's result
+  for (const bad of ['{"a": 1e400,}', '{"a": 1e400', '{"a": 1e400} x', '[1e400 2]', '{"a" 1e400}', '{1e400: 1}', '[01, 1e400]']) {
+    const err = await rejection(clientOf({ values: { dynamodb: { T: bad } } }).getItem('T'));
+    assert.ok(err instanceof CacheExtensionError, bad);
+    assert.ok(!err.message.includes('1e400'), err.message);
+  }
+});
+
 test('HTTP errors map to classes with status and code, without the token', TIMEOUT, async () => {
   const server = await serve();
   const client = clientOf({ port: server.port });
