@@ -22,13 +22,14 @@ import resource
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from conftest import LAYER_VARIANTS, REGION, SAMPLE_CONFIG, RunningExtension, close_and_check, path_for
+from conftest import LAYER_VARIANTS, REGION, ROOT, SAMPLE_CONFIG, RunningExtension, close_and_check, path_for
 from local_lambda.aws import free_port, lambda_environment
 from local_lambda.extensions_api import ExtensionsApiEmulator
 
@@ -155,3 +156,24 @@ def test_a_crash_writes_no_core(layer_dir, moto, tmp_path):
         assert not written, "the crashed extension wrote a core file"
     finally:
         close_and_check(handle)
+
+
+def test_where_the_platform_has_neither_the_extension_carries_on_and_says_why_at_debug(tmp_path):
+    """Fail soft: without `resource` (Windows) and prctl (not Linux) main() goes on to register (here it finds no
+    Extensions API and exits 1, as it would anyway), reporting both at debug level only. In a child process: the
+    limit lowered in this one could not be raised again."""
+    program = ("import sys; sys.modules['resource'] = None; sys.platform = 'darwin'; "
+               f"sys.path.insert(0, {str(ROOT / 'extension')!r}); "
+               "from cache_extension.main import main; sys.exit(main(['x', 'cache-extension']))")
+    base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:1"}
+    for level, shown in (("debug", True), ("info", False)):
+        result = subprocess.run([sys.executable, "-E", "-S", "-c", program], cwd=tmp_path, capture_output=True, text=True,
+                                timeout=30, env={**base, "CACHE_EXTENSION_LOG_LEVEL": level})
+        assert result.returncode == 1, result.stderr
+        assert "could not register" in result.stderr
+        lines = [line for line in result.stderr.splitlines() if "core dumps left on" in line]
+        if shown:
+            assert len(lines) == 2 and all(line.startswith("DEBUG [cache-extension] ") for line in lines), lines
+            assert "RLIMIT_CORE" in lines[0] and "PR_SET_DUMPABLE" in lines[1]
+        else:
+            assert lines == []
