@@ -67,7 +67,7 @@ def test_calls_already_in_flight_when_it_opens_do_not_extend_the_cooldown():
 
 def test_a_call_from_before_the_opening_is_never_taken_for_the_probe():
     clock = Clock()
-    circuit = Circuit(Policy(circuit_threshold=3, circuit_cooldown=1.0), clock)
+    circuit = Circuit(Policy(circuit_threshold=3, circuit_cooldown=1.0, circuit_cooldown_cap=30.0), clock)
     before = circuit.generation  # four calls go out together
     assert [circuit.record("Throttling", before) for _ in range(3)] == [False, False, True]
     clock.now += 1.0
@@ -85,6 +85,7 @@ def test_backoffs_stay_capped_however_long_the_failures_last():
     # row must not overflow the doubling (2.0 * 2**1024 raises OverflowError).
     policy = Policy()
     assert policy.refresh_backoff(5000) == policy.circuit_cooldown_cap
+    assert policy.refresh_backoff(5000, transient=False) == policy.refresh_backoff_cap
     now = [0.0]
     circuit = Circuit(policy, lambda: now[0])
     for _ in range(1100 * policy.circuit_threshold):
@@ -92,3 +93,26 @@ def test_backoffs_stay_capped_however_long_the_failures_last():
         if circuit.allow():
             circuit.record("ThrottlingException", circuit.generation)
     assert circuit.opened > 1025 and circuit.retry_after() == policy.circuit_cooldown_cap
+
+
+def test_recovery_is_quick_and_an_outage_costs_one_probe_per_cooldown():
+    """Issue 12, item 7: reads succeed within 2 s of AWS recovering, so the cooldown stays short; calls during
+    an outage stay bounded by letting one probe out per cooldown, even while an earlier probe hangs."""
+    policy = Policy()
+    assert policy.circuit_cooldown_cap < 2.0
+    clock = Clock()
+    circuit = Circuit(policy, clock)
+    for _ in range(policy.circuit_threshold):
+        circuit.record("Timeout", circuit.generation)
+    calls = []
+    while clock.now < 60.0:  # a minute of outage in which every probe hangs, polled every 10 ms
+        if circuit.allow():
+            calls.append((clock.now, circuit.generation))  # its outcome is recorded after the read timeout (3 s)
+        clock.now = round(clock.now + 0.01, 2)
+        for generation in [g for t, g in calls if abs(clock.now - (t + 3.0)) < 0.005]:
+            circuit.record("Timeout", generation)
+    calls = [t for t, _ in calls]
+    gaps = [b - a for a, b in zip(calls, calls[1:])]
+    assert min(gaps) >= policy.circuit_cooldown - 1e-9  # never two probes within a cooldown
+    assert max(gaps) <= policy.circuit_cooldown_cap + 0.011  # and a hung probe does not keep the source shut
+    assert len(calls) <= 60.0 / policy.circuit_cooldown + 1

@@ -291,7 +291,8 @@ def test_permanent_failures_are_not_retried_and_held_briefly(executor):
 
 def test_the_circuit_opens_after_repeated_failures_then_probes_once(executor):
     names = [f"n{i}" for i in range(4)]
-    policy = Policy(jitter=0.0, retries=0, error_hold=0.0, circuit_threshold=3, circuit_cooldown=2.0)
+    policy = Policy(jitter=0.0, retries=0, error_hold=0.0, circuit_threshold=3, circuit_cooldown=2.0,
+                    circuit_cooldown_cap=30.0)
     store, source, clock = make(executor, names, policy=policy)
     source.failing.update(names)
     for name in names[:3]:
@@ -319,7 +320,8 @@ def test_the_circuit_opens_after_repeated_failures_then_probes_once(executor):
 
 def test_a_call_from_before_the_circuit_opened_does_not_stand_for_its_probe():
     executor = ManualExecutor()
-    policy = Policy(jitter=0.0, retries=0, error_hold=0.0, circuit_threshold=3, circuit_cooldown=1.0)
+    policy = Policy(jitter=0.0, retries=0, error_hold=0.0, circuit_threshold=3, circuit_cooldown=1.0,
+                    circuit_cooldown_cap=30.0)
     store, source, clock = make(executor, ["a", "b", "c", "d", "e"], policy=policy)
     source.failing.update("abcde")
     reads = [store.read(item(name)) for name in "abcd"]  # four calls out together
@@ -330,7 +332,7 @@ def test_a_call_from_before_the_circuit_opened_does_not_stand_for_its_probe():
     assert len(executor.jobs) == 5  # the probe is out
     clock.now += 0.5
     executor.run(3)  # the fourth call fails late
-    circuit = store._circuits["parameters"]
+    circuit = store._circuits[("parameters", "us-west-2")]
     assert circuit.blocked() and circuit.opened == 1  # still waiting for the probe
     executor.run(4)
     assert circuit.opened == 2 and circuit.retry_after() == 2.0
@@ -346,7 +348,7 @@ def test_stale_values_are_served_while_the_circuit_is_open(executor):
     source.failing.update({"a", "b"})
     clock.now += 11
     assert store.read(item("a")).state == "stale"  # starts a refresh that fails and opens the circuit
-    assert _wait_until(lambda: len(source.calls) == 3 and store._circuits["parameters"].is_open)
+    assert _wait_until(lambda: len(source.calls) == 3 and store._circuits[("parameters", "us-west-2")].is_open)
     for _ in range(10):
         assert store.read(item("b")).state == "stale"
     assert len(source.calls) == 3  # no call while open
@@ -583,12 +585,12 @@ def test_refresh_ahead_probes_a_source_whose_cooldown_is_over(executor):
     source.failing.add("a")
     clock.now += 9
     assert store.refresh_ahead() == 1  # fails: the circuit opens
-    assert _wait_until(lambda: store._circuits["parameters"].is_open)
+    assert _wait_until(lambda: store._circuits[("parameters", "us-west-2")].is_open)
     assert store.refresh_ahead() == 0  # cooling down
     clock.now += 2.0
     source.failing.clear()
     assert store.refresh_ahead() == 1  # the probe
-    assert _wait_until(lambda: not store._circuits["parameters"].is_open)
+    assert _wait_until(lambda: not store._circuits[("parameters", "us-west-2")].is_open)
 
 
 def test_versions_sharing_a_name_are_fetched_in_separate_calls(executor):
@@ -621,7 +623,7 @@ def test_next_refresh_due_is_when_refresh_ahead_finds_work(executor):
 
 def test_next_refresh_due_waits_out_the_error_hold_and_the_circuit(executor):
     policy = Policy(jitter=0.0, refresh_ahead=0.2, retries=0, error_hold=1.0, circuit_threshold=1,
-                    circuit_cooldown=5.0)
+                    circuit_cooldown=5.0, circuit_cooldown_cap=30.0)
     store, source, clock = make(executor, ["a"], policy=policy)
     source.failing = {"a"}
     with pytest.raises(FetchError):
@@ -640,3 +642,100 @@ def test_next_refresh_due_leaves_missing_items_to_reads(executor):
     with pytest.raises(FetchError):
         settle(store.prefetch()[0])
     assert store.next_refresh_due() is None
+
+
+# --- issue 12: sources stay apart (item 6) and recover quickly (item 7) -------------------------------------------
+
+
+class HangingSource(MemorySource):
+    """A source whose calls to the regions in `hanging` block until released (a hung AWS call)."""
+
+    def __init__(self, source, hanging=()):
+        super().__init__()
+        self.source = source
+        self.hanging = set(hanging)
+        self.release = threading.Event()
+
+    def fetch_batch(self, items):
+        if items[0].region in self.hanging:
+            self.calls.append([item.name for item in items])
+            assert self.release.wait(10)
+            return {item.name: FetchError("Timeout", 504, "timed out", transient=True) for item in items}
+        return super().fetch_batch(items)
+
+
+def _lanes_store(items, fetchers):
+    from cache_extension.store import lane_executors
+
+    executors = lane_executors({(i.source, i.region) for i in items})
+    return Store(items, fetchers, executors, policy=Policy(retries=0), later=Later()), executors
+
+
+@pytest.mark.parametrize("other", ["secrets", "parameters in another region"])
+def test_a_hanging_source_delays_no_other(other):
+    ssm = HangingSource("parameters", hanging={"us-west-2"})
+    secrets = HangingSource("secrets")
+    hung = [Item(source="parameters", name=f"p{i}", region="us-west-2", ttl=10.0) for i in range(12)]
+    if other == "secrets":
+        healthy = Item(source="secrets", name="s", region="us-west-2", ttl=10.0)
+        secrets.values = {"s": "value"}
+    else:
+        healthy = Item(source="parameters", name="q", region="eu-west-1", ttl=10.0)
+        ssm.values = {"q": "value"}
+    store, executors = _lanes_store([*hung, healthy], {"parameters": ssm, "secrets": secrets})
+    try:
+        waiting = [store.read(entry) for entry in hung]  # 12 reads wait on the hung source
+        assert wait_until(lambda: len(ssm.calls) >= 2)
+        import time
+
+        started = time.monotonic()
+        result = settle(store.read(healthy))
+        elapsed = time.monotonic() - started
+        print(f"\n[isolation, unit] {other}: read in {elapsed * 1000:.1f} ms with 12 reads waiting on a hung source")
+        assert result.value.body == b"value" and elapsed < 1.0
+        assert executors.threads() <= executors.total  # the thread budget holds
+    finally:
+        ssm.release.set()
+        for future in waiting:
+            with pytest.raises(FetchError):
+                settle(future)
+        executors.shutdown()
+
+
+def test_the_thread_budget_is_small_and_each_lane_gets_some():
+    from cache_extension.store import lane_executors
+
+    assert lane_executors({("parameters", "r"), ("secrets", "r"), ("dynamodb", "r")}).total <= 12
+    many = lane_executors({(s, f"r{i}") for s in ("parameters", "secrets", "dynamodb") for i in range(8)})
+    assert many.per_lane >= 1 and many.total <= 2 * 24
+
+
+def test_a_call_queued_while_its_circuit_opened_never_goes_out():
+    executor = ManualExecutor()
+    policy = Policy(jitter=0.0, retries=0, error_hold=0.0, circuit_threshold=3, circuit_cooldown=1.0)
+    store, source, clock = make(executor, ["a", "b", "c", "d", "e"], policy=policy)
+    source.failing.update("abcde")
+    reads = [store.read(item(name)) for name in "abcde"]  # five calls queued for a busy lane
+    for job in range(3):
+        executor.run(job)  # three failures open the circuit
+    executor.run(3)
+    executor.run(4)
+    assert len(source.calls) == 3  # the two queued ones were refused, not sent
+    for future in reads[3:]:
+        with pytest.raises(store_module.CircuitOpen):
+            settle(future)
+
+
+def test_reads_refused_by_the_circuit_succeed_as_soon_as_a_probe_finds_aws_back(executor):
+    policy = Policy(jitter=0.0, retries=0, error_hold=5.0, circuit_threshold=1, circuit_cooldown=1.0)
+    store, source, clock = make(executor, ["a", "b"], policy=policy)
+    source.failing.update("ab")
+    with pytest.raises(FetchError):
+        settle(store.read(item("a")))  # opens the circuit
+    with pytest.raises(store_module.CircuitOpen):
+        settle(store.read(item("b")))  # refused: held no longer than the cooldown, not the 5 s error hold
+    source.failing.clear()
+    clock.now += policy.circuit_cooldown
+    calls = len(source.calls)
+    assert settle(store.read(item("b"))).state == "miss"  # the probe: closes the circuit
+    assert len(source.calls) == calls + 1

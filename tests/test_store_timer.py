@@ -78,20 +78,25 @@ def test_the_timer_refreshes_at_the_due_time_and_only_then():
 
 def test_a_failed_refresh_is_not_resent_at_once_and_backs_off():
     store, clock, source, _ = make()
+    policy = Policy()
+    backoff = [policy.refresh_backoff(failures, transient=True) for failures in range(3)]
+    assert backoff[0] > 0 and backoff[1] > backoff[0] and backoff[2] == policy.circuit_cooldown_cap
     store.prefetch()
     clock.now = 8.0
     source.throttled = True
-    # On INVOKE the next attempt waits for the next invoke; on the timer it waits out the error hold (1 s), doubling.
-    assert timer_pass(store, clock) == 9.0
+    # On INVOKE the next attempt waits for the next invoke; on the timer it waits out the error hold (1 s), doubling
+    # up to the circuit's cap (AWS failed: the value is refreshed soon after it recovers).
+    assert timer_pass(store, clock) == 8.0 + backoff[0]
     assert source.calls == [0.0, 8.0]
-    clock.now = 9.0
-    assert timer_pass(store, clock) == 11.0
-    clock.now = 11.0
+    clock.now = 8.0 + backoff[0]
+    assert timer_pass(store, clock) == clock.now + backoff[1]
+    clock.now += backoff[1]
     timer_pass(store, clock)
-    assert source.calls == [0.0, 8.0, 9.0, 11.0]  # (the third failure in a row also opened the circuit)
+    third = clock.now
+    assert source.calls == [0.0, 8.0, 8.0 + backoff[0], third]  # (the third failure in a row also opened the circuit)
     source.throttled = False
     clock.now = store.next_refresh_due()
-    assert clock.now == 15.0  # the backoff (4 s) outlasts the circuit's cooldown (1 s)
+    assert clock.now == third + max(backoff[2], policy.cooldown(0))  # the backoff, or the circuit's cooldown
     timer_pass(store, clock)
     assert [store.read(item).state for item in store.entries()] == ["hit"] * 3
     assert timer_pass(store, clock) == pytest.approx(clock.now + 8.0)  # back to 80% of the TTL: the backoff reset

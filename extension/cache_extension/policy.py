@@ -26,10 +26,15 @@ class Policy:
     backoff_cap: float = 2.0
     retry_deadline: float = 8.0
     # After this many failed calls in a row a source's circuit opens: no calls for the cooldown, which
-    # doubles with each reopening up to its cap. Then one probe call decides.
+    # doubles with each reopening up to its cap. Then one probe call decides; one probe per cooldown at
+    # most, so an outage costs a call per cap per source and region, and reads succeed within about the
+    # cap of AWS recovering.
     circuit_threshold: int = 3
     circuit_cooldown: float = 1.0
-    circuit_cooldown_cap: float = 30.0
+    circuit_cooldown_cap: float = 1.5
+    # A refresh of a still servable value that failed for good (denied, say: no circuit opens) waits the
+    # error hold, doubling up to this, before refresh-ahead tries it again.
+    refresh_backoff_cap: float = 30.0
     # A failure with nothing servable is answered from memory this long: a missing name read in a loop
     # costs one call per second, not one per read.
     error_hold: float = 1.0
@@ -43,10 +48,17 @@ class Policy:
     def backoff(self, attempt: int, random: Callable[[], float]) -> float:
         return random() * min(self.backoff_cap, self.backoff_base * 2**attempt)
 
-    def refresh_backoff(self, failures: int) -> float:
+    def refresh_backoff(self, failures: int, transient: bool = True) -> float:
         """How long refresh-ahead leaves a value still servable after its refresh failed `failures` + 1 times in a
-        row: the error hold, doubling up to the circuit's cap (readers are served the value meanwhile)."""
-        return min(self.circuit_cooldown_cap, self.error_hold * 2 ** min(failures, 32))  # (no float overflow)
+        row: the error hold, doubling (readers are served the value meanwhile). Up to the circuit's cap when AWS
+        failed (the circuit spaces those calls too, and the value is refreshed soon after AWS recovers), up to
+        refresh_backoff_cap when the answer was final (denied: nothing would change it soon)."""
+        cap = self.circuit_cooldown_cap if transient else self.refresh_backoff_cap
+        return min(cap, self.error_hold * 2 ** min(failures, 32))  # (no float overflow)
+
+    def cooldown(self, opened: int) -> float:
+        """The circuit's cooldown after its `opened`-th opening in a row (0-based)."""
+        return min(self.circuit_cooldown_cap, self.circuit_cooldown * 2 ** min(opened, 32))  # (no float overflow)
 
 
 # The original sample's behaviour, for comparison in the fleet simulation: no jitter, no stale, no
@@ -56,7 +68,10 @@ NAIVE = Policy(jitter=0.0, stale_while_revalidate=False, refresh_ahead=0.0, retr
 
 
 class Circuit:
-    """One per source: closed, open (no calls until a time), or half-open (one probe call out).
+    """One per source and region: closed, open (no calls until a time), or half-open (a probe call out).
+
+    Half-open lets one probe out per cooldown: a probe that hangs (until botocore's read timeout) does not
+    keep a source that has recovered meanwhile shut; the next probe may go when the cooldown after it ends.
 
     Only transient failures count; "not found" or "access denied" say nothing about the source's health.
     Callers hold the store's lock.
@@ -70,21 +85,26 @@ class Circuit:
         self.open_until = 0.0
         self.probing = False
         self.last_code = ""
-        self.generation = 0     # openings so far: a call records the one it went out under
+        self.generation = 0     # openings and probes so far: a call records the one it went out under
 
     @property
     def is_open(self) -> bool:
         return self.failures >= self.policy.circuit_threshold
 
     def blocked(self) -> bool:
-        """Open, with its cooldown still running or its probe still out: no call may go now."""
-        return self.is_open and (self.probing or self.clock() < self.open_until)
+        """Open, with its cooldown (or the last probe's) still running: no call may go now."""
+        return self.is_open and self.clock() < self.open_until
 
     def allow(self) -> bool:
-        """May a call go out now? In the half-open state only one may, until its outcome is recorded."""
+        """May a call go out now? When the cooldown is over, one may: the probe. The next one may go a
+        cooldown later, whether or not this one's outcome is recorded by then."""
+        if not self.is_open:
+            return True
         if self.blocked():
             return False
-        self.probing = self.is_open
+        self.probing = True
+        self.open_until = self.clock() + self.policy.cooldown(max(self.opened - 1, 0))
+        self.generation += 1  # only the latest probe's failure reopens it: one hung long ago does not
         return True
 
     def record(self, failed_code: str | None, generation: int | None = None) -> bool:
@@ -106,7 +126,7 @@ class Circuit:
         if not self.is_open or (was_open and not probe):
             return False
         self.probing = False
-        cooldown = min(self.policy.circuit_cooldown_cap, self.policy.circuit_cooldown * 2 ** min(self.opened, 32))
+        cooldown = self.policy.cooldown(self.opened)
         self.opened += 1
         self.generation += 1
         self.open_until = self.clock() + cooldown

@@ -9,6 +9,10 @@ that arrives during INIT waits for the prefetch instead of missing.
 Failures follow the Policy: transient ones are retried with backoff while readers keep waiting on the
 same Future; each source has a circuit that stops calls after repeated failures; a value inside its
 stale window is served rather than an error.
+
+Sources stay apart: calls go out per lane, a source in one region, each with its own circuit and its
+own executor (with the executor factory the extension passes), so a source that hangs in one region
+delays nothing else. A call that waited for a thread while its lane's circuit opened never goes out.
 """
 
 from __future__ import annotations
@@ -38,6 +42,16 @@ MAX_ON_DEMAND_BYTES = 16 * 1024 * 1024
 
 def entry_key(item: Item) -> tuple:
     return (item.source, item.name, item.version_stage, item.version_id)
+
+
+def lane_of(item: Item) -> tuple[str, str]:
+    """Calls to one source in one region: the unit with its own circuit and its own threads."""
+    return (item.source, item.region)
+
+
+class CircuitOpen(FetchError):
+    """A call refused by an open circuit (no AWS call was made): held only until the circuit lets calls
+    out again, and dropped when it closes, so reads succeed as soon as a probe has found AWS back."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +104,51 @@ def _batches(entries: list[_Entry], size: int) -> list[list[_Entry]]:
     return [batch for batch, _ in batches]
 
 
+# Fetch threads: a few per lane, so a lane whose calls hang (each up to botocore's read timeout) holds only its
+# own; fewer per lane when a config spans many regions, so the total stays small (each thread costs a stack).
+THREADS_PER_LANE = 4
+THREAD_BUDGET = 12
+MIN_THREADS_PER_LANE = 2
+
+
+class LaneExecutors:
+    """The Store's executor factory in the extension: a thread pool per lane, made on its first call (threads
+    start only as calls need them). 3 sources in one region: at most 4 threads each, 12 in all."""
+
+    def __init__(self, lanes: Iterable[tuple[str, str]]) -> None:
+        self.lanes = max(1, len(set(lanes)))
+        self.per_lane = max(MIN_THREADS_PER_LANE, min(THREADS_PER_LANE, THREAD_BUDGET // self.lanes))
+        self._pools: dict[tuple[str, str], Executor] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def total(self) -> int:
+        """The most threads these pools may run (a lane not configured, an on-demand region, adds its own)."""
+        return self.per_lane * max(self.lanes, len(self._pools))
+
+    def __call__(self, lane: tuple[str, str]) -> Executor:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with self._lock:
+            pool = self._pools.get(lane)
+            if pool is None:
+                pool = self._pools[lane] = ThreadPoolExecutor(self.per_lane, thread_name_prefix=f"fetch-{lane[0]}")
+            return pool
+
+    def threads(self) -> int:
+        with self._lock:
+            return sum(len(getattr(pool, "_threads", ())) for pool in self._pools.values())
+
+    def shutdown(self) -> None:
+        with self._lock:
+            for pool in self._pools.values():
+                pool.shutdown(wait=False, cancel_futures=True)
+
+
+def lane_executors(lanes: Iterable[tuple[str, str]]) -> LaneExecutors:
+    return LaneExecutors(lanes)
+
+
 def _thread_timer(delay: float, function: Callable, *args) -> None:
     timer = threading.Timer(delay, function, args)
     timer.daemon = True
@@ -107,7 +166,7 @@ class Store:
         self,
         items: Iterable[Item],
         fetchers: Mapping[str, Fetcher],
-        executor: Executor,
+        executor: Executor | Callable[[tuple[str, str]], Executor],  # one for all, or a factory per lane
         *,
         policy: Policy = Policy(),
         clock: Callable[[], float] = time.monotonic,
@@ -120,14 +179,15 @@ class Store:
         self._on_demand: OrderedDict[tuple, int] = OrderedDict()  # key -> bytes, least recently used first
         self._on_demand_bytes = 0
         self._fetchers = fetchers
-        self._executor = executor
+        self._executor_for = (lambda lane: executor) if hasattr(executor, "submit") else executor
+        self._executors: dict[tuple[str, str], Executor] = {}
         self._policy = policy
         self._clock = clock
         self._later = later
         self._random = random
         self._metrics = metrics
         self._on_settle = on_settle
-        self._circuits = {source: Circuit(policy, clock) for source in fetchers}
+        self._circuits: dict[tuple[str, str], Circuit] = {}  # per lane, made on first use
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -207,12 +267,24 @@ class Store:
             at = max(at, entry.retry_at)
             if failed is not None:
                 at = max(at, failed[1])
-        circuit = self._circuits[entry.item.source]
+        circuit = self._circuit(lane_of(entry.item))
         if circuit.is_open:
-            if circuit.probing:
-                return None  # the probe's outcome settles it
-            at = max(at, circuit.open_until)
+            at = max(at, circuit.open_until)  # the next probe's turn (a probe's outcome also wakes the timer)
         return at
+
+    def _circuit(self, lane: tuple[str, str]) -> Circuit:
+        """The lane's circuit. Caller holds the lock."""
+        circuit = self._circuits.get(lane)
+        if circuit is None:
+            circuit = self._circuits[lane] = Circuit(self._policy, self._clock)
+        return circuit
+
+    def _executor(self, lane: tuple[str, str]) -> Executor:
+        """The lane's executor. Caller holds the lock."""
+        executor = self._executors.get(lane)
+        if executor is None:
+            executor = self._executors[lane] = self._executor_for(lane)
+        return executor
 
     def refresh(self, items: Iterable[Item]) -> list[Future]:
         """Force refresh (POST /refresh): one Future per item, in order, answered by a fetch that starts
@@ -309,36 +381,51 @@ class Store:
         return entry
 
     def _submit(self, entries: list[_Entry]) -> None:
-        """Call out for entries just marked in flight: batched per source, subject to its circuit."""
-        submit: list[tuple[Fetcher, list[_Entry], int]] = []
+        """Call out for entries just marked in flight: batched per lane, subject to its circuit."""
+        submit: list[tuple[Executor, Fetcher, list[_Entry], int]] = []
         refused: list[tuple[_Entry, FetchError]] = []
         with self._lock:
-            by_source: dict[str, list[_Entry]] = {}
+            by_lane: dict[tuple[str, str], list[_Entry]] = {}
             for entry in entries:
-                by_source.setdefault(entry.item.source, []).append(entry)
-            for source, group in by_source.items():
-                fetcher = self._fetchers[source]
-                circuit = self._circuits[source]
+                by_lane.setdefault(lane_of(entry.item), []).append(entry)
+            for lane, group in by_lane.items():
+                fetcher = self._fetchers[lane[0]]
+                circuit = self._circuit(lane)
                 for batch in _batches(group, fetcher.batch_size):
                     if circuit.allow():
-                        submit.append((fetcher, batch, circuit.generation))
+                        submit.append((self._executor(lane), fetcher, batch, circuit.generation))
                     else:
-                        refused += [(entry, self._circuit_error(source)) for entry in batch]
-        for fetcher, batch, generation in submit:
+                        refused += [(entry, self._circuit_error(lane)) for entry in batch]
+        for executor, fetcher, batch, generation in submit:
             self._count_each([entry for entry in batch if entry.cached is not None], "Refreshes")
-            self._executor.submit(self._fetch, fetcher, batch, 0, self._clock(), generation)
+            executor.submit(self._fetch, fetcher, batch, 0, self._clock(), generation)
         # The opening was logged once; a line per refused read would flood.
         self._settle_each([(entry, error) for entry, error in refused], quiet=True)
 
-    def _circuit_error(self, source: str) -> FetchError:
-        circuit = self._circuits[source]
+    def _circuit_error(self, lane: tuple[str, str]) -> FetchError:
+        """Why a call was refused. Caller holds the lock."""
+        circuit = self._circuit(lane)
         code = circuit.last_code or "CircuitOpen"
-        return FetchError(code, 504 if code == "Timeout" else 502,
-                          f"calls to {source} are paused for {circuit.retry_after():.1f} s after "
-                          f"{circuit.failures} failures in a row", transient=True)
+        return CircuitOpen(code, 504 if code == "Timeout" else 502,
+                           f"calls to {lane[0]} in {lane[1]} are paused for {circuit.retry_after():.1f} s after "
+                           f"{circuit.failures} failures in a row", transient=True)
 
     def _fetch(self, fetcher: Fetcher, batch: list[_Entry], attempt: int, started: float, generation: int) -> None:
-        """One call for `batch`, which the source's circuit let out in its `generation`."""
+        """One call for `batch`, which its lane's circuit let out in its `generation`."""
+        lane = lane_of(batch[0].item)
+        with self._lock:
+            circuit = self._circuit(lane)
+            error = None
+            if circuit.generation != generation:
+                # Queued behind calls that hung or failed while the circuit opened: this one goes out only as
+                # the probe, or once the circuit has closed again.
+                if circuit.allow():
+                    generation = circuit.generation
+                else:
+                    error = self._circuit_error(lane)
+        if error is not None:
+            self._settle_each([(entry, error) for entry in batch], quiet=True)
+            return
         try:
             outcomes = fetcher.get_many([entry.item for entry in batch])
         except BaseException as exc:  # a fetcher bug must not leave readers waiting forever
@@ -356,13 +443,19 @@ class Store:
         delay = self._policy.backoff(attempt, self._random) if transient else 0.0
         jitter = self._random()  # one draw per call: what was fetched together expires (and refreshes) together
         with self._lock:
-            circuit = self._circuits[source]
+            was_open = circuit.is_open
             opened = circuit.record(failed_code, generation)
             retry = (transient and attempt < self._policy.retries and not circuit.is_open
                      and now + delay - started <= self._policy.retry_deadline)
+            if was_open and not circuit.is_open:
+                # Closed: reads refused meanwhile need not wait out their hold to find AWS back.
+                for other in self._entries.values():
+                    if other.failed is not None and isinstance(other.failed[0], CircuitOpen) \
+                            and lane_of(other.item) == lane:
+                        other.failed = None
         if opened:
-            log.warning("%s failed %d times in a row (%s): no calls for %.1f s", source, circuit.failures,
-                        failed_code, circuit.retry_after())
+            log.warning("%s in %s failed %d times in a row (%s): no calls for %.1f s", source, lane[1],
+                        circuit.failures, failed_code, circuit.retry_after())
             if self._metrics is not None:
                 self._metrics.count(source, "CircuitOpened")
         if retry:
@@ -372,13 +465,16 @@ class Store:
         self._settle_each([(entry, outcome) for entry, outcome in results if entry not in retrying], jitter=jitter)
 
     def _retry(self, fetcher: Fetcher, batch: list[_Entry], attempt: int, started: float) -> None:
+        lane = lane_of(batch[0].item)
         with self._lock:
-            circuit = self._circuits[fetcher.source]
+            circuit = self._circuit(lane)
             allowed, generation = circuit.allow(), circuit.generation
-        if allowed:
-            self._executor.submit(self._fetch, fetcher, batch, attempt, started, generation)
+            executor = self._executor(lane)
+            error = None if allowed else self._circuit_error(lane)
+        if error is None:
+            executor.submit(self._fetch, fetcher, batch, attempt, started, generation)
         else:
-            self._settle_each([(entry, self._circuit_error(fetcher.source)) for entry in batch], quiet=True)
+            self._settle_each([(entry, error) for entry in batch], quiet=True)
 
     def _settle_each(self, outcomes: list[tuple[_Entry, Value | FetchError]], **options) -> None:
         """Settle each entry, then fetch again, together, those a forced refresh was waiting on."""
@@ -412,10 +508,13 @@ class Store:
             servable = entry.servable(now)
             if not isinstance(outcome, Value):
                 if servable:
-                    entry.retry_at = now + self._policy.refresh_backoff(entry.refresh_failures)
+                    entry.retry_at = now + self._policy.refresh_backoff(entry.refresh_failures, outcome.transient)
                     entry.refresh_failures += 1
                 else:
-                    entry.failed = (outcome, now + self._policy.error_hold)
+                    hold = now + self._policy.error_hold
+                    if isinstance(outcome, CircuitOpen):  # no longer than the circuit refuses calls
+                        hold = min(hold, self._circuit(lane_of(item)).open_until)
+                    entry.failed = (outcome, hold)
         if future is None or future.cancelled():
             return follow
         if isinstance(outcome, Value):

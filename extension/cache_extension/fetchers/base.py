@@ -5,10 +5,12 @@ Fetchers never know about HTTP or the cache: they turn configured items into val
 
 from __future__ import annotations
 
+import logging
+import math
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 if TYPE_CHECKING:
     from ..config import Item
@@ -19,6 +21,8 @@ if TYPE_CHECKING:
 CONNECT_TIMEOUT = 1.0
 READ_TIMEOUT = 3.0
 MAX_ATTEMPTS = 1
+
+log = logging.getLogger("cache_extension.fetchers")
 
 # AWS error codes that mean "it is not there" rather than "AWS failed".
 NOT_FOUND_CODES = frozenset(
@@ -33,6 +37,13 @@ THROTTLING_CODES = frozenset({
 SERVER_CODES = frozenset({
     "InternalFailure", "InternalError", "InternalServerError", "InternalServerErrorException",
     "InternalServiceError", "InternalServiceErrorException", "ServiceUnavailable", "ServiceUnavailableException",
+})
+
+# Codes that fail a whole call whatever it asks for (credentials, signing): splitting the batch cannot help.
+WHOLE_CALL_CODES = frozenset({
+    "NoCredentials", "UnrecognizedClientException", "InvalidClientTokenId", "InvalidSignatureException",
+    "IncompleteSignature", "MissingAuthenticationToken", "ExpiredToken", "ExpiredTokenException",
+    "SignatureDoesNotMatch", "UnknownOperationException",
 })
 
 
@@ -175,11 +186,7 @@ class Fetcher:
         """Fetch up to `batch_size` items; one outcome per item name, never an exception."""
         outcomes: dict[str, Value | FetchError] = {}
         for group in _by_region(items):
-            try:
-                outcomes.update(self.fetch_batch(group))
-            except Exception as exc:  # one failed call fails its batch, not the process
-                error = FetchError.from_exception(exc, self.operation)
-                outcomes.update((item.name, error) for item in group)
+            outcomes.update(self.isolated(group, self.fetch_batch, self.operation))
         for item in items:  # a response that silently left an item out is an error too
             outcomes.setdefault(item.name, FetchError("NoResult", 502, f"{self.operation} returned no result"))
         return outcomes
@@ -187,6 +194,38 @@ class Fetcher:
     def fetch_batch(self, items: Sequence[Item]) -> dict[str, Value | FetchError]:
         """Fetch items that share a region, in as few calls as the API allows."""
         raise NotImplementedError
+
+    def split(self, items: Sequence[Item]) -> list[Sequence[Item]]:
+        """Two parts of a batch whose call failed, to find the item(s) the failure belongs to."""
+        half = len(items) // 2
+        return [items[:half], items[half:]]
+
+    def isolated(self, items: Sequence[Item], call: Callable[[Sequence[Item]], dict], operation: str,
+                 ) -> dict[str, Value | FetchError]:
+        """call(items), never raising. A batch call fails whole for one bad item (a DynamoDB table that does not
+        exist, a name AWS refuses, a reference to a missing secret): when it fails for good (not throttling or
+        an outage, which the store retries and its circuit counts), the batch is asked again in halves, down to
+        the item(s) the error belongs to, so the others are fetched and the error is reported for the bad ones
+        only. Bisection keeps it to about 2 calls per level for one bad item, and a budget bounds the calls
+        whatever fails (say, a role denied the whole API): at most 4 * log2(n) extra calls."""
+        budget = [4 * max(1, math.ceil(math.log2(max(len(items), 2))))]
+        return self._isolated(items, call, operation, budget)
+
+    def _isolated(self, items: Sequence[Item], call: Callable, operation: str, budget: list[int]) -> dict:
+        try:
+            return call(items)
+        except Exception as exc:  # one failed call fails its items, not the process
+            error = FetchError.from_exception(exc, operation)
+        parts = [part for part in self.split(items) if part] if len(items) > 1 else []
+        if error.transient or error.code in WHOLE_CALL_CODES or len(parts) < 2 or budget[0] < len(parts):
+            return {item.name: error for item in items}
+        budget[0] -= len(parts)
+        log.info("%s failed with %s for %d items: asking again in parts, to find the item(s) it belongs to",
+                 operation, error.code, len(items))
+        outcomes: dict[str, Value | FetchError] = {}
+        for part in parts:
+            outcomes.update(self._isolated(part, call, operation, budget))
+        return outcomes
 
 
 def _by_region(items: Iterable[Item]) -> list[list[Item]]:

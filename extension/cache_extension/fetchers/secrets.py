@@ -27,13 +27,17 @@ class SecretFetcher(Fetcher):
         if len(current) == 1:
             outcomes[current[0].name] = self._get_one(client, current[0])
         elif current:
-            try:
-                outcomes.update(self._get_batch(client, current))
-            except Exception as exc:
-                # Roles often allow GetSecretValue on named secrets but not BatchGetSecretValue.
-                if FetchError.from_exception(exc, self.operation).code != "AccessDeniedException":
-                    raise
-                outcomes.update((item.name, self._get_one(client, item)) for item in current)
+            def batch(part: Sequence[Item]) -> dict[str, Value | FetchError]:
+                try:
+                    return self._get_batch(client, part)
+                except Exception as exc:
+                    # Roles often allow GetSecretValue on named secrets but not BatchGetSecretValue.
+                    if FetchError.from_exception(exc, self.operation).code != "AccessDeniedException":
+                        raise
+                    return {item.name: self._get_one(client, item) for item in part}
+
+            # Per-secret failures come back in Errors; one that fails the whole call is looked for in parts.
+            outcomes.update(self.isolated(current, batch, self.operation))
         return outcomes
 
     def _get_batch(self, client, items: Sequence[Item]) -> dict[str, Value | FetchError]:

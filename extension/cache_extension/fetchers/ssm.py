@@ -28,8 +28,8 @@ class ParameterFetcher(Fetcher):
         selected = [[item] for item in items if _selector(item.name) and item not in references]
         outcomes: dict[str, Value | FetchError] = {}
         for group in [plain, references, *selected]:
-            if group:
-                outcomes.update(self._get_parameters(group))
+            if group:  # (a missing reference fails the whole call with ParameterNotFound: isolated finds it)
+                outcomes.update(self.isolated(group, self._get_parameters, self.operation))
         return outcomes
 
     def _get_parameters(self, items: Sequence[Item]) -> dict[str, Value | FetchError]:
