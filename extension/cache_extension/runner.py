@@ -127,16 +127,15 @@ class Extension:
             self.emf = EmfEmitter(self.metrics, settings.metrics_namespace, settings.metrics_dimensions, _print_line)
 
     def run(self) -> int:
-        from concurrent.futures import ThreadPoolExecutor
-
         from .fetchers import ClientFactory, create_fetchers
-        from .store import Store
+        from .store import Store, lane_executors
 
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
-        executor = ThreadPoolExecutor(max_workers=FETCH_THREADS, thread_name_prefix="fetch")
+        # A few fetch threads per source and region (store.LaneExecutors): one that hangs delays no other.
+        executors = lane_executors({(item.source, item.region) for item in self.config.items})
         fetchers = create_fetchers(self.config.sources, ClientFactory(self.metrics))
-        store = self.store = Store(self.config.items, fetchers, executor, metrics=self.metrics, clock=self.clock,
+        store = self.store = Store(self.config.items, fetchers, executors, metrics=self.metrics, clock=self.clock,
                                    on_settle=self.wake.set if self.mode.timer_refresh else None)
         pending = store.prefetch(exclude=self.deferred) if self.settings.init_startup else []
 
