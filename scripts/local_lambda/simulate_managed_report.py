@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from cache_extension.runner import FETCH_THREADS, PREFETCH_BUDGET
+from cache_extension.runner import PREFETCH_BUDGET
+from cache_extension.store import THREADS_PER_LANE as FETCH_THREADS  # one source in one region: one lane
 
 from local_lambda.simulate_common import (
     ROOT,
