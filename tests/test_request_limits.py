@@ -173,6 +173,12 @@ def test_a_huge_header_is_answered_431_at_once(ext):
                                                 "message": "at most 64 headers and 16384 bytes"})
     assert b"\r\nconnection: close\r\n" in flood.answer.lower()
     assert flood.sent < 8 * MIB  # what loopback's socket buffers take: the server stopped reading at once
+    # Logged with the rule it broke, never the request's bytes.
+    deadline = time.monotonic() + 5
+    while "refused a request: at most 64 headers and 16384 bytes" not in ext.output:
+        assert time.monotonic() < deadline, "the refusal was not logged"
+        time.sleep(0.05)
+    assert "vvvvvvvv" not in ext.output
 
 
 def test_many_small_headers_arriving_are_431(ext):

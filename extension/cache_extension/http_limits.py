@@ -100,10 +100,6 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                 if self._done:  # a body that is not read: the parser stopped at its start
                     return self._pause()
                 limit, self._limit = self._limit, None
-                if limit is None:
-                    self.logger.warning(MALFORMED[2])  # as uvicorn logs it
-                else:
-                    log.warning("refused a request: %s", limit[2])  # the rule, never the request's bytes
                 return self._refuse(limit or MALFORMED)
             if self._in_head and not self._began:
                 self._head_bytes += len(piece)
@@ -154,6 +150,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         return not self.pipeline and (self.cycle is None or self.cycle.response_complete)
 
     def _refuse(self, refusal: tuple[int, str, str]) -> None:
+        if refusal is MALFORMED:
+            self.logger.warning(MALFORMED[2])  # as uvicorn logs it
+        else:
+            log.warning("refused a request: %s", refusal[2])  # the rule it broke, never its bytes
         self._done = True
         self._in_head = False
         if self.transport.is_closing():
