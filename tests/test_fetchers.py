@@ -193,3 +193,12 @@ def test_no_error_text_from_aws_reaches_an_outcome():
     client = FakeDynamoDb({"Good"})
     outcomes = ItemFetcher(Clients(client)).get_many([dynamodb_item("Good", "k"), dynamodb_item("Missing", "k")])
     assert "hunter2" not in str(outcomes["Missing-k"]) and "hunter2" not in outcomes["Missing-k"].message
+
+
+def test_the_split_is_logged_without_names_values_or_aws_text(caplog):
+    caplog.set_level("DEBUG", logger="cache_extension")
+    client = FakeSecretsManager({f"s{i}": f"hunter2-value-{i}" for i in range(4)}, refused={"s2"})
+    outcomes = SecretFetcher(Clients(client)).get_many([secret(f"s{i}") for i in range(4)])
+    assert {name for name, o in outcomes.items() if isinstance(o, FetchError)} == {"s2"}
+    assert "asking again in parts" in caplog.text
+    assert "hunter2" not in caplog.text  # neither a value nor AWS's message (which can quote request data)
