@@ -163,6 +163,7 @@ class Extension:
                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
             )
         )
+        self.server.should_exit = self.stopping  # a signal that came before the server existed
         # uvloop, not asyncio's loop. The loop is never closed: closing would wait for the default
         # executor's threads (the prefetch wait among them), and the process exits right after.
         loop = uvloop.new_event_loop()
