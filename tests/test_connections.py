@@ -344,3 +344,45 @@ def python_client_module(layer_dir):
     yield module
     sys.path.remove(str(layer_dir / "python"))
     sys.modules.pop("cache_extension_client", None)
+
+
+def test_a_flood_is_logged_once_per_interval_with_a_count(monkeypatch, caplog):
+    """In process, with the interval shortened: the first eviction logs one line, the rest of the interval is
+    summed into one line with the counts; the longest idle connection is the one closed."""
+    import asyncio
+    import logging
+
+    from cache_extension import http_server
+
+    monkeypatch.setattr(http_server, "MAX_CONNECTIONS", 3)
+    monkeypatch.setattr(http_server, "FLOOD_LOG_INTERVAL", 0.2)
+
+    class Transport:
+        def __init__(self) -> None:
+            self.aborted = False
+
+        def abort(self) -> None:
+            self.aborted = True
+
+    class Connection:
+        def __init__(self) -> None:
+            self.transport = Transport()
+
+    async def flood() -> list[Connection]:
+        guard = http_server.Connections(asyncio.get_running_loop())
+        opened = []
+        for _ in range(1000):
+            connection = Connection()
+            opened.append(connection)
+            guard.idle[connection] = None
+            assert guard.admit(connection, len(guard.idle))
+        await asyncio.sleep(0.5)
+        return opened
+
+    with caplog.at_level(logging.WARNING, logger="cache_extension.http"):
+        opened = asyncio.run(flood())
+    lines = [r.getMessage() for r in caplog.records]
+    print("\n" + "\n".join(lines))
+    assert len(lines) == 2, lines
+    assert "997 idle connection(s) closed, 0 new one(s) refused" in lines[1]
+    assert [c.transport.aborted for c in opened] == [True] * 997 + [False] * 3
