@@ -27,7 +27,6 @@ PREFETCH_BUDGET = 6.0
 # SHUTDOWN must end the process within 1 s; graceful shutdown gets most of it, then we exit anyway.
 GRACEFUL_SHUTDOWN = 0.4
 EXIT_DEADLINE = 0.9
-FETCH_THREADS = 8
 # Managed Instances (no INVOKE events): the refresh timer sleeps until refresh-ahead is next due, at least
 # this long (no busy loop whatever the store says) and at most the idle interval (EMF lines go out then).
 TIMER_MIN_SLEEP = 0.01
