@@ -39,7 +39,12 @@ def put_parameter(moto, name: str, value: str, kind: str = "String") -> None:
 
 
 def parameters_config(*names: str, ttl: str | None = None, stale: str | None = None) -> str:
-    lines = ["parameters:", "  - names:"] + [f"      - {name}" for name in names]
+    return names_config("parameters", *names, ttl=ttl, stale=stale)
+
+
+def names_config(section: str, *names: str, ttl: str | None = None, stale: str | None = None) -> str:
+    """A config.yaml with one group of `names` under `section` (parameters or secrets)."""
+    lines = [f"{section}:", "  - names:"] + [f"      - {name}" for name in names]
     if ttl:
         lines.append(f"    ttl: {ttl}")
     if stale:

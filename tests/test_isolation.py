@@ -21,7 +21,7 @@ from collections import Counter, defaultdict
 from cache_extension.policy import Policy
 from conftest import REGION, SECRET_VALUES, unique
 from local_lambda.aws import SAMPLE_TABLE
-from test_end_to_end import parameters_config, poll, put_parameter
+from test_end_to_end import names_config, parameters_config, poll, put_parameter
 from test_fault_proxy import proxy  # noqa: F401 (a fixture: the fault proxy in front of moto)
 from test_faults import HANG, Connection, burst, path, through_proxy  # noqa: F401 (through_proxy: a fixture)
 
@@ -34,12 +34,7 @@ def put_secret(moto, name: str, value: str) -> None:
 
 
 def secrets_config(*names: str, ttl: str | None = None, stale: str | None = None) -> str:
-    lines = ["secrets:", "  - names:"] + [f"      - {name}" for name in names]
-    if ttl:
-        lines.append(f"    ttl: {ttl}")
-    if stale:
-        lines.append(f"    stale: {stale}")
-    return "\n".join(lines) + "\n"
+    return names_config("secrets", *names, ttl=ttl, stale=stale)
 
 
 # --- 6: a hanging source delays no other ------------------------------------------------------------------------------
