@@ -665,9 +665,9 @@ class HangingSource(MemorySource):
 
 
 def _lanes_store(items, fetchers):
-    from cache_extension.store import lane_executors
+    from cache_extension.lanes import LaneExecutors
 
-    executors = lane_executors({(i.source, i.region) for i in items})
+    executors = LaneExecutors({(i.source, i.region) for i in items})
     return Store(items, fetchers, executors, policy=Policy(retries=0), later=Later()), executors
 
 
@@ -703,10 +703,10 @@ def test_a_hanging_source_delays_no_other(other):
 
 
 def test_the_thread_budget_is_small_and_each_lane_gets_some():
-    from cache_extension.store import lane_executors
+    from cache_extension.lanes import LaneExecutors
 
-    assert lane_executors({("parameters", "r"), ("secrets", "r"), ("dynamodb", "r")}).total <= 12
-    many = lane_executors({(s, f"r{i}") for s in ("parameters", "secrets", "dynamodb") for i in range(8)})
+    assert LaneExecutors({("parameters", "r"), ("secrets", "r"), ("dynamodb", "r")}).total <= 12
+    many = LaneExecutors({(s, f"r{i}") for s in ("parameters", "secrets", "dynamodb") for i in range(8)})
     assert many.per_lane >= 1 and many.total <= 2 * 24
 
 

@@ -127,12 +127,13 @@ class Extension:
 
     def run(self) -> int:
         from .fetchers import ClientFactory, create_fetchers
-        from .store import Store, lane_executors
+        from .lanes import LaneExecutors, lane_of
+        from .store import Store
 
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
-        # A few fetch threads per source and region (store.LaneExecutors): one that hangs delays no other.
-        executors = lane_executors({(item.source, item.region) for item in self.config.items})
+        # A few fetch threads per source and region (lanes.LaneExecutors): one that hangs delays no other.
+        executors = LaneExecutors({lane_of(item) for item in self.config.items})
         fetchers = create_fetchers(self.config.sources, ClientFactory(self.metrics))
         store = self.store = Store(self.config.items, fetchers, executors, metrics=self.metrics, clock=self.clock,
                                    on_settle=self.wake.set if self.mode.timer_refresh else None)

@@ -28,6 +28,7 @@ from typing import Callable, Iterable, Mapping
 
 from .config import Item
 from .fetchers import Fetcher, FetchError, Value
+from .lanes import lane_of
 from .logs import printable
 from .policy import Circuit, Policy
 
@@ -42,11 +43,6 @@ MAX_ON_DEMAND_BYTES = 16 * 1024 * 1024
 
 def entry_key(item: Item) -> tuple:
     return (item.source, item.name, item.version_stage, item.version_id)
-
-
-def lane_of(item: Item) -> tuple[str, str]:
-    """Calls to one source in one region: the unit with its own circuit and its own threads."""
-    return (item.source, item.region)
 
 
 class CircuitOpen(FetchError):
@@ -102,51 +98,6 @@ def _batches(entries: list[_Entry], size: int) -> list[list[_Entry]]:
         batch.append(entry)
         names.add(name)
     return [batch for batch, _ in batches]
-
-
-# Fetch threads: a few per lane, so a lane whose calls hang (each up to botocore's read timeout) holds only its
-# own; fewer per lane when a config spans many regions, so the total stays small (each thread costs a stack).
-THREADS_PER_LANE = 4
-THREAD_BUDGET = 12
-MIN_THREADS_PER_LANE = 2
-
-
-class LaneExecutors:
-    """The Store's executor factory in the extension: a thread pool per lane, made on its first call (threads
-    start only as calls need them). 3 sources in one region: at most 4 threads each, 12 in all."""
-
-    def __init__(self, lanes: Iterable[tuple[str, str]]) -> None:
-        self.lanes = max(1, len(set(lanes)))
-        self.per_lane = max(MIN_THREADS_PER_LANE, min(THREADS_PER_LANE, THREAD_BUDGET // self.lanes))
-        self._pools: dict[tuple[str, str], Executor] = {}
-        self._lock = threading.Lock()
-
-    @property
-    def total(self) -> int:
-        """The most threads these pools may run (a lane not configured, an on-demand region, adds its own)."""
-        return self.per_lane * max(self.lanes, len(self._pools))
-
-    def __call__(self, lane: tuple[str, str]) -> Executor:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with self._lock:
-            pool = self._pools.get(lane)
-            if pool is None:
-                pool = self._pools[lane] = ThreadPoolExecutor(self.per_lane, thread_name_prefix=f"fetch-{lane[0]}")
-            return pool
-
-    def threads(self) -> int:
-        with self._lock:
-            return sum(len(getattr(pool, "_threads", ())) for pool in self._pools.values())
-
-    def shutdown(self) -> None:
-        with self._lock:
-            for pool in self._pools.values():
-                pool.shutdown(wait=False, cancel_futures=True)
-
-
-def lane_executors(lanes: Iterable[tuple[str, str]]) -> LaneExecutors:
-    return LaneExecutors(lanes)
 
 
 def _thread_timer(delay: float, function: Callable, *args) -> None:

@@ -30,7 +30,7 @@ from cache_extension.fetchers.ssm import ParameterFetcher
 from cache_extension.metrics import Metrics
 from cache_extension.policy import Policy
 from cache_extension.runner import PREFETCH_BUDGET
-from cache_extension.store import THREADS_PER_LANE as FETCH_THREADS  # one source in one region: one lane
+from cache_extension.lanes import THREADS_PER_LANE as FETCH_THREADS  # one source in one region: one lane
 from cache_extension.store import Result, Store
 
 from local_lambda.simulate_common import (

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from cache_extension.runner import PREFETCH_BUDGET
-from cache_extension.store import THREADS_PER_LANE as FETCH_THREADS  # one source in one region: one lane
+from cache_extension.lanes import THREADS_PER_LANE as FETCH_THREADS  # one source in one region: one lane
 
 from local_lambda.simulate_common import (
     ROOT,
