@@ -739,3 +739,14 @@ def test_reads_refused_by_the_circuit_succeed_as_soon_as_a_probe_finds_aws_back(
     calls = len(source.calls)
     assert settle(store.read(item("b"))).state == "miss"  # the probe: closes the circuit
     assert len(source.calls) == calls + 1
+
+
+def test_a_hit_says_how_long_it_stays_fresh(executor):
+    store, source, clock = make(executor, ["a"], stale=5.0)
+    settle(store.read(item("a", stale=5.0)))
+    assert store.read(item("a", stale=5.0)).fresh_for == pytest.approx(10.0)
+    clock.now += 3.0
+    assert store.read(item("a", stale=5.0)).fresh_for == pytest.approx(7.0)
+    clock.now += 8.0  # past the TTL, inside the stale window
+    stale = store.read(item("a", stale=5.0))
+    assert stale.state == "stale" and stale.fresh_for == 0.0

@@ -136,8 +136,14 @@ async def fetch(store: Store, item: Item | None, source: str, metrics: Metrics |
     return result
 
 
+def max_age(result: Result) -> str:
+    """Whole seconds of freshness left, rounded down so that a client's copy never outlives ours; 0 for stale
+    values and misses."""
+    return f"max-age={int(result.fresh_for)}"
+
+
 def cache_headers(result: Result) -> dict[str, str]:
-    return {"X-Cache": result.state, "Age": str(int(result.age))}
+    return {"X-Cache": result.state, "Age": str(int(result.age)), "Cache-Control": max_age(result)}
 
 
 def reader(config: Config, store: Store, source: str, metrics: Metrics | None = None):
@@ -250,7 +256,8 @@ class FastHits:
                 await send({"type": "http.response.start", "status": 200, "headers": [
                     (b"content-type", value.content_type.encode("latin-1")),
                     (b"content-length", str(len(value.body)).encode("latin-1")),
-                    (b"x-cache", result.state.encode("latin-1")), (b"age", str(int(result.age)).encode("latin-1"))]})
+                    (b"x-cache", result.state.encode("latin-1")), (b"age", str(int(result.age)).encode("latin-1")),
+                    (b"cache-control", max_age(result).encode("latin-1"))]})
                 await send({"type": "http.response.body", "body": value.body})
                 return
         await self.app(scope, receive, send)

@@ -56,6 +56,7 @@ class Result:
     state: str  # "hit", "miss" or "stale": the X-Cache header
     age: float  # seconds since the value was fetched
     error: FetchError | None = None  # why a stale value was served instead of a fresh one
+    fresh_for: float = 0.0  # seconds the value stays fresh (hits only): Cache-Control's max-age, for clients' caches
 
 
 class _Entry:
@@ -156,7 +157,7 @@ class Store:
             if entry.on_demand:
                 self._touch(entry)
             if now < cached[2]:
-                return Result(cached[0], "hit", now - cached[1])
+                return Result(cached[0], "hit", now - cached[1], fresh_for=cached[2] - now)
             if now < cached[3] and self._policy.stale_while_revalidate:
                 if entry.pending is None:
                     self._launch([entry])
