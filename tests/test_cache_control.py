@@ -20,7 +20,7 @@ def max_age(reply) -> int:
 
 def test_a_hit_says_how_long_it_stays_fresh_a_miss_and_a_stale_value_say_zero(start_extension, moto):
     name = unique("/cc/param")
-    put_parameter(moto, name, "v")
+    put_parameter(moto, name, unique("value"))
     ext = start_extension(parameters_config(name, ttl="1m", stale="5m"), env={"CACHE_EXTENSION_INIT_STARTUP": "false"})
     first = ext.read("parameters", name)
     assert (first.headers["x-cache"], max_age(first)) == ("miss", 0)
@@ -36,7 +36,7 @@ def test_a_hit_says_how_long_it_stays_fresh_a_miss_and_a_stale_value_say_zero(st
 
 def test_a_stale_value_says_zero_and_max_age_never_outlives_the_ttl(start_extension, moto):
     name = unique("/cc/short")
-    put_parameter(moto, name, "v")
+    put_parameter(moto, name, unique("value"))
     ext = start_extension(parameters_config(name, ttl="2s", stale="1m"))
     hit = ext.read("parameters", name)
     assert hit.headers["x-cache"] == "hit" and max_age(hit) <= 1  # 2 s TTL, some of it gone: rounded down
