@@ -28,9 +28,6 @@ log = logging.getLogger("cache_extension.http")
 
 HEADER_TIMEOUT = 5.0
 MAX_CONNECTIONS = 512
-# Kept well under Lambda's 1,024 open files with MAX_CONNECTIONS: one accept burst takes at most the
-# backlog, and the process keeps files of its own (AWS connections, pipes, the event loop).
-LISTEN_BACKLOG = 128
 TICK = 0.25
 MAX_TICK = 1.0
 FLOOD_LOG_INTERVAL = 60.0

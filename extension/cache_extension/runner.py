@@ -24,6 +24,11 @@ log = logging.getLogger("cache_extension")
 # Lambda allows 10 s for INIT: after this long INIT ends and slow fetches finish in the background
 # (a read of such an item waits for its fetch rather than missing).
 PREFETCH_BUDGET = 6.0
+# The listening sockets' backlog, kept well under Lambda's 1,024 open files with the connection cap
+# (http_server.MAX_CONNECTIONS): one accept burst takes at most the backlog, and the process keeps files of
+# its own (AWS connections, pipes, the event loop). Here, not in http_server: binding happens before the
+# prefetch starts, and the HTTP stack is imported while the prefetch runs.
+LISTEN_BACKLOG = 128
 # SHUTDOWN must end the process within 1 s; graceful shutdown gets most of it, then we exit anyway.
 GRACEFUL_SHUTDOWN = 0.4
 EXIT_DEADLINE = 0.9
@@ -82,8 +87,6 @@ def listen(port: int) -> list[socket.socket]:
 
 
 def _bind(family: socket.AddressFamily, host: str, port: int) -> socket.socket:
-    from .http_server import LISTEN_BACKLOG
-
     # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose proto says TCP,
     # and with Nagle on, every keep-alive response waits ~40 ms for a delayed ACK.
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -145,7 +148,7 @@ class Extension:
         import uvloop
 
         from .app import create_app
-        from .http_server import LISTEN_BACKLOG, GuardedHttpProtocol, ShutdownGuard
+        from .http_server import GuardedHttpProtocol, ShutdownGuard
 
         self.server = _server(
             uvicorn.Config(
