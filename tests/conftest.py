@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import importlib
 import json
 import os
 import sys
@@ -92,6 +93,18 @@ def layer_dir(python_layer_dir) -> Path:
     (tests/test_end_to_end.py parametrizes it over LAYER_VARIANTS). An override must not request `layer_dir`
     itself: its params would then key this session fixture too, and rebuild the layer at every switch."""
     return python_layer_dir
+
+
+@pytest.fixture(scope="module")
+def python_client(layer_dir):
+    """cache_extension_client imported from the layer tree, as a function on Lambda would."""
+    sys.path.insert(0, str(layer_dir / "python"))
+    sys.modules.pop("cache_extension_client", None)
+    module = importlib.import_module("cache_extension_client")
+    assert Path(module.__file__).is_relative_to(layer_dir)
+    yield module
+    sys.path.remove(str(layer_dir / "python"))
+    sys.modules.pop("cache_extension_client", None)
 
 
 @pytest.fixture(scope="session")

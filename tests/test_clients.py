@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib
 import json
 import os
 import shutil
@@ -13,6 +12,8 @@ import socket
 import subprocess
 import sys
 import threading
+import time
+import urllib.request
 from decimal import Decimal
 from pathlib import Path
 
@@ -62,18 +63,6 @@ def contract_env(contract_extension) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def python_client(layer_dir):
-    """cache_extension_client imported from the layer tree, as a function on Lambda would."""
-    sys.path.insert(0, str(layer_dir / "python"))
-    sys.modules.pop("cache_extension_client", None)
-    module = importlib.import_module("cache_extension_client")
-    assert Path(module.__file__).is_relative_to(layer_dir)
-    yield module
-    sys.path.remove(str(layer_dir / "python"))
-    sys.modules.pop("cache_extension_client", None)
-
-
-@pytest.fixture(scope="module")
 def java_classpath(layer_dir, tmp_path_factory) -> str:
     """The client jar from the layer tree, plus the Java test programs and example compiled against it."""
     jar = layer_dir / "java" / "lib" / JAVA_CLIENT_JAR
@@ -105,13 +94,27 @@ def run_python_case(module, case: dict, down_port: str):
         kwargs["startup_timeout"] = options["startupTimeoutMs"] / 1000
     if "values" in options:
         kwargs["values"] = options["values"]
+    if "nearCache" in options:
+        kwargs["near_cache"] = options["nearCache"]
     client = module.CacheClient(**kwargs)
+    steps = case.get("steps") or [case] * case.get("repeat", 1)
     try:
-        for _ in range(case.get("repeat", 1)):  # a failure ends the repeats
-            result = call_python_case(client, case)
+        for step in steps:  # a failure ends the steps
+            if "pauseMs" in step:
+                time.sleep(step["pauseMs"] / 1000)
+            else:
+                result = call_python_case(client, step)
         return result
     finally:
         client.close()
+
+
+def served_reads(port: str, token: str) -> int:
+    """Reads the extension has served (cases.json's "requests"): Hits, Misses and StaleServed of every source."""
+    with urllib.request.urlopen(urllib.request.Request(
+            f"http://127.0.0.1:{port}/stats", headers={"X-Aws-Parameters-Secrets-Token": token}), timeout=5) as answer:
+        cache = json.load(answer)["cache"]
+    return sum(counters[name] for counters in cache.values() for name in ("Hits", "Misses", "StaleServed"))
 
 
 def call_python_case(client, case: dict):
@@ -165,6 +168,19 @@ def case_environment(case: dict, token: str) -> dict[str, str]:
 def check_python_case(module, case: dict, down_port: str, token: str) -> None:
     """Runs a case with the client's environment as it is: a case with "env" must have it applied already."""
     expect = case["expect"]
+    if "requests" in expect:
+        before = served_reads(os.environ["CACHE_EXTENSION_PORT"], token)
+        try:
+            check_case_result(module, case, down_port, token)
+        finally:
+            served = served_reads(os.environ["CACHE_EXTENSION_PORT"], token) - before
+        assert served == expect["requests"], f"the extension served {served} reads, not {expect['requests']}"
+    else:
+        check_case_result(module, case, down_port, token)
+
+
+def check_case_result(module, case: dict, down_port: str, token: str) -> None:
+    expect = case["expect"]
     tokens = [token, case.get("client", {}).get("token"), *(os.environ.get(name) for name in TOKEN_VARIABLES)]
     if "error" in expect:
         kinds = {"NotFound": module.NotFoundError, "Unavailable": module.ExtensionUnavailableError,
@@ -201,6 +217,7 @@ def test_python_client_contract(python_client, contract_env, monkeypatch, case):
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("CACHE_EXTENSION_TOKEN", raising=False)
     monkeypatch.delenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", raising=False)
+    monkeypatch.delenv("CACHE_EXTENSION_CLIENT_CACHE", raising=False)
     if "env" in case:  # the client reads its token from os.environ, set for this case only (monkeypatch undoes it)
         for name in TOKEN_VARIABLES:
             monkeypatch.delenv(name, raising=False)

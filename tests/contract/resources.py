@@ -33,6 +33,8 @@ def create_contract_resources(moto: MotoServer) -> None:
     ssm = moto.client("ssm", REGION)
     ssm.put_parameter(Name="/contract/json", Value='{"a": 1, "b": [true, null], "c": "x", "d": 2.5}', Type="String", Overwrite=True)
     ssm.put_parameter(Name="/contract/base64", Value="AP8BAg==", Type="String", Overwrite=True)
+    ssm.put_parameter(Name="/contract/ttl-1s", Value="one-second-ttl-value", Type="String", Overwrite=True)
+    ssm.put_parameter(Name="/contract/ttl-3s", Value="three-second-ttl-value", Type="String", Overwrite=True)
     sm = moto.client("secretsmanager", REGION)
     for name, value in [("contract/binary", BINARY), ("contract/json-secret", '{"user": "admin", "port": 5432}'),
                         ("contract/user+name=x@y.z", "unsafe-name-secret")]:

@@ -17,6 +17,14 @@ variable counts as unset. The extension chooses its token the same way.
 DynamoDB numbers carry up to 38 significant digits, more than a float holds: get_item returns a whole number
 as an int and any other number as a decimal.Decimal, every digit kept (boto3 gives Decimal for both).
 
+Near cache: a value the extension answers with ``Cache-Control: max-age=N`` (the whole seconds it stays fresh
+there) is kept in this process for N seconds, and reads of it in that time make no HTTP call at all (about a
+microsecond instead of a loopback round trip). A kept copy never outlives the extension's own freshness;
+``refresh(name)`` drops that name and ``refresh_all()`` everything before they ask the extension, but another
+process's refresh does not reach this process's copy before its max-age runs out. Turn it off with
+``CacheClient(near_cache=False)`` or ``CACHE_EXTENSION_CLIENT_CACHE=off`` (on/off, true/false, 1/0, yes/no).
+At most 1,000 values are kept per client.
+
 For tests without an extension, give values instead of a port, either in code,
 ``CacheClient(values={"parameters": {...}, "secrets": {...}, "dynamodb": {...}})``, or in a JSON file of
 that shape named by the environment variable CACHE_EXTENSION_CLIENT_VALUES.
@@ -48,6 +56,9 @@ STARTUP_FAILURES = (ConnectionRefusedError, ConnectionResetError, http.client.Re
 MAX_RETRY_AFTER = 2**31  # seconds: a larger Retry-After counts as this (RFC 9110 1.2.2's rule for delta-seconds)
 # Where the token comes from, first non-empty one wins: the extension reads the same variables in this order.
 TOKEN_VARIABLES = ("CACHE_EXTENSION_TOKEN", "AWS_SESSION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN")
+NEAR_CACHE_VARIABLE = "CACHE_EXTENSION_CLIENT_CACHE"
+NEAR_CACHE_SWITCH = {"on": True, "true": True, "1": True, "yes": True, "off": False, "false": False, "0": False, "no": False}
+NEAR_CACHE_MAX = 1000  # values kept per client: bounded whatever names a function reads
 
 
 class CacheExtensionError(Exception):
@@ -78,7 +89,8 @@ class ExtensionUnavailableError(CacheExtensionError):
 
 class CacheClient:
     def __init__(self, *, port: int | None = None, token: str | None = None, timeout: float = 1.0,
-                 startup_timeout: float = 2.0, refresh_timeout: float = 5.0, values: dict | None = None) -> None:
+                 startup_timeout: float = 2.0, refresh_timeout: float = 5.0, values: dict | None = None,
+                 near_cache: bool | None = None) -> None:
         env = os.environ
         self.port = int(port if port is not None else env.get("CACHE_EXTENSION_PORT") or 4000)
         self._token = token if token is not None else next((env[n] for n in TOKEN_VARIABLES if env.get(n)), "")
@@ -90,9 +102,17 @@ class CacheClient:
         self._values = _check_values(values) if values is not None else None
         self._connection: http.client.HTTPConnection | None = None
         self._lock = threading.Lock()  # one connection: one request at a time
+        if near_cache is None:
+            near_cache = _near_cache_setting(env.get(NEAR_CACHE_VARIABLE, ""))
+        # (route, name) -> (monotonic expiry, value): read without a lock (a dict lookup is atomic), written
+        # under _near_lock. _generation counts drops, so that an answer that was in flight during a refresh is
+        # not kept after it.
+        self._near: dict[tuple[str, str], tuple[float, Any]] | None = {} if near_cache else None
+        self._near_lock = threading.Lock()
+        self._generation = 0
 
     def __repr__(self) -> str:  # the token stays out of reprs and logs
-        return f"CacheClient(port={self.port}, offline={self._values is not None})"
+        return f"CacheClient(port={self.port}, offline={self._values is not None}, near_cache={self._near is not None})"
 
     def get_parameter(self, name: str, transform: str | None = None) -> Any:
         """An SSM parameter (or /aws/reference/secretsmanager/ID): str, or as transformed."""
@@ -123,12 +143,14 @@ class CacheClient:
         if source is not None and source not in OFFLINE_SECTIONS:
             raise ValueError(f"source must be one of {', '.join(OFFLINE_SECTIONS)} or None, got {source!r}")
         query = f"name={quote(name, safe='')}" + (f"&source={source}" if source else "")
+        self._forget(name, source)
         return self._refresh(query, f"/refresh {name!r}" + (f" in {source}" if source else ""))
 
     def refresh_all(self) -> dict:
         """Fetch every configured item from AWS again now (POST /refresh?all=true). Returns
         ``{"refreshed": [...], "failed": [{"source", "name", "status", "error"}, ...]}``: failures are listed,
         not raised."""
+        self._forget(None, None)
         return self._refresh("all=true", "/refresh all")
 
     def close(self) -> None:
@@ -140,6 +162,11 @@ class CacheClient:
     # -- transport ----------------------------------------------------------------------
 
     def _get(self, route: str, name: str) -> Any:
+        near = self._near
+        if near is not None:  # the fast path: no lock, no HTTP
+            kept = near.get((route, name))
+            if kept is not None and kept[0] > time.monotonic():
+                return kept[1]
         _check_name(name)
         if self._values is not None:
             section = self._values.get(route, {})
@@ -147,13 +174,42 @@ class CacheClient:
                 raise NotFoundError(f"/{route} {name!r} is not among the offline values", 404, "NotConfigured")
             return section[name]
         what = f"/{route} {name!r}"
-        content_type, body = self._call("GET", f"/{route}?name={quote(name, safe='')}", what, self.timeout)
-        return body if not content_type.startswith("text/") else body.decode("utf-8")
+        generation = self._generation
+        content_type, body, max_age = self._call("GET", f"/{route}?name={quote(name, safe='')}", what, self.timeout)
+        value = body if not content_type.startswith("text/") else body.decode("utf-8")
+        if max_age and near is not None:
+            self._keep((route, name), time.monotonic() + max_age, value, generation)
+        return value
+
+    def _keep(self, key: tuple[str, str], expires: float, value: Any, generation: int) -> None:
+        near = self._near
+        with self._near_lock:
+            if generation != self._generation:
+                return  # a refresh dropped entries while this answer was on its way: it may predate the refresh
+            if key not in near and len(near) >= NEAR_CACHE_MAX:
+                now = time.monotonic()
+                for stale in [k for k, (until, _) in near.items() if until <= now]:
+                    del near[stale]
+                if len(near) >= NEAR_CACHE_MAX:
+                    del near[next(iter(near))]  # the oldest kept
+            near[key] = (expires, value)
+
+    def _forget(self, name: str | None, source: str | None) -> None:
+        """Drop NAME (in SOURCE, else in every route), or everything for None: before a refresh is sent."""
+        if self._near is None:
+            return
+        with self._near_lock:
+            self._generation += 1
+            if name is None:
+                self._near.clear()
+                return
+            for route in (source,) if source else OFFLINE_SECTIONS:
+                self._near.pop((route, name), None)
 
     def _refresh(self, query: str, what: str) -> dict:
         if self._values is not None:
             return {"refreshed": [], "failed": []}  # offline: the values never go stale
-        _, body = self._call("POST", f"/refresh?{query}", what, self.refresh_timeout)
+        _, body, _ = self._call("POST", f"/refresh?{query}", what, self.refresh_timeout)
         try:
             result = json.loads(body)
         except ValueError:
@@ -162,8 +218,8 @@ class CacheClient:
             raise CacheExtensionError(f"{what}: the extension's answer is not a JSON object", 200)
         return result
 
-    def _call(self, method: str, path: str, what: str, timeout: float) -> tuple[str, bytes]:
-        """One request; (content type, body) of a 200. While the extension starts, a refused connection is
+    def _call(self, method: str, path: str, what: str, timeout: float) -> tuple[str, bytes, int]:
+        """One request; (content type, body, Cache-Control max-age or 0) of a 200. While the extension starts, a refused connection is
         retried, and for a GET (idempotent) also a connection closed before any answer and 503. A POST is never
         sent twice."""
         retried = STARTUP_FAILURES if method == "GET" else (ConnectionRefusedError,)
@@ -172,7 +228,7 @@ class CacheClient:
         with self._lock:
             while True:
                 try:
-                    status, content_type, body, retry_after = self._request(method, path, timeout)
+                    status, content_type, body, retry_after, max_age = self._request(method, path, timeout)
                 except retried as exc:
                     reason = type(exc).__name__
                     status = None
@@ -182,7 +238,7 @@ class CacheClient:
                         f"{what}: no answer from the cache extension on 127.0.0.1:{self.port} "
                         f"within {timeout} s ({type(exc).__name__})") from None
                 if status == 200:
-                    return content_type, body
+                    return content_type, body, max_age
                 if status is not None and (status != 503 or method != "GET"):
                     raise _error(status, body, what, retry_after)
                 if status == 503:
@@ -195,7 +251,7 @@ class CacheClient:
                 time.sleep(delay)  # the extension may still be starting: back off briefly
                 delay = min(delay * 2, 0.1)
 
-    def _request(self, method: str, path: str, timeout: float) -> tuple[int, str, bytes, float | None]:
+    def _request(self, method: str, path: str, timeout: float) -> tuple[int, str, bytes, float | None, int]:
         if method != "GET":
             # Never sent twice, so on a new connection: one the extension closed while idle (say while Lambda
             # froze us) cannot fail it after it was sent.
@@ -222,7 +278,7 @@ class CacheClient:
             if response.will_close:
                 self._drop()
             return (response.status, response.getheader("Content-Type") or "", body,
-                    _retry_after(response.getheader("Retry-After")))
+                    _retry_after(response.getheader("Retry-After")), _max_age(response.getheader("Cache-Control")))
         raise AssertionError("unreachable")
 
     def _drop(self) -> None:
@@ -234,6 +290,34 @@ class CacheClient:
 def _check_name(name: str) -> None:
     if not isinstance(name, str) or not name:
         raise TypeError("name must be a non-empty string")
+
+
+def _near_cache_setting(value: str) -> bool:
+    if not value:
+        return True  # empty counts as unset
+    setting = NEAR_CACHE_SWITCH.get(value.lower())
+    if setting is None:
+        raise CacheExtensionError(f"{NEAR_CACHE_VARIABLE}={value[:40]!r} is not one of on, off, true, false, 1, 0, "
+                                  "yes, no (any case)")
+    return setting
+
+
+def _max_age(value: str | None) -> int:
+    """Cache-Control's max-age in whole seconds, 0 when absent, not digits, or with no-store or no-cache."""
+    if not value:
+        return 0
+    max_age = 0
+    for directive in value.lower().split(","):
+        key, _, argument = directive.strip().partition("=")
+        if key in ("no-store", "no-cache"):
+            return 0
+        if key == "max-age":
+            argument = argument.strip().strip('"')
+            if not (argument.isascii() and argument.isdigit()):
+                return 0
+            digits = argument.lstrip("0") or "0"  # the length bounds int(), as in _retry_after
+            max_age = MAX_RETRY_AFTER if len(digits) > 10 else min(int(digits), MAX_RETRY_AFTER)
+    return max_age
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -309,10 +393,13 @@ _default_lock = threading.Lock()
 def default_client() -> CacheClient:
     """The shared client behind the module-level functions, created on first use."""
     global _default
-    with _default_lock:
-        if _default is None:
-            _default = CacheClient()
-        return _default
+    client = _default
+    if client is None:  # no lock once it exists: the module functions stay on the near cache's fast path
+        with _default_lock:
+            if _default is None:
+                _default = CacheClient()
+            client = _default
+    return client
 
 
 def get_parameter(name: str, transform: str | None = None) -> Any:
