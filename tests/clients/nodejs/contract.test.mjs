@@ -6,18 +6,26 @@
 // The client is loaded by its bare name so that NODE_PATH decides which copy (the built layer's) is tested.
 // With CONTRACT_STARTUP=1 only the cases marked "startup" run, otherwise only the others. A case with "env"
 // runs in a child process of this file started with that environment (CONTRACT_ONLY=its id), so that the
-// client takes its token from its real process environment.
+// client takes its token from its real process environment (CACHE_EXTENSION_CLIENT_CACHE included). Every case
+// gets a client of its own, closed after it, so each starts with an empty near cache. "expect.requests" is
+// checked against the extension's GET /stats, read by this process (never by a child) before and after the case.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
 import { createRequire } from 'node:module';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 const CASE_TIMEOUT_MS = 10_000;
 const CHILD_TIMEOUT_MS = 10_000; // a child runs one case: its own start plus at most one case's time
+const STATS_TIMEOUT_MS = 2000;
+// What GET /stats counts as a read the extension served, per source.
+const SERVED_COUNTERS = ['Hits', 'Misses', 'StaleServed'];
 // The clients' token chain, first non-empty one wins; a case's "env" replaces all three (cases.json's "about").
 const TOKEN_VARIABLES = ['CACHE_EXTENSION_TOKEN', 'AWS_SESSION_TOKEN', 'AWS_CONTAINER_AUTHORIZATION_TOKEN'];
+// What a case's "env" decides for the client in its child: set as the case says, or absent when it names none.
+const CLIENT_VARIABLES = [...TOKEN_VARIABLES, 'CACHE_EXTENSION_CLIENT_CACHE'];
 const casesPath = process.env.CONTRACT_CASES;
 const only = process.env.CONTRACT_ONLY; // set in a child: the id of the one case it runs
 
@@ -49,13 +57,8 @@ if (!casesPath) {
     if (typeof c.expect.base64 === 'string') secrets.add(c.expect.base64);
   }
 
-  const opened = [];
-  let shared;
+  /** A new client for one case (never shared: every case starts with an empty near cache). */
   const clientFor = (options) => {
-    if (!options) {
-      if (!shared) opened.push((shared = new CacheClient()));
-      return shared;
-    }
     const mapped = { ...options };
     for (const [key, value] of Object.entries(mapped)) {
       if (value === '$DOWN_PORT') {
@@ -63,9 +66,59 @@ if (!casesPath) {
         mapped[key] = Number(process.env.CONTRACT_DOWN_PORT);
       }
     }
-    const created = new CacheClient(mapped);
-    opened.push(created);
-    return created;
+    return new CacheClient(mapped);
+  };
+
+  /**
+   * The number of reads the extension has served so far: the sum over every source of Hits, Misses and
+   * StaleServed in its GET /stats, asked with its token (this runner's own AWS_SESSION_TOKEN).
+   */
+  const servedReads = () => new Promise((resolve, reject) => {
+    const token = process.env.AWS_SESSION_TOKEN;
+    if (!token) return reject(new Error('AWS_SESSION_TOKEN (the extension\'s token) is not set: GET /stats needs it'));
+    const req = http.get({
+      host: '127.0.0.1', port: Number(process.env.CACHE_EXTENSION_PORT), path: '/stats', agent: false,
+      headers: { 'X-Aws-Parameters-Secrets-Token': token }, timeout: STATS_TIMEOUT_MS,
+    }, (res) => {
+      const chunks = [];
+      res.on('data', (chunk) => chunks.push(chunk));
+      res.on('error', reject);
+      res.on('end', () => {
+        if (res.statusCode !== 200) return reject(new Error(`GET /stats answered ${res.statusCode}`));
+        try {
+          const { cache } = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+          let total = 0;
+          for (const counters of Object.values(cache ?? {})) {
+            for (const name of SERVED_COUNTERS) total += counters[name] ?? 0;
+          }
+          return resolve(total);
+        } catch (err) {
+          return reject(new Error(`GET /stats: not the JSON expected (${err.message})`));
+        }
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET /stats: no answer within ${STATS_TIMEOUT_MS} ms`)));
+    req.on('error', reject);
+  });
+
+  /**
+   * Runs `body` (the whole case: its client made, its calls, its checks) and, when the case expects a number of
+   * requests, checks it against /stats read right before and right after (success or failure). A failure of the
+   * case itself is reported first.
+   */
+  const countingRequests = async (expected, body) => {
+    if (expected === undefined) return body();
+    const before = await servedReads();
+    let failure;
+    try {
+      await body();
+    } catch (err) {
+      failure = err;
+    }
+    const served = (await servedReads()) - before;
+    if (failure) throw failure;
+    assert.equal(served, expected, `the extension served ${served} reads during the case, expected ${expected}`);
+    return undefined;
   };
 
   const call = (c, cacheClient) => {
@@ -80,9 +133,21 @@ if (!casesPath) {
     }
   };
 
-  /** The call `repeat` times (default once) in a row; a rejection ends the repeats. */
+  /**
+   * The case's calls: its `steps` in order (a call, or {pauseMs}), else its call `repeat` times (default once)
+   * in a row; a rejection ends them. Resolves the last call's result.
+   */
   const callRepeated = async (c, cacheClient) => {
     let result;
+    if (c.steps !== undefined) {
+      assert.ok(Array.isArray(c.steps) && c.steps.length > 0, `case ${JSON.stringify(c.id)}: steps must be a non-empty list`);
+      assert.ok(c.call === undefined && c.repeat === undefined, `case ${JSON.stringify(c.id)}: steps come instead of call and repeat`);
+      for (const step of c.steps) {
+        if (step.pauseMs !== undefined) await new Promise((resolve) => setTimeout(resolve, step.pauseMs));
+        else result = await call({ id: c.id, ...step }, cacheClient);
+      }
+      return result;
+    }
     for (let i = 0; i < (c.repeat ?? 1); i += 1) result = await call(c, cacheClient);
     return result;
   };
@@ -111,10 +176,6 @@ if (!casesPath) {
     return value === expected;
   };
 
-  after(() => {
-    for (const c of opened) c.close();
-  });
-
   /** The case's "env" with "$TOKEN" replaced: the token variables the client under test sees. */
   const caseEnvironment = (c) => {
     assert.equal(c.client?.token, undefined, 'a case with env gives no token option');
@@ -127,13 +188,14 @@ if (!casesPath) {
   const runInChild = (c) => {
     const variables = caseEnvironment(c);
     const env = { ...process.env };
-    for (const name of TOKEN_VARIABLES) delete env[name];
+    for (const name of CLIENT_VARIABLES) delete env[name];
     delete env.NODE_TEST_CONTEXT; // set by `node --test`: the child must report as a program of its own
     Object.assign(env, variables, { CONTRACT_ONLY: c.id });
     const child = spawnSync(process.execPath, ['--test-reporter=tap', fileURLToPath(import.meta.url)],
       { env, encoding: 'utf8', timeout: CHILD_TIMEOUT_MS, killSignal: 'SIGKILL' });
     let output = `${child.stdout ?? ''}${child.stderr ?? ''}`;
-    for (const text of [process.env.AWS_SESSION_TOKEN, ...Object.values(variables)].filter(Boolean)) {
+    const tokens = TOKEN_VARIABLES.map((name) => variables[name]);
+    for (const text of [process.env.AWS_SESSION_TOKEN, ...tokens].filter(Boolean)) {
       output = output.split(text).join('<token>'); // whatever the child says, no token in this report
     }
     assert.ok(!child.error, `the child process failed to run: ${child.error?.code ?? child.error}\n${output}`);
@@ -143,7 +205,7 @@ if (!casesPath) {
 
   /** In the child: the environment the parent gave it is the case's, token variables included. */
   const checkChildEnvironment = (c) => {
-    for (const name of TOKEN_VARIABLES) {
+    for (const name of CLIENT_VARIABLES) {
       const want = c.env[name];
       const got = process.env[name];
       if (want === undefined) assert.equal(got, undefined, `${name} is set, the case does not name it`);
@@ -158,15 +220,31 @@ if (!casesPath) {
 
   for (const c of cases) {
     if (c.env !== undefined && only === undefined) {
-      test(c.id, { timeout: CASE_TIMEOUT_MS + CHILD_TIMEOUT_MS }, () => runInChild(c));
+      // The child makes the client and runs the case; this process counts what the extension served meanwhile.
+      test(c.id, { timeout: CASE_TIMEOUT_MS + CHILD_TIMEOUT_MS }, () => countingRequests(c.expect.requests, () => runInChild(c)));
       continue;
     }
     test(c.id, { timeout: CASE_TIMEOUT_MS }, async () => {
       if (c.env !== undefined) checkChildEnvironment(c);
-      const cacheClient = clientFor(c.client);
-      const { expect } = c;
+      // In a child the parent counts the requests: only it has the extension's token to ask /stats with.
+      await countingRequests(only === undefined ? c.expect.requests : undefined, () => check(c));
+    });
+  }
+
+  /**
+   * Runs the case on a client of its own, closed after it, and checks what it expects (all but requests). Making
+   * the client is part of the case: an error from the constructor is the case's error.
+   */
+  async function check(c) {
+    const { expect } = c;
+    let cacheClient;
+    const run = async () => {
+      cacheClient = clientFor(c.client);
+      return callRepeated(c, cacheClient);
+    };
+    try {
       if (expect.error === undefined) {
-        const result = await callRepeated(c, cacheClient);
+        const result = await run();
         if ('value' in expect) {
           assert.equal(typeof result, 'string', `expected a string, got ${typeof result}`);
           assert.equal(result, expect.value);
@@ -190,7 +268,7 @@ if (!casesPath) {
       }
       let error;
       try {
-        await callRepeated(c, cacheClient);
+        await run();
       } catch (err) {
         error = err;
       }
@@ -213,9 +291,12 @@ if (!casesPath) {
           `retryAfter ${error.retryAfter}, expected at least ${expect.retryAfterAtLeast}`);
       }
       const tokens = [c.client?.token, ...TOKEN_VARIABLES.map((name) => process.env[name])].filter(Boolean);
-      for (const text of [...tokens, ...secrets]) {
-        assert.ok(!error.message.includes(text), 'the error message contains the token or a value');
+      const envValues = Object.values(c.env ?? {}).filter(Boolean);
+      for (const text of [...tokens, ...envValues, ...secrets]) {
+        assert.ok(!error.message.includes(text), 'the error message contains the token, a value or a variable of the case\'s env');
       }
-    });
+    } finally {
+      cacheClient?.close();
+    }
   }
 }
