@@ -85,7 +85,7 @@ def test_kept_for_max_age(client, upstream):
 
 
 @pytest.mark.parametrize("header", [None, "max-age=0", "no-store, max-age=60", "max-age=60, no-cache", "max-age=abc",
-                                    "max-age=-5", "max-age=1.5", "private", ""])
+                                    "max-age=-5", "max-age=1.5", "private", "", "max-age=60, max-age=60"])
 def test_not_kept(client, upstream, header):
     upstream.cache_control = header
     client.get_parameter("p")
@@ -93,7 +93,7 @@ def test_not_kept(client, upstream, header):
     assert len(upstream.gets) == 2
 
 
-@pytest.mark.parametrize("header", ["max-age=60", "MAX-AGE=60", "public,  max-age=60 ", 'max-age="60"',
+@pytest.mark.parametrize("header", ["max-age=60", "MAX-AGE=60", "public,  max-age=60 ", 'max-age="60"', "max-age = 60",
                                     "max-age=999999999999999999999"])
 def test_max_age_forms(client, upstream, header):
     upstream.cache_control = header
@@ -197,7 +197,7 @@ def test_bad_switch_is_a_clear_error(python_client, monkeypatch):
     with pytest.raises(python_client.CacheExtensionError) as raised:
         python_client.CacheClient()
     message = str(raised.value)
-    assert "CACHE_EXTENSION_CLIENT_CACHE" in message and "on, off" in message and "sometimes" in message
+    assert "CACHE_EXTENSION_CLIENT_CACHE" in message and "on, off" in message and "sometimes" not in message
     assert "session-token-not-in-messages" not in message and raised.value.status == 0
 
 

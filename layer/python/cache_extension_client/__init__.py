@@ -297,8 +297,8 @@ def _near_cache_setting(value: str) -> bool:
         return True  # empty counts as unset
     setting = NEAR_CACHE_SWITCH.get(value.lower())
     if setting is None:
-        raise CacheExtensionError(f"{NEAR_CACHE_VARIABLE}={value[:40]!r} is not one of on, off, true, false, 1, 0, "
-                                  "yes, no (any case)")
+        raise CacheExtensionError(f"{NEAR_CACHE_VARIABLE} is not one of on, off, true, false, 1, 0, yes, no "
+                                  "(any case; empty counts as on)")
     return setting
 
 
@@ -306,18 +306,19 @@ def _max_age(value: str | None) -> int:
     """Cache-Control's max-age in whole seconds, 0 when absent, not digits, or with no-store or no-cache."""
     if not value:
         return 0
-    max_age = 0
+    max_age = None
     for directive in value.lower().split(","):
-        key, _, argument = directive.strip().partition("=")
+        key, _, argument = directive.partition("=")
+        key = key.strip()
         if key in ("no-store", "no-cache"):
             return 0
         if key == "max-age":
             argument = argument.strip().strip('"')
-            if not (argument.isascii() and argument.isdigit()):
-                return 0
+            if max_age is not None or not (argument.isascii() and argument.isdigit()):
+                return 0  # two max-age directives: stale, as RFC 9111 4.2.1 says
             digits = argument.lstrip("0") or "0"  # the length bounds int(), as in _retry_after
             max_age = MAX_RETRY_AFTER if len(digits) > 10 else min(int(digits), MAX_RETRY_AFTER)
-    return max_age
+    return max_age or 0
 
 
 def _retry_after(value: str | None) -> float | None:
