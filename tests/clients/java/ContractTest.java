@@ -9,6 +9,10 @@ import dev.cacheextension.client.UpstreamException;
 import java.io.IOException;
 import java.io.InputStream;
 import java.math.BigDecimal;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -16,6 +20,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Base64;
+import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -45,6 +50,9 @@ public class ContractTest {
     private static final List<String> TOKEN_VARIABLES = CacheClient.TOKEN_VARIABLES;
     /** A child runs one case: its JVM's start plus at most one case's time. */
     private static final long CHILD_TIMEOUT_SECONDS = 30;
+    /** Reads the extension's GET /stats around a case that expects "requests"; never the client under test. */
+    private static final HttpClient STATS_HTTP = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
+            .connectTimeout(Duration.ofSeconds(5)).proxy(HttpClient.Builder.NO_PROXY).build();
 
     public static void main(String[] args) throws Exception {
         String casesPath = System.getenv("CONTRACT_CASES");
@@ -75,12 +83,13 @@ public class ContractTest {
             String why;
             try {
                 if (!testCase.containsKey("env")) {
-                    why = run(testCase, values);
+                    why = counted(testCase, () -> run(testCase, values));
                 } else if (only == null) {
-                    why = runInChild(testCase, id);
+                    // The child's JVM makes no request before its client exists: counting around it is the same.
+                    why = counted(testCase, () -> runInChild(testCase, id));
                 } else {
                     why = checkChildEnvironment(asMap(testCase.get("env")));
-                    why = why != null ? why : run(testCase, values);
+                    why = why != null ? why : run(testCase, values); // its parent counts the requests
                 }
             } catch (Exception e) {
                 why = "test error: " + e;
@@ -170,10 +179,57 @@ public class ContractTest {
         return null;
     }
 
-    /** Runs one case; null when it passed, else why not. */
+    interface CaseRun {
+        String run() throws Exception;
+    }
+
+    /**
+     * The case's outcome, and when it expects "requests", also whether the extension served that many reads
+     * while it ran: the sum over every source of Hits, Misses and StaleServed in GET /stats, taken right before
+     * (the case makes its client after) and right after it, pass or fail.
+     */
+    private static String counted(Map<String, Object> testCase, CaseRun caseRun) throws Exception {
+        Object want = asMap(testCase.get("expect")).get("requests");
+        if (want == null) {
+            return caseRun.run();
+        }
+        long before = servedReads();
+        String why = null;
+        try {
+            why = caseRun.run();
+        } finally {
+            long got = servedReads() - before;
+            if (why == null && got != ((BigDecimal) want).longValueExact()) {
+                why = "the extension served " + got + " reads during the case, expected " + want;
+            }
+        }
+        return why;
+    }
+
+    /** Hits + Misses + StaleServed over every source in the extension's GET /stats (sent with its token). */
+    private static long servedReads() throws Exception {
+        String token = System.getenv("AWS_SESSION_TOKEN");
+        HttpRequest request = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + System.getenv("CACHE_EXTENSION_PORT") + "/stats"))
+                .timeout(Duration.ofSeconds(5))
+                .header(CacheClient.TOKEN_HEADER, token == null ? "" : token)
+                .GET().build();
+        HttpResponse<String> response = STATS_HTTP.send(request, HttpResponse.BodyHandlers.ofString(StandardCharsets.UTF_8));
+        if (response.statusCode() != 200) {
+            throw new IllegalStateException("GET /stats answered " + response.statusCode());
+        }
+        long sum = 0;
+        for (Object counters : asMap(asMap(Json.parse(response.body())).get("cache")).values()) {
+            for (String counter : new String[] {"Hits", "Misses", "StaleServed"}) {
+                Object n = asMap(counters).get(counter);
+                sum += n == null ? 0 : ((BigDecimal) n).longValueExact();
+            }
+        }
+        return sum;
+    }
+
+    /** Runs one case on a client of its own (an empty near cache); null when it passed, else why not. */
     private static String run(Map<String, Object> testCase, Set<String> values) {
         Map<String, Object> options = testCase.containsKey("client") ? asMap(testCase.get("client")) : null;
-        CacheClient client = options == null ? new CacheClient() : build(options);
         List<String> tokens = new ArrayList<>();
         if (options != null && options.get("token") instanceof String) {
             tokens.add((String) options.get("token"));
@@ -184,16 +240,24 @@ public class ContractTest {
                 tokens.add(value);
             }
         }
-        String name = (String) testCase.get("name");
-        Transform transform = transform((String) testCase.get("transform"));
         Map<String, Object> expect = asMap(testCase.get("expect"));
-
-        int repeat = testCase.containsKey("repeat") ? ((BigDecimal) testCase.get("repeat")).intValueExact() : 1;
+        List<Object> steps = steps(testCase);
         Object result = null;
         try {
-            for (int i = 0; i < repeat; i++) { // an exception ends the repeats
-                result = call(client, (String) testCase.get("call"), name, (String) testCase.get("source"), transform);
+            // Made here: a bad CACHE_EXTENSION_CLIENT_CACHE is an error of the case, as a failed call is.
+            CacheClient client = options == null ? new CacheClient() : build(options);
+            for (Object s : steps) { // an exception ends the steps
+                Map<String, Object> step = asMap(s);
+                if (step.containsKey("pauseMs")) {
+                    Thread.sleep(((BigDecimal) step.get("pauseMs")).longValueExact());
+                    continue;
+                }
+                result = call(client, (String) step.get("call"), (String) step.get("name"), (String) step.get("source"),
+                        transform((String) step.get("transform")));
             }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return "test error: interrupted";
         } catch (CacheExtensionException e) {
             String leak = leak(e, tokens, values);
             if (leak != null) {
@@ -229,6 +293,24 @@ public class ContractTest {
             return Arrays.equals(want, (byte[]) result) ? null : "bytes differ";
         }
         return "test error: nothing to expect";
+    }
+
+    /** The case's "steps", or its "call" made "repeat" times (default 1) as steps. */
+    private static List<Object> steps(Map<String, Object> testCase) {
+        if (testCase.containsKey("steps")) {
+            if (testCase.containsKey("call") || testCase.containsKey("repeat")) {
+                throw new IllegalArgumentException("a case has steps or a call, not both");
+            }
+            return asList(testCase.get("steps"));
+        }
+        Map<String, Object> step = new LinkedHashMap<>();
+        for (String key : new String[] {"call", "name", "source", "transform"}) {
+            if (testCase.containsKey(key)) {
+                step.put(key, testCase.get(key));
+            }
+        }
+        int repeat = testCase.containsKey("repeat") ? ((BigDecimal) testCase.get("repeat")).intValueExact() : 1;
+        return new ArrayList<>(Collections.nCopies(repeat, step));
     }
 
     private static Object call(CacheClient client, String call, String name, String source, Transform transform) {
@@ -274,6 +356,9 @@ public class ContractTest {
                     break;
                 case "startupTimeoutMs":
                     builder.startupTimeout(Duration.ofMillis(((BigDecimal) value).longValueExact()));
+                    break;
+                case "nearCache":
+                    builder.nearCache((Boolean) value);
                     break;
                 case "values":
                     @SuppressWarnings("unchecked")

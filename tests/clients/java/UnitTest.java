@@ -45,7 +45,7 @@ import java.util.concurrent.atomic.AtomicInteger;
  * double of the extension's HTTP surface (com.sun.net.httpserver on an ephemeral loopback port) that records
  * what it receives. No JUnit (no Maven repository is reachable): each check is a named lambda; prints
  * "ok NAME" or "FAIL NAME: why", then a summary, and exits 1 when a check failed. A watchdog ends the run
- * after 20 s.
+ * after 40 s.
  *
  * <pre>java -cp cache-extension-client.jar:classes UnitTest</pre>
  */
@@ -66,8 +66,8 @@ public class UnitTest {
     public static void main(String[] args) {
         Thread watchdog = new Thread(() -> {
             try {
-                Thread.sleep(20_000);
-                System.out.println("FAIL: the unit tests did not finish within 20 s");
+                Thread.sleep(40_000);
+                System.out.println("FAIL: the unit tests did not finish within 40 s");
                 Runtime.getRuntime().halt(2);
             } catch (InterruptedException e) {
                 // finished in time
@@ -80,6 +80,7 @@ public class UnitTest {
         httpChecks();
         refreshChecks();
         offlineChecks();
+        nearCacheChecks();
 
         long started = System.nanoTime();
         int passed = 0;
@@ -777,6 +778,311 @@ public class UnitTest {
         });
     }
 
+    // ---------------------------------------------------------------------------------------------- near cache
+
+    /**
+     * A responder: 200 "v-" + the name ({"id": name} for an item), with this Cache-Control (null: none); POST
+     * /refresh answers REFRESHED.
+     */
+    private static Responder kept(String cacheControl) {
+        return (r, n) -> r.path.equals("/refresh") ? new Reply(200, "application/json", REFRESHED)
+                : r.path.equals("/dynamodb") ? new Reply(200, "application/json", "{\"id\": \"" + r.rawQuery.substring(5) + "\"}")
+                        .header("Cache-Control", cacheControl)
+                : new Reply(200, "text/plain; charset=utf-8", "v-" + r.rawQuery.substring(5)).header("Cache-Control", cacheControl);
+    }
+
+    /** Reads the parameter and checks how many requests that took (0: from the near cache). */
+    private static void reads(FakeExtension fx, CacheClient client, String name, int requests) {
+        int before = fx.requests.size();
+        equal("v-" + name, client.getParameter(name));
+        equal(requests, fx.requests.size() - before);
+    }
+
+    private static void nearCacheChecks() {
+        check("near cache: a max-age > 0 answer is kept by route and name; later reads make no request", () -> {
+            try (FakeExtension fx = new FakeExtension(kept("max-age=60"))) {
+                CacheClient client = client(fx).build();
+                reads(fx, client, "p", 1);
+                reads(fx, client, "p", 0);
+                reads(fx, client, "p", 0);
+                reads(fx, client, "q", 1);
+                equal("v-p", client.getSecret("p")); // another route: its own entry
+                equal(3, fx.requests.size());
+                equal("v-p", client.getSecret("p"));
+                equal(3, fx.requests.size());
+            }
+        });
+        check("near cache: Cache-Control parsed leniently (commas, any case, whitespace, quotes)", () -> {
+            for (String header : new String[] {"max-age=60", "MAX-AGE=60", " public ,  Max-Age=60 ", "max-age = 60",
+                "private, max-age=\"60\"", "max-age=0060", "max-age=99999999999999999999", "immutable,max-age=1,max-age=60"}) {
+                try (KeepAliveAnswers fx = new KeepAliveAnswers(name -> header)) {
+                    CacheClient client = fx.client().build();
+                    fx.reads(client, "p", 1);
+                    fx.reads(client, "p", 0);
+                }
+            }
+        });
+        check("near cache: not kept: max-age=0, no header, no-store, no-cache, garbled max-age", () -> {
+            for (String header : new String[] {null, "", "max-age=0", "max-age=00", "no-store", "max-age=60, no-store",
+                "NO-CACHE, max-age=60", "max-age=60,no-cache", "max-age=abc", "max-age=", "max-age", "max-age=1.5",
+                "max-age=-1", "max-age=+5", "max-age=6 0", "maxage=60", "s-maxage=60", "public", "max-age=60, max-age=x",
+                "max-age=\u0661\u0662"}) {
+                try (KeepAliveAnswers fx = new KeepAliveAnswers(name -> header)) {
+                    CacheClient client = fx.client().build();
+                    fx.reads(client, "p", 1);
+                    fx.reads(client, "p", 1);
+                }
+            }
+        });
+        check("near cache: error answers are never kept, even with a max-age", () -> {
+            try (FakeExtension fx = new FakeExtension((r, n) -> json(n == 0 ? 404 : 502, "NotFound", "gone")
+                    .header("Cache-Control", "max-age=60"))) {
+                CacheClient client = client(fx).build();
+                expect(NotFoundException.class, () -> client.getParameter("p"));
+                expect(UpstreamException.class, () -> client.getParameter("p"));
+                equal(2, fx.requests.size());
+            }
+        });
+        check("near cache: a kept value expires after its max-age, counted from its arrival", () -> {
+            try (FakeExtension fx = new FakeExtension(kept("max-age=1"))) {
+                CacheClient client = client(fx).build();
+                long arrived = System.nanoTime();
+                reads(fx, client, "p", 1);
+                reads(fx, client, "p", 0);
+                long left = 1_000_000_000L - (System.nanoTime() - arrived);
+                if (left > 50_000_000L) {
+                    Thread.sleep(left / 1_000_000 - 50); // still within the second: kept
+                    reads(fx, client, "p", 0);
+                }
+                Thread.sleep(Math.max(0, (1_100_000_000L - (System.nanoTime() - arrived)) / 1_000_000));
+                reads(fx, client, "p", 1);
+                reads(fx, client, "p", 0); // the new answer is kept again
+            }
+        });
+        check("near cache: a transform reads the kept value, and every read returns a fresh object", () -> {
+            String json = "{\"a\": [1, {\"b\": \"c\"}], \"n\": 2.50}";
+            try (FakeExtension fx = new FakeExtension((r, n) -> (r.path.equals("/secrets")
+                    ? new Reply(200, "application/octet-stream", new byte[] {0, 1, 2})
+                    : r.rawQuery.equals("name=b64") ? new Reply(200, "text/plain; charset=utf-8", "AAEC")
+                    : new Reply(200, "application/json", json)).header("Cache-Control", "max-age=60"))) {
+                CacheClient client = client(fx).build();
+                equal(json, client.getParameter("j"));
+                Map<String, Object> first = client.getParameter("j", Transform.JSON); // the kept text, parsed
+                equal(1, fx.requests.size());
+                Object pristine = Json.parse(json);
+                equal(pristine, first);
+                first.put("x", "changed");
+                ((List<?>) first.get("a")).clear();
+                equal(pristine, client.getParameter("j", Transform.JSON));
+                Map<String, Object> item = client.getItem("T-1");
+                item.put("a", "changed");
+                asMap(((List<?>) asMap(client.getItem("T-1")).get("a")).get(1)).put("b", "changed");
+                equal(pristine, client.getItem("T-1"));
+                byte[] bytes = client.getSecret("bin", Transform.BINARY);
+                bytes[0] = 9;
+                equal(Arrays.toString(new byte[] {0, 1, 2}), Arrays.toString(client.<byte[]>getSecret("bin", Transform.BINARY)));
+                byte[] decoded = client.getParameter("b64", Transform.BINARY);
+                decoded[0] = 9;
+                equal(Arrays.toString(new byte[] {0, 1, 2}), Arrays.toString(client.<byte[]>getParameter("b64", Transform.BINARY)));
+                equal(4, fx.requests.size()); // j, T-1, bin, b64: one request each
+            }
+        });
+        check("near cache: refresh drops only that name, in its source or in every source, before the POST", () -> {
+            try (FakeExtension fx = new FakeExtension(kept("max-age=60"))) {
+                CacheClient client = client(fx).build();
+                reads(fx, client, "p", 1);
+                reads(fx, client, "q", 1);
+                client.getSecret("p");
+                client.getItem("T-1");
+                int before = fx.requests.size();
+                client.refresh("p", "secrets");
+                equal(before + 1, fx.requests.size());
+                reads(fx, client, "p", 0); // the parameter p stays
+                reads(fx, client, "q", 0);
+                equal("v-p", client.getSecret("p")); // the secret p went
+                equal(before + 2, fx.requests.size());
+                client.refresh("p"); // every source
+                reads(fx, client, "p", 1);
+                reads(fx, client, "q", 0);
+                equal("v-p", client.getSecret("p"));
+                equal(before + 5, fx.requests.size());
+                client.getItem("T-1");
+                equal(before + 5, fx.requests.size()); // another name, untouched
+            }
+        });
+        check("near cache: refreshAll drops everything", () -> {
+            try (FakeExtension fx = new FakeExtension(kept("max-age=60"))) {
+                CacheClient client = client(fx).build();
+                reads(fx, client, "p", 1);
+                reads(fx, client, "p", 0);
+                client.getSecret("s");
+                client.refreshAll();
+                equal("all=true", fx.last().rawQuery);
+                reads(fx, client, "p", 1);
+                int before = fx.requests.size();
+                client.getSecret("s");
+                equal(before + 1, fx.requests.size());
+            }
+        });
+        check("near cache: a failed refresh still drops (429, extension gone)", () -> {
+            try (FakeExtension fx = new FakeExtension((r, n) -> r.path.equals("/refresh") ? json(429, "RateLimited", "later")
+                    : new Reply(200, "text/plain; charset=utf-8", "v-" + r.rawQuery.substring(5)).header("Cache-Control", "max-age=60"))) {
+                CacheClient client = client(fx).build();
+                reads(fx, client, "p", 1);
+                reads(fx, client, "q", 1);
+                expect(CacheExtensionException.class, () -> client.refresh("p", "parameters"));
+                reads(fx, client, "p", 1);
+                reads(fx, client, "q", 0);
+                expect(CacheExtensionException.class, client::refreshAll);
+                reads(fx, client, "q", 1);
+            }
+        });
+        check("near cache: an answer in flight during a refresh is not kept", () -> {
+            CountDownLatch release = new CountDownLatch(1);
+            try (FakeExtension fx = new FakeExtension((r, n) -> {
+                if (n == 0) {
+                    try {
+                        release.await(5, TimeUnit.SECONDS);
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                }
+                return kept("max-age=60").reply(r, n);
+            })) {
+                CacheClient client = client(fx).build();
+                ExecutorService pool = Executors.newSingleThreadExecutor(UnitTest::daemon);
+                try {
+                    Future<String> read = pool.submit(() -> client.getParameter("p"));
+                    long start = System.nanoTime();
+                    while (fx.requests.isEmpty() && System.nanoTime() - start < 5_000_000_000L) {
+                        Thread.sleep(5);
+                    }
+                    client.refresh("p"); // while the GET waits for its answer
+                    release.countDown();
+                    equal("v-p", read.get(5, TimeUnit.SECONDS));
+                } finally {
+                    release.countDown();
+                    pool.shutdownNow();
+                }
+                reads(fx, client, "p", 1); // the older answer was not kept
+                reads(fx, client, "p", 0);
+            }
+        });
+        check("near cache: off by the builder option or CACHE_EXTENSION_CLIENT_CACHE; the option wins", () -> {
+            try (KeepAliveAnswers fx = new KeepAliveAnswers(name -> "max-age=60")) {
+                String port = String.valueOf(fx.port());
+                CacheClient off = fx.client().nearCache(false).build();
+                fx.reads(off, "p", 1);
+                fx.reads(off, "p", 1);
+                for (String value : new String[] {"off", "OFF", "false", "False", "0", "no", "NO"}) {
+                    CacheClient client = nearEnv(port, value).build();
+                    fx.reads(client, "p", 1);
+                    fx.reads(client, "p", 1);
+                    CacheClient on = nearEnv(port, value).nearCache(true).build();
+                    fx.reads(on, "p", 1);
+                    fx.reads(on, "p", 0);
+                }
+                for (String value : new String[] {"on", "On", "true", "TRUE", "1", "yes", "Yes", ""}) {
+                    CacheClient client = nearEnv(port, value).build();
+                    fx.reads(client, "p", 1);
+                    fx.reads(client, "p", 0);
+                    CacheClient offByOption = nearEnv(port, value).nearCache(false).build();
+                    fx.reads(offByOption, "p", 1);
+                    fx.reads(offByOption, "p", 1);
+                }
+            }
+        });
+        check("near cache: a bad CACHE_EXTENSION_CLIENT_CACHE throws (status 0) naming the variable, not the value", () -> {
+            for (String value : new String[] {"sometimes", " on", "off ", "enabled", "2", "y", "n", "t", "nein-" + SECRET}) {
+                CacheExtensionException e = expect(CacheExtensionException.class, () -> nearEnv("4000", value).build());
+                equal(CacheExtensionException.class, e.getClass());
+                equal(0, e.status());
+                equal(null, e.code());
+                contains(e.getMessage(), "CACHE_EXTENSION_CLIENT_CACHE");
+                contains(e.getMessage(), "on, off, true, false, 1, 0, yes, no");
+                if (value.length() > 5) { // shorter ones occur in any sentence
+                    noLeak(e, value.trim());
+                }
+                noLeak(e, TOKEN);
+            }
+        });
+        check("near cache: at most 1,000 values; when full the expired go first, then the oldest", () -> {
+            // HttpServer takes ~40 ms a request here (Nagle meets a delayed ACK): a fast double instead.
+            try (KeepAliveAnswers fx = new KeepAliveAnswers(name -> name.equals("short") ? "max-age=1" : "max-age=60")) {
+                CacheClient client = fx.client().build();
+                long arrived = System.nanoTime();
+                fx.reads(client, "short", 1);
+                for (int i = 0; i < 999; i++) {
+                    fx.reads(client, "n" + i, 1);
+                }
+                Thread.sleep(Math.max(0, (1_050_000_000L - (System.nanoTime() - arrived)) / 1_000_000));
+                fx.reads(client, "extra", 1); // full: the expired "short" goes, nothing else
+                for (int i = 0; i < 999; i++) {
+                    fx.reads(client, "n" + i, 0);
+                }
+                fx.reads(client, "extra2", 1); // full, none expired: the oldest, n0, goes
+                for (int i = 1; i < 999; i++) {
+                    fx.reads(client, "n" + i, 0);
+                }
+                fx.reads(client, "extra", 0);
+                fx.reads(client, "extra2", 0);
+                fx.reads(client, "n0", 1); // and takes the place of the next oldest, n1
+                fx.reads(client, "n2", 0);
+                fx.reads(client, "n1", 1);
+            }
+        });
+        check("near cache: substituted values have none and are unchanged", () -> {
+            Map<String, Map<String, Object>> values = new LinkedHashMap<>();
+            values.put("parameters", Collections.singletonMap("j", Collections.singletonMap("a", 1)));
+            CacheClient client = CacheClient.builder().environment(Collections.singletonMap("CACHE_EXTENSION_CLIENT_CACHE", "on"))
+                    .values(values).build();
+            Map<String, Object> first = client.getParameter("j", Transform.JSON);
+            first.put("a", 2);
+            equal(new BigDecimal("1"), asMap(client.getParameter("j", Transform.JSON)).get("a"));
+            equal(Json.parse("{\"refreshed\": [], \"failed\": []}"), client.refresh("j"));
+        });
+        check("near cache: speed of a repeated read of one kept name (printed)", () -> {
+            try (FakeExtension fx = new FakeExtension((r, n) -> (r.rawQuery.equals("name=j")
+                    ? new Reply(200, "application/json", "{\"url\": \"https://example.com\", \"retries\": 3, \"on\": true}")
+                    : new Reply(200, "text/plain; charset=utf-8", "https://example.com/some/setting"))
+                    .header("Cache-Control", "max-age=600"))) {
+                CacheClient client = client(fx).build();
+                client.getParameter("p");
+                client.getParameter("p");
+                equal(1, fx.requests.size()); // kept: what follows measures the near cache
+                String text = percentiles(() -> client.getParameter("p"));
+                String parsed = percentiles(() -> client.getParameter("j", Transform.JSON));
+                equal(2, fx.requests.size());
+                System.out.println("near cache read, 200,000 after a 100,000 warm-up: text " + text + "; JSON-parsed " + parsed);
+            }
+        });
+    }
+
+    /** p50 and p99 of one call, in µs, over 200,000 calls after 100,000 uncounted ones. */
+    private static String percentiles(Check call) throws Exception {
+        for (int i = 0; i < 100_000; i++) {
+            call.run();
+        }
+        long[] took = new long[200_000];
+        for (int i = 0; i < took.length; i++) {
+            long start = System.nanoTime();
+            call.run();
+            took[i] = System.nanoTime() - start;
+        }
+        Arrays.sort(took);
+        return String.format(Locale.ROOT, "p50 %.2f µs, p99 %.2f µs", took[took.length / 2] / 1000.0,
+                took[took.length * 99 / 100] / 1000.0);
+    }
+
+    /** A builder of a client of this port reading CACHE_EXTENSION_CLIENT_CACHE=value and the test token only. */
+    private static CacheClient.Builder nearEnv(String port, String value) {
+        Map<String, String> env = new HashMap<>();
+        env.put("CACHE_EXTENSION_PORT", port);
+        env.put("AWS_SESSION_TOKEN", TOKEN);
+        env.put("CACHE_EXTENSION_CLIENT_CACHE", value);
+        return CacheClient.builder().environment(env);
+    }
+
     // ---------------------------------------------------------------------------------------------- helpers
 
     interface Call<T> {
@@ -1180,6 +1486,82 @@ public class UnitTest {
                 } catch (IOException e) {
                     // closed by close(), or a client gone: keep serving until closed
                 }
+            }
+        }
+
+        @Override
+        public void close() throws IOException {
+            socket.close();
+        }
+    }
+
+    /**
+     * A fast test double for many requests: answers every GET on a kept-alive connection with "v-" + the name
+     * and the Cache-Control its function gives for the name, head and body in one write; counts the requests.
+     */
+    static final class KeepAliveAnswers implements AutoCloseable {
+        final AtomicInteger requests = new AtomicInteger();
+        private final ServerSocket socket;
+        private final java.util.function.Function<String, String> cacheControl;
+
+        KeepAliveAnswers(java.util.function.Function<String, String> cacheControl) throws IOException {
+            this.cacheControl = cacheControl;
+            socket = new ServerSocket(0, 50, InetAddress.getLoopbackAddress());
+            daemon(() -> {
+                while (!socket.isClosed()) {
+                    try {
+                        Socket connection = socket.accept();
+                        daemon(() -> serve(connection)).start();
+                    } catch (IOException e) {
+                        // closed by close()
+                    }
+                }
+            }).start();
+        }
+
+        int port() {
+            return socket.getLocalPort();
+        }
+
+        CacheClient.Builder client() {
+            return CacheClient.builder().environment(Collections.emptyMap()).port(port()).token(TOKEN);
+        }
+
+        /** Reads the parameter and checks how many requests that took (0: from the near cache). */
+        void reads(CacheClient client, String name, int count) {
+            int before = requests.get();
+            equal("v-" + name, client.getParameter(name));
+            equal(count, requests.get() - before);
+        }
+
+        private void serve(Socket connection) {
+            try (Socket c = connection) {
+                c.setTcpNoDelay(true);
+                c.setSoTimeout(5000);
+                InputStream in = c.getInputStream();
+                OutputStream out = c.getOutputStream();
+                while (true) {
+                    StringBuilder head = new StringBuilder();
+                    int b;
+                    while (!(head.length() >= 4 && head.substring(head.length() - 4).equals("\r\n\r\n")) && (b = in.read()) >= 0) {
+                        head.append((char) b);
+                    }
+                    if (!head.toString().endsWith("\r\n\r\n")) {
+                        return;
+                    }
+                    String target = head.substring(head.indexOf(" ") + 1, head.indexOf(" HTTP/"));
+                    String name = URLDecoder.decode(target.substring(target.indexOf("name=") + 5), StandardCharsets.UTF_8);
+                    requests.incrementAndGet();
+                    byte[] body = ("v-" + name).getBytes(StandardCharsets.UTF_8);
+                    String header = cacheControl.apply(name);
+                    byte[] answer = ("HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                            + (header == null ? "" : "Cache-Control: " + header + "\r\n") + "Content-Length: " + body.length + "\r\n\r\n" + "v-" + name)
+                            .getBytes(StandardCharsets.UTF_8);
+                    out.write(answer);
+                    out.flush();
+                }
+            } catch (IOException e) {
+                // the client went away, or close()
             }
         }
 

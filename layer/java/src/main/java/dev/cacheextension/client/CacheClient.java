@@ -12,8 +12,6 @@ import java.nio.ByteBuffer;
 import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Base64;
@@ -58,8 +56,21 @@ import java.util.Optional;
  * makes no HTTP request at all; a name it does not hold is a {@link NotFoundException} with code
  * {@code "NotConfigured"}, as the extension answers for a name missing from its config.yaml.
  *
- * <p>Instances are immutable and thread-safe; each keeps its own HTTP/1.1 connections alive, so create one
- * per execution environment (a static field) or use {@link #getDefault()}.
+ * <p><b>Near cache.</b> A value the extension answers with {@code Cache-Control: max-age=N}, N &gt; 0 (the whole
+ * seconds its own copy stays fresh), is kept in this client's memory for N seconds from the answer's arrival
+ * ({@link System#nanoTime()}), by route and name; reads of it until then make no request. What is kept is the raw
+ * answer, so every read decodes it again (any {@link Transform}) and returns a fresh object: changing a returned
+ * map or array never changes the next read. Misses, stale values ({@code max-age=0}), answers without a usable
+ * max-age or with {@code no-store}/{@code no-cache}, and errors are not kept. At most 1,000 values are kept per
+ * client (expired ones go first, then the oldest). {@link #refresh(String, String)} drops that name (in that
+ * source, or in every source) and {@link #refreshAll()} drops everything, before their request, even when it
+ * fails. A refresh made by another process or another client reaches this client's copy only when its max-age
+ * runs out. Turn it off with {@link Builder#nearCache(boolean) nearCache(false)} or the environment variable
+ * {@code CACHE_EXTENSION_CLIENT_CACHE=off} (on/off, true/false, 1/0, yes/no in any case; empty counts as unset,
+ * which is on; the builder option wins); a client of substituted values has none.
+ *
+ * <p>Instances are thread-safe (a near cache hit takes no lock); each keeps its own HTTP/1.1 connections alive
+ * and its own near cache, so create one per execution environment (a static field) or use {@link #getDefault()}.
  */
 public final class CacheClient {
 
@@ -82,9 +93,9 @@ public final class CacheClient {
     public static final String VALUES_VARIABLE = "CACHE_EXTENSION_CLIENT_VALUES";
 
     private static final String HOST = "127.0.0.1";
-    private static final String PARAMETERS = "parameters";
-    private static final String SECRETS = "secrets";
-    private static final String DYNAMODB = "dynamodb";
+    static final String PARAMETERS = "parameters";
+    static final String SECRETS = "secrets";
+    static final String DYNAMODB = "dynamodb";
     private static final long FIRST_BACKOFF_MS = 10;
     private static final long MAX_BACKOFF_MS = 100;
     private static final int MAX_EXTENSION_MESSAGE = 300;
@@ -102,6 +113,8 @@ public final class CacheClient {
     private final int port;
     private final String token;
     private final HttpClient http;
+    /** Values the extension let us keep (see the class description); null when off or for substituted values. */
+    private final NearCache<Body> nearCache;
 
     /** A client configured from the environment (see the class description). */
     public CacheClient() {
@@ -113,17 +126,20 @@ public final class CacheClient {
         this.timeout = builder.timeout;
         this.startupTimeout = builder.startupTimeout;
         this.refreshTimeout = builder.refreshTimeout;
+        boolean near = NearCache.enabled(builder.nearCache, env);
         if (builder.values != null) {
-            this.values = substitutes(builder.values, "values");
+            this.values = Substitutes.of(builder.values, "values");
         } else {
-            this.values = valuesFile(env);
+            this.values = Substitutes.fromEnvironment(env);
         }
         if (values != null) {
             this.port = 0;
             this.token = null;
             this.http = null;
+            this.nearCache = null;
             return;
         }
+        this.nearCache = near ? new NearCache<>() : null;
         this.port = builder.port != null ? builder.port : portFromEnvironment(env);
         String chosen = builder.token;
         for (int i = 0; chosen == null && i < TOKEN_VARIABLES.size(); i++) {
@@ -212,7 +228,8 @@ public final class CacheClient {
      * read does ({@link NotFoundException}, {@link UpstreamException}); refreshes that come too fast a
      * {@link CacheExtensionException} with status 429, code {@code "RateLimited"} and
      * {@link CacheExtensionException#retryAfter()}, the time until one is allowed again. A client of substituted
-     * values has nothing to refresh: empty lists.
+     * values has nothing to refresh: empty lists. The near cache drops what it keeps of {@code name} (in
+     * {@code source}, or in every source) before the request, whatever its outcome.
      *
      * @throws IllegalArgumentException for another source
      */
@@ -221,6 +238,9 @@ public final class CacheClient {
         if (source != null && !PARAMETERS.equals(source) && !SECRETS.equals(source) && !DYNAMODB.equals(source)) {
             throw new IllegalArgumentException("the source must be parameters, secrets, dynamodb or null, not '" + source + "'");
         }
+        if (nearCache != null) {
+            nearCache.drop(source, name); // before the POST, so also when it fails
+        }
         return requestRefresh("name=" + encode(name) + (source != null ? "&source=" + source : ""),
                 "refresh of '" + name + "'" + (source != null ? " in " + source : ""));
     }
@@ -228,9 +248,12 @@ public final class CacheClient {
     /**
      * Fetches every configured item from AWS again now ({@code POST /refresh?all=true}). Returns
      * {@code {"refreshed": [...], "failed": [{"source", "name", "status", "error"}, ...]}}: failures are listed,
-     * not thrown.
+     * not thrown. The near cache drops everything it keeps before the request, whatever its outcome.
      */
     public Map<String, Object> refreshAll() {
+        if (nearCache != null) {
+            nearCache.dropAll(); // before the POST, so also when it fails
+        }
         return requestRefresh("all=true", "refresh of all items");
     }
 
@@ -245,17 +268,6 @@ public final class CacheClient {
     }
 
     // ---------------------------------------------------------------------------------------------------------
-
-    /** A value as the extension serves it: bytes, and whether they are binary (application/octet-stream). */
-    private static final class Body {
-        final byte[] bytes;
-        final boolean binary;
-
-        Body(byte[] bytes, boolean binary) {
-            this.bytes = bytes;
-            this.binary = binary;
-        }
-    }
 
     private Object read(String source, String noun, String name, Transform transform) {
         Objects.requireNonNull(name, "name");
@@ -336,8 +348,23 @@ public final class CacheClient {
     }
 
     private Body fetch(String source, String name, String what) {
+        NearCache<Body> near = nearCache;
+        long generation = 0;
+        if (near != null) {
+            Body kept = near.get(source, name);
+            if (kept != null) {
+                return kept;
+            }
+            generation = near.generation();
+        }
         String call = what + " (GET /" + source + ")";
-        return answer(send(true, "/" + source + "?name=" + encode(name), call, timeout), call);
+        HttpResponse<byte[]> response = send(true, "/" + source + "?name=" + encode(name), call, timeout);
+        long arrived = System.nanoTime();
+        Body body = answer(response, call); // throws for an error answer: never kept
+        if (near != null) {
+            near.keep(source, name, body, NearCache.maxAge(response.headers().allValues("Cache-Control")), arrived, generation);
+        }
+        return body;
     }
 
     /**
@@ -549,84 +576,6 @@ public final class CacheClient {
         return token;
     }
 
-    /** The substituted values named by CACHE_EXTENSION_CLIENT_VALUES, or null when it is not set. */
-    private static Map<String, Map<String, Body>> valuesFile(Map<String, String> env) {
-        String path = env.get(VALUES_VARIABLE);
-        if (path == null || path.isEmpty()) {
-            return null;
-        }
-        String where = VALUES_VARIABLE + " file " + path;
-        String text;
-        try {
-            text = Files.readString(Path.of(path), StandardCharsets.UTF_8);
-        } catch (IOException | RuntimeException e) {
-            throw new CacheExtensionException("cannot read the " + where + " (" + e.getClass().getSimpleName() + ")");
-        }
-        if (text.startsWith("\uFEFF")) {
-            text = text.substring(1);
-        }
-        Object parsed;
-        try {
-            parsed = Json.parse(text);
-        } catch (IllegalArgumentException e) {
-            throw new CacheExtensionException("the " + where + " is not valid JSON: " + e.getMessage());
-        }
-        if (!(parsed instanceof Map)) {
-            throw new CacheExtensionException("the " + where + " must hold a JSON object");
-        }
-        try {
-            return substitutes((Map<?, ?>) parsed, "the " + where);
-        } catch (IllegalArgumentException e) {
-            throw new CacheExtensionException(e.getMessage());
-        }
-    }
-
-    /**
-     * Validates and freezes substituted values. Strings are served as text; byte[] as a binary value; any
-     * other value (Map, List, Number, Boolean, null) as its JSON text. DynamoDB items must be Maps.
-     */
-    private static Map<String, Map<String, Body>> substitutes(Map<?, ?> given, String where) {
-        Map<String, Map<String, Body>> result = new LinkedHashMap<>();
-        result.put(PARAMETERS, Collections.emptyMap());
-        result.put(SECRETS, Collections.emptyMap());
-        result.put(DYNAMODB, Collections.emptyMap());
-        for (Map.Entry<?, ?> source : given.entrySet()) {
-            Object key = source.getKey();
-            if (!result.containsKey(key)) {
-                throw new IllegalArgumentException(where + ": unknown key '" + key
-                        + "' (expected parameters, secrets, dynamodb)");
-            }
-            if (!(source.getValue() instanceof Map)) {
-                throw new IllegalArgumentException(where + ": '" + key + "' must map names to values");
-            }
-            Map<String, Body> bodies = new LinkedHashMap<>();
-            for (Map.Entry<?, ?> entry : ((Map<?, ?>) source.getValue()).entrySet()) {
-                if (!(entry.getKey() instanceof String)) {
-                    throw new IllegalArgumentException(where + ": the names under '" + key + "' must be strings");
-                }
-                String name = (String) entry.getKey();
-                Object value = entry.getValue();
-                Body body;
-                if (DYNAMODB.equals(key) && !(value instanceof Map)) {
-                    throw new IllegalArgumentException(where + ": dynamodb item '" + name + "' must be an object (a Map)");
-                } else if (value instanceof String) {
-                    body = new Body(((String) value).getBytes(StandardCharsets.UTF_8), false);
-                } else if (value instanceof byte[]) {
-                    body = new Body(((byte[]) value).clone(), true);
-                } else {
-                    try {
-                        body = new Body(Json.write(value).getBytes(StandardCharsets.UTF_8), false);
-                    } catch (IllegalArgumentException e) {
-                        throw new IllegalArgumentException(where + ": " + key + " '" + name + "': " + e.getMessage());
-                    }
-                }
-                bodies.put(name, body);
-            }
-            result.put((String) key, Collections.unmodifiableMap(bodies));
-        }
-        return Collections.unmodifiableMap(result);
-    }
-
     // ---------------------------------------------------------------------------------------------------------
 
     /** Options for a {@link CacheClient}; whatever is not set comes from the environment. Not thread-safe. */
@@ -638,6 +587,7 @@ public final class CacheClient {
         private Duration refreshTimeout = DEFAULT_REFRESH_TIMEOUT;
         private Map<?, ?> values;
         private Map<String, String> environment;
+        private Boolean nearCache;
 
         private Builder() {
         }
@@ -705,6 +655,16 @@ public final class CacheClient {
             return this;
         }
 
+        /**
+         * Whether the client keeps values for their max-age (see the class description); default:
+         * {@code CACHE_EXTENSION_CLIENT_CACHE} (on/off, true/false, 1/0, yes/no in any case), else on. This option,
+         * when given, wins over the variable.
+         */
+        public Builder nearCache(boolean nearCache) {
+            this.nearCache = nearCache;
+            return this;
+        }
+
         /** Read the defaults from this map instead of the process environment (for tests); null restores it. */
         public Builder environment(Map<String, String> environment) {
             this.environment = environment == null ? null : Collections.unmodifiableMap(new LinkedHashMap<>(environment));
@@ -713,7 +673,8 @@ public final class CacheClient {
 
         /**
          * @throws IllegalArgumentException  if the environment holds an invalid port or token
-         * @throws CacheExtensionException   if {@code CACHE_EXTENSION_CLIENT_VALUES} names an unreadable or invalid file
+         * @throws CacheExtensionException   if {@code CACHE_EXTENSION_CLIENT_VALUES} names an unreadable or invalid file,
+         *                                   or {@code CACHE_EXTENSION_CLIENT_CACHE} is not a valid on/off value (status 0)
          */
         public CacheClient build() {
             return new CacheClient(this);

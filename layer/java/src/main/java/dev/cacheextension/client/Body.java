@@ -1,0 +1,15 @@
+package dev.cacheextension.client;
+
+/**
+ * A value as the extension serves it: bytes, and whether they are binary (application/octet-stream). Never handed
+ * to a caller: every read decodes or copies it, so what a client keeps cannot be changed through a result.
+ */
+final class Body {
+    final byte[] bytes;
+    final boolean binary;
+
+    Body(byte[] bytes, boolean binary) {
+        this.bytes = bytes;
+        this.binary = binary;
+    }
+}
