@@ -76,7 +76,7 @@ def test_quick_bench_writes_json_markdown_and_chart(layer_dir, tmp_path):
 
     imports = results["imports"]  # the Python layer: its launcher execs python3, so -X importtime applies
     assert imports["modules"] > 50 and imports["total_us"] > 0
-    for package in ("botocore", "yaml", "starlette", "uvicorn", "stdlib"):
+    for package in ("botocore", "stdlib"):  # what else loads before INIT done is the extension's choice
         assert imports["groups"][package]["self_us"] > 0, (package, imports["groups"].get(package))
     assert sum(row["self_us"] for row in imports["groups"].values()) >= imports["total_us"] * 0.9
 
