@@ -59,7 +59,7 @@ RUN scripts/build-layer --python 3.12 --out /build/layer \
 FROM public.ecr.aws/lambda/python:3.12.2025.04.01.18
 
 # The Python layer's tree, where the layer would put it: Lambda starts every executable in /opt/extensions,
-# whose launcher runs python3 -E -S /opt/cache-extension; /opt/python (the client) is on the function's sys.path.
+# whose launcher runs python3 -E -S /opt/cache-extension/__main__.py; /opt/python (the client) is on the function's sys.path.
 # Root-owned and world-readable: the function runs as Lambda's own non-root user, which reads it all and writes
 # nothing here (/opt and /var/task are read-only on Lambda). To use the standalone build in this image instead,
 # copy /build/standalone/extensions/ and /build/standalone/cache-extension/ in place of the two lines below.

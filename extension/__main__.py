@@ -1,5 +1,5 @@
-"""Runs the extension when Python is given this directory: `python3 extension` here, and
-`python3 /opt/cache-extension` in the layer, where the package sits beside its vendored dependencies."""
+"""Runs the extension: `python3 extension/__main__.py` here, and `python3 /opt/cache-extension/__main__.py` in
+the layer, where the package sits beside its vendored dependencies (sys.path[0] is this file's directory)."""
 
 import sys
 
