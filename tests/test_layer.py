@@ -1,12 +1,16 @@
 """The built layer is laid out as /opt and runs on its own vendored packages."""
 
+import json
+import re
 import stat
 import subprocess
 import sys
 import zipfile
 
-from conftest import PATH
-from local_lambda import layer
+import pytest
+
+from conftest import PATH, ROOT
+from local_lambda import botocore_data, layer
 
 
 def test_layer_tree_and_zip(layer_dir):
@@ -31,6 +35,65 @@ def test_layer_tree_and_zip(layer_dir):
         info = archive.getinfo("extensions/cache-extension")
         assert (info.external_attr >> 16) & 0o111
         assert "cache-extension/cache_extension/store.py" in archive.namelist()
+
+
+FETCHERS = ROOT / "extension" / "cache_extension" / "fetchers"
+SERVICE_OF = {"ssm.py": "ssm", "secrets.py": "secretsmanager", "dynamodb.py": "dynamodb"}
+CLIENT_CHECK = """
+import json, sys
+import botocore.session
+calls = json.loads(sys.argv[1])
+session = botocore.session.get_session()
+for service, operations in calls.items():
+    client = session.create_client(service, region_name="eu-west-1", aws_access_key_id="a", aws_secret_access_key="b")
+    for operation in operations:
+        assert hasattr(client, operation), f"{service} has no {operation} in the layer's model"
+    print(service, len(client.meta.service_model.operation_names))
+"""
+
+
+def test_botocore_models_keep_every_operation_the_fetchers_call(layer_dir):
+    """The layer's models are cut to botocore_data.OPERATIONS: every client call in the fetchers must be in them."""
+    calls = {service: sorted(set(re.findall(r"client\.([a-z_]+)\(", (FETCHERS / name).read_text())))
+             for name, service in SERVICE_OF.items()}
+    assert all(calls.values()) and "get_parameters" in calls["ssm"], calls
+    calls["sts"] = ["assume_role", "assume_role_with_web_identity"]  # botocore's credential providers
+    result = subprocess.run([sys.executable, "-E", "-S", "-c", CLIENT_CHECK, json.dumps(calls)],
+                            cwd=layer_dir / "cache-extension", capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    kept = dict(line.split() for line in result.stdout.splitlines())
+    assert kept == {service: str(len(ops)) for service, ops in botocore_data.OPERATIONS.items()}
+    data = layer_dir / "cache-extension" / "botocore" / "data"
+    for service in botocore_data.OPERATIONS:
+        (version,) = (data / service).iterdir()  # the latest API version only
+        assert sorted(p.name for p in version.iterdir()) <= ["endpoint-rule-set-1.json.gz", "service-2.json",
+                                                             "service-2.sdk-extras.json"]
+        assert "documentation" not in (version / "service-2.json").read_text()
+    endpoints = json.loads((data / "endpoints.json").read_text())
+    assert {name for partition in endpoints["partitions"] for name in partition["services"]} <= set(botocore_data.OPERATIONS)
+
+
+def test_trim_model_keeps_reachable_shapes_and_names():
+    model = {"metadata": {"serviceId": "X"}, "documentation": "service docs", "operations": {
+        "Get": {"input": {"shape": "GetIn"}, "output": {"shape": "GetOut"}, "errors": [{"shape": "Bad"}],
+                "documentation": "op docs"},
+        "Put": {"input": {"shape": "PutIn"}}},
+        "shapes": {
+            "GetIn": {"type": "structure", "members": {"documentation": {"shape": "S", "documentation": "m"}}},
+            "GetOut": {"type": "structure", "members": {"Items": {"shape": "List"}, "Tags": {"shape": "Map"}}},
+            "List": {"type": "list", "member": {"shape": "S"}},
+            "Map": {"type": "map", "key": {"shape": "S"}, "value": {"shape": "N"}},
+            "Bad": {"type": "structure", "members": {}, "exception": True},
+            "PutIn": {"type": "structure", "members": {"Only": {"shape": "PutOnly"}}},
+            "PutOnly": {"type": "string"}, "S": {"type": "string", "documentation": "s"}, "N": {"type": "integer"}}}
+    trimmed = botocore_data.trim_model(model, ("Get",))
+    assert list(trimmed["operations"]) == ["Get"]
+    assert sorted(trimmed["shapes"]) == ["Bad", "GetIn", "GetOut", "List", "Map", "N", "S"]
+    assert "documentation" in trimmed["shapes"]["GetIn"]["members"]  # a member named so is kept
+    assert "documentation" not in json.dumps({k: v for k, v in trimmed.items() if k != "shapes"})
+    assert trimmed["shapes"]["S"] == {"type": "string"}
+    with pytest.raises(botocore_data.DataError, match="X's model has no Delete"):
+        botocore_data.trim_model(model, ("Get", "Delete"))
 
 
 def test_launcher_ignores_the_functions_python_path(start_extension, tmp_path):

@@ -17,7 +17,7 @@ import zipfile
 import pytest
 
 from conftest import REGION, RunningExtension, close_and_check, launch
-from local_lambda import layer
+from local_lambda import botocore_data, layer
 from local_lambda.aws import free_port, lambda_environment
 from local_lambda.extensions_api import ExtensionsApiEmulator
 
@@ -45,8 +45,8 @@ def test_standalone_tree_and_zip(standalone_dir):
     assert (internal / "botocore" / "cacert.pem").exists()  # HTTPS to AWS needs botocore's CA bundle
     # botocore's data directory is trimmed to the services the extension calls.
     data = internal / "botocore" / "data"
-    assert sorted(p.name for p in data.iterdir() if p.is_dir()) == sorted(layer.BOTOCORE_SERVICES)
-    for name in layer.BOTOCORE_DATA_FILES:
+    assert sorted(p.name for p in data.iterdir() if p.is_dir()) == sorted(botocore_data.OPERATIONS)
+    for name in botocore_data.DATA_FILES:
         assert (data / name).exists(), name
     # Only the standard library and the vendored dependencies: nothing from the test virtualenv.
     for foreign in ("moto", "certifi", "websockets", "pytest", "flask", "werkzeug"):

@@ -33,6 +33,8 @@ import tomllib
 import zipfile
 from pathlib import Path
 
+from . import botocore_data
+
 ROOT = Path(__file__).resolve().parents[2]
 ARCHES = {"x86_64": "x86_64", "amd64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64"}
 TARGET_ARCHES = ("x86_64", "arm64")
@@ -61,10 +63,6 @@ esac
 exec "$dir/../{EXTENSION_NAME}/{EXTENSION_NAME}" "${{0##*/}}"
 """
 
-# botocore's data directory is ~28 MB of service models; the frozen extension keeps only what it uses.
-# sts: credential providers that assume a role (web identity) need its model; it is small.
-BOTOCORE_SERVICES = ("ssm", "secretsmanager", "dynamodb", "sts")
-BOTOCORE_DATA_FILES = ("endpoints.json", "partitions.json", "sdk-default-configuration.json", "_retry.json")
 # Imported by name at run time (uvicorn picks its protocol and loop implementations from strings): listed
 # so PyInstaller bundles them even if a hook changes. The extension's own package in full, since its
 # imports are lazy (inside functions).
@@ -286,14 +284,11 @@ def _version(parts: tuple[int, ...]) -> str:
 
 
 def trim_botocore(data: Path) -> None:
-    """Keep the service models of BOTOCORE_SERVICES and the shared endpoint/partition/retry files only."""
-    for path in data.iterdir():
-        keep = path.name in BOTOCORE_SERVICES if path.is_dir() else path.name in BOTOCORE_DATA_FILES
-        if not keep:
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-    missing = [name for name in (*BOTOCORE_SERVICES, *BOTOCORE_DATA_FILES) if not (data / name).exists()]
-    if missing:
-        raise BuildError(f"botocore's data directory lacks {', '.join(missing)}: update BOTOCORE_* in {__file__}")
+    """botocore's data (~28 MB of service models) cut down to the operations the extension calls."""
+    try:
+        botocore_data.trim(data)
+    except botocore_data.DataError as exc:
+        raise BuildError(f"{exc}: update OPERATIONS in {botocore_data.__file__}") from None
 
 
 def _top_level_names(tree: Path) -> set[str]:
