@@ -107,6 +107,18 @@ def test_launcher_ignores_the_functions_python_path(start_extension, tmp_path):
     assert "from PYTHONPATH" not in ext.output
 
 
+def test_registration_imports_little(layer_dir):
+    """Everything main.py imports runs before registration, which Lambda's INIT waits for: none of the modules
+    that cost milliseconds at a cold start (socket and json bring enum and re; a directory run brings runpy)."""
+    costly = ("socket", "json", "enum", "re", "runpy", "logging", "threading")
+    code = (f"import sys; sys.path.insert(0, {str(layer_dir / 'cache-extension')!r}); import cache_extension.main; "
+            f"print(sorted(m for m in {costly!r} if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-E", "-S", "-c", code], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+    assert "__main__.py" in (layer_dir / "extensions" / "cache-extension").read_text()  # a file: no runpy
+
+
 def test_launcher_without_the_extensions_api_fails_cleanly(layer_dir):
     result = subprocess.run([str(layer_dir / "extensions" / "cache-extension")], env={"PATH": PATH},
                             capture_output=True, text=True, timeout=30)
