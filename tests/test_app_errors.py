@@ -6,6 +6,7 @@ import logging
 
 from cache_extension.app import create_app
 from cache_extension.config import parse_config
+from cache_extension.http_common import Request, Response
 
 
 class BrokenStore:
@@ -13,23 +14,15 @@ class BrokenStore:
         raise RuntimeError("the secret value hunter2 leaked into an exception")
 
 
-def call(app, path: str, query: str, token: str):
-    messages = []
-
-    async def receive():
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message):
-        messages.append(message)
-
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
-             "path": path, "raw_path": path.encode(), "query_string": query.encode(), "root_path": "",
-             "headers": [(b"x-aws-parameters-secrets-token", token.encode())], "client": ("127.0.0.1", 1),
-             "server": ("127.0.0.1", 4000)}
-    asyncio.run(app(scope, receive, send))
-    start = next(m for m in messages if m["type"] == "http.response.start")
-    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
-    return start["status"], body
+def call(app, path: str, query: str, token: str, *, method: str = "GET",
+         headers: list[tuple[bytes, bytes]] | None = None, client: tuple[str, int] | None = ("127.0.0.1", 1)):
+    """One request to the app in this process (as the server hands it over): (status, body)."""
+    if headers is None:
+        headers = [(b"x-aws-parameters-secrets-token", token.encode())]
+    answer = app.handle(Request(method, path, query.encode(), list(headers), client))
+    if not isinstance(answer, Response):
+        answer = asyncio.run(answer)
+    return answer.status, answer.body
 
 
 def test_internal_errors_answer_500_without_details(caplog):

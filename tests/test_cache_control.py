@@ -1,6 +1,6 @@
 """Cache-Control on value responses (issue 13, first step of the clients' near cache): whole seconds of
-freshness left on a hit, max-age=0 for misses and stale values, on the fast path, through Starlette and on
-the AWS-compatible routes alike."""
+freshness left on a hit, max-age=0 for misses and stale values, on GET and HEAD and on the AWS-compatible
+routes alike."""
 
 from __future__ import annotations
 
@@ -24,9 +24,9 @@ def test_a_hit_says_how_long_it_stays_fresh_a_miss_and_a_stale_value_say_zero(st
     ext = start_extension(parameters_config(name, ttl="1m", stale="5m"), env={"CACHE_EXTENSION_INIT_STARTUP": "false"})
     first = ext.read("parameters", name)
     assert (first.headers["x-cache"], max_age(first)) == ("miss", 0)
-    hit = ext.read("parameters", name)  # the fast path
+    hit = ext.read("parameters", name)
     assert hit.headers["x-cache"] == "hit" and 50 <= max_age(hit) <= 60  # (TTL jitter draws below 60 s)
-    # Starlette's path (a HEAD request) and the AWS-compatible route carry it too, never above the TTL left
+    # HEAD and the AWS-compatible route carry it too, never above the TTL left
     head = ext.request(f"/parameters?name={quote(name, safe='')}", method="HEAD")
     compatible = ext.request(f"/systemsmanager/parameters/get?name={quote(name, safe='')}&withDecryption=true")
     for reply in (head, compatible):

@@ -253,8 +253,8 @@ def test_a_flood_of_idle_connections_leaves_room_for_fresh_requests(start_extens
 
 
 def test_the_listen_backlog_is_the_sockets_own(start_extension):
-    """uvicorn's default backlog (2048) must not replace the one the extension chose (ss shows a listening
-    socket's backlog as its Send-Q)."""
+    """The event loop's create_server must not replace the backlog the extension chose (asyncio's default is
+    100; ss shows a listening socket's backlog as its Send-Q)."""
     import cache_extension.runner
 
     expected = getattr(cache_extension.runner, "LISTEN_BACKLOG", 512)  # 512: the socket's before
@@ -265,10 +265,11 @@ def test_the_listen_backlog_is_the_sockets_own(start_extension):
 
 
 def test_binding_the_port_imports_no_http_stack():
-    """The port is bound before the prefetch starts; uvicorn, Starlette and httptools are imported while the
-    prefetch runs (runner.py), so binding must not pull them in."""
+    """The port is bound before the prefetch starts; the HTTP server, uvloop and httptools are imported while
+    the prefetch runs (runner.py), so binding must not pull them in."""
     code = ("import sys; from cache_extension import runner; runner.listen(0); "
-            "print(sorted(m for m in ('uvicorn', 'starlette', 'httptools') if m in sys.modules))")
+            "print(sorted(m for m in ('httptools', 'uvloop', 'cache_extension.app', 'cache_extension.http_server', "
+            "'cache_extension.http_protocol', 'uvicorn', 'starlette') if m in sys.modules))")
     extension = ROOT / "extension"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30,
                          env={"PYTHONPATH": str(extension), "PATH": os.environ.get("PATH", "")})

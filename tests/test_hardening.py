@@ -159,14 +159,10 @@ def test_health_needs_no_token(ext):
     assert send(ext, "GET", "/health", [(TOKEN_HEADER, "again")]).status == 400
 
 
-def asgi_request(app, *, headers: list[tuple[bytes, bytes]] = (), client: tuple[str, int] = ("127.0.0.1", 50000),
-                 path: str = "/stats") -> tuple[int, bytes]:
-    """One request to an ASGI app in this process, with these headers and this peer."""
-
-    async def with_scope(scope, receive, send_message):
-        await app({**scope, "headers": list(headers), "client": client}, receive, send_message)
-
-    return call(with_scope, path, "", token="")
+def app_request(app, *, headers: list[tuple[bytes, bytes]] = (), client: tuple[str, int] = ("127.0.0.1", 50000),
+                path: str = "/stats") -> tuple[int, bytes]:
+    """One request to the app in this process, with these headers and this peer."""
+    return call(app, path, "", token="", headers=list(headers), client=client)
 
 
 @pytest.fixture
@@ -185,15 +181,15 @@ def test_the_token_is_compared_with_hmac_compare_digest(in_process_app, monkeypa
         return real(presented, expected)
 
     monkeypatch.setattr(hmac, "compare_digest", spy)
-    assert asgi_request(in_process_app, headers=[(b"x-aws-parameters-secrets-token", b"wrong-token")])[0] == 403
+    assert app_request(in_process_app, headers=[(b"x-aws-parameters-secrets-token", b"wrong-token")])[0] == 403
     assert calls == [(b"wrong-token", b"expected-token")]
-    assert asgi_request(in_process_app, headers=[(b"x-aws-parameters-secrets-token", b"expected-token")])[0] == 200
+    assert app_request(in_process_app, headers=[(b"x-aws-parameters-secrets-token", b"expected-token")])[0] == 200
     assert calls[-1] == (b"expected-token", b"expected-token") and len(calls) == 2
     # compare_digest alone decides: no other comparison could let a wrong token in or keep the right one out.
     monkeypatch.setattr(hmac, "compare_digest", lambda presented, expected: True)
-    assert asgi_request(in_process_app, headers=[(b"x-aws-parameters-secrets-token", b"wrong-token")])[0] == 200
+    assert app_request(in_process_app, headers=[(b"x-aws-parameters-secrets-token", b"wrong-token")])[0] == 200
     monkeypatch.setattr(hmac, "compare_digest", lambda presented, expected: False)
-    assert asgi_request(in_process_app, headers=[(b"x-aws-parameters-secrets-token", b"expected-token")])[0] == 403
+    assert app_request(in_process_app, headers=[(b"x-aws-parameters-secrets-token", b"expected-token")])[0] == 403
 
 
 def test_wrong_token_timing_is_measured(ext):
@@ -284,7 +280,7 @@ def test_the_port_is_closed_on_every_other_address(ext):
 @pytest.mark.parametrize("method,target", TOKEN_ROUTES + [("GET", "/health")])
 def test_x_forwarded_for_is_refused_even_with_the_token(ext, method, target):
     for forwarded in ("127.0.0.1", "10.9.9.9", "10.9.9.9, 127.0.0.1"):
-        # Not 403 NotLoopback for 10.9.9.9: the header never becomes the peer (uvicorn's proxy_headers is off).
+        # Not 403 NotLoopback for 10.9.9.9: the header never becomes the peer (the server takes it from the socket).
         reply = send(ext, method, target, [("X-Forwarded-For", forwarded)])
         assert reply.status == 400
         if method != "HEAD":
@@ -303,11 +299,11 @@ def test_the_peer_is_checked_and_forwarded_for_cannot_launder_it(in_process_app)
     token = (b"x-aws-parameters-secrets-token", b"expected-token")
     for client in (("10.0.0.5", 1234), ("::ffff:10.0.0.5", 1234), ("192.0.2.2", 1), ("fd00::2", 1)):
         for extra in ([], [(b"x-forwarded-for", b"127.0.0.1")]):
-            status, body = asgi_request(in_process_app, headers=[token, *extra], client=client)
+            status, body = app_request(in_process_app, headers=[token, *extra], client=client)
             assert (status, json.loads(body)["error"]) == (403, "NotLoopback"), client
     for client in (("127.0.0.1", 1), ("127.1.2.3", 1), ("::1", 1), ("::ffff:127.0.0.1", 1)):
-        assert asgi_request(in_process_app, headers=[token], client=client)[0] == 200, client
-        status, body = asgi_request(in_process_app, headers=[token, (b"x-forwarded-for", b"10.0.0.5")], client=client)
+        assert app_request(in_process_app, headers=[token], client=client)[0] == 200, client
+        status, body = app_request(in_process_app, headers=[token, (b"x-forwarded-for", b"10.0.0.5")], client=client)
         assert (status, json.loads(body)["error"]) == (400, "ForwardedRequest")
 
 
@@ -728,7 +724,7 @@ def parser_verdict(data: bytes) -> tuple[str, bool]:
 
 
 # The server's answer to a request httptools cannot parse (http_limits.py: JSON, like every error).
-UVICORN_PARSE_ERROR = b'{"error":"BadRequest","message":"Invalid HTTP request received."}'
+PARSE_ERROR = b'{"error":"BadRequest","message":"Invalid HTTP request received."}'
 
 
 class FuzzClient:
@@ -783,7 +779,7 @@ def check_fuzz_response(method: bytes, data: bytes, response: http.client.HTTPRe
     request = data[:300]
     assert response.version == 11, request  # an HTTP/1.1 status line
     assert 100 <= response.status < 500, f"{response.status} {body[:200]!r} for {request!r}"
-    if response.status >= 400 and method != b"HEAD" and body != UVICORN_PARSE_ERROR:
+    if response.status >= 400 and method != b"HEAD" and body != PARSE_ERROR:
         error = json.loads(body)  # the extension's errors are JSON {"error", "message"}
         assert set(error) == {"error", "message"}, (body, request)
     if response.status != 200:
@@ -820,7 +816,7 @@ def test_fuzz_malformed_requests(layer_dir, moto, names, tmp_path):
                 assert verdict == "error", f"closed without a response: {data[:300]!r}"
                 return
             response, body = answer
-            client.statuses[f"{response.status}{' (parser)' if body == UVICORN_PARSE_ERROR else ''}"] += 1
+            client.statuses[f"{response.status}{' (parser)' if body == PARSE_ERROR else ''}"] += 1
             check_fuzz_response(method, data, response, body, secret_bytes)
 
         started = time.monotonic()

@@ -18,8 +18,11 @@ def test_layer_tree_and_zip(layer_dir):
     assert launcher.stat().st_mode & stat.S_IXUSR
     assert b"\r\n" not in launcher.read_bytes() and launcher.read_bytes().startswith(b"#!/bin/sh\n")
     package = layer_dir / "cache-extension"
-    for needed in ("__main__.py", "cache_extension/main.py", "botocore", "yaml", "starlette", "uvicorn"):
+    for needed in ("__main__.py", "cache_extension/main.py", "botocore", "yaml", "uvloop", "httptools"):
         assert (package / needed).exists(), needed
+    # The extension's own HTTP server: no web framework or ASGI server (nor what they pull in) is vendored.
+    for unused in ("starlette", "uvicorn", "anyio", "click", "h11", "sniffio"):
+        assert not (package / unused).exists(), unused
     # Only the client lands on the function's own sys.path: the extension's dependencies stay apart.
     assert sorted(p.name for p in (layer_dir / "python").iterdir()) == ["cache_extension_client"]
     assert (layer_dir / "nodejs" / "node_modules" / "cache-extension-client" / "package.json").exists()
@@ -99,7 +102,7 @@ def test_trim_model_keeps_reachable_shapes_and_names():
 def test_launcher_ignores_the_functions_python_path(start_extension, tmp_path):
     """A PYTHONPATH full of the function's packages must not change what the extension imports."""
     # Standard-library names too: PYTHONPATH comes before the standard library on sys.path.
-    for module in ("yaml", "starlette", "botocore", "asyncio", "decimal"):
+    for module in ("yaml", "httptools", "uvloop", "botocore", "asyncio", "decimal"):
         (tmp_path / module).mkdir()
         (tmp_path / module / "__init__.py").write_text(f"raise ImportError('{module} from PYTHONPATH')\n")
     ext = start_extension(env={"PYTHONPATH": str(tmp_path)})
@@ -167,7 +170,7 @@ def test_cross_build_for_arm64_and_python_3_12(tmp_path):
         assert archive.read("extensions/cache-extension").startswith(b"#!/bin/sh\n")
     for needed in ("cache-extension/__main__.py", "cache-extension/cache_extension/main.py",
                    "cache-extension/yaml/__init__.py", "cache-extension/botocore/__init__.py",
-                   "cache-extension/starlette/__init__.py", "cache-extension/uvicorn/__init__.py",
+                   "cache-extension/uvloop/__init__.py", "cache-extension/httptools/__init__.py",
                    "python/cache_extension_client/__init__.py",
                    "nodejs/node_modules/cache-extension-client/package.json"):
         assert needed in names, needed

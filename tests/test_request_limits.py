@@ -17,7 +17,7 @@ import pytest
 
 from cache_extension.http_common import MAX_HEADER_BYTES, MAX_URL_BYTES, PROXY_HEADERS, is_proxy_header
 from conftest import SAMPLE_CONFIG, Reply, close_and_check, launch
-from test_hardening import (ITEM, PARAMETER, SECRET, TOKEN_HEADER, asgi_request, error_code, exchange,
+from test_hardening import (ITEM, PARAMETER, SECRET, TOKEN_HEADER, app_request, error_code, exchange,
                             in_process_app, raw_request, send)
 
 __all__ = ["in_process_app"]  # a fixture, imported for the in-process tests below
@@ -253,7 +253,7 @@ def test_small_bodies_are_still_read_and_the_connection_kept(ext):
 def test_the_guard_refuses_transfer_encoding_in_process(in_process_app):
     token = (b"x-aws-parameters-secrets-token", b"expected-token")
     for value in (b"chunked", b"gzip, chunked", b"identity"):
-        status, body = asgi_request(in_process_app, headers=[token, (b"transfer-encoding", value)])
+        status, body = app_request(in_process_app, headers=[token, (b"transfer-encoding", value)])
         assert (status, json.loads(body)["error"]) == (413, "BodyTooLarge")
 
 
@@ -357,9 +357,9 @@ def test_proxy_header_rule_in_process(in_process_app):
     token = (b"x-aws-parameters-secrets-token", b"expected-token")
     for name in sorted(PROXY_HEADERS) + ["x-forwarded-server", "x-forwarded-prefix"]:
         assert is_proxy_header(name.encode())
-        status, body = asgi_request(in_process_app, headers=[token, (name.encode(), b"x")])
+        status, body = app_request(in_process_app, headers=[token, (name.encode(), b"x")])
         assert (status, json.loads(body)["error"]) == (400, "ForwardedRequest"), name
     # Look-alikes that no proxy adds are not refused.
     for name in (b"x-forwarded", b"viaduct", b"x-real-ipv6", b"forwarded-by"):
         assert not is_proxy_header(name)
-        assert asgi_request(in_process_app, headers=[token, (name, b"x")])[0] == 200, name
+        assert app_request(in_process_app, headers=[token, (name, b"x")])[0] == 200, name

@@ -51,8 +51,10 @@ def test_standalone_tree_and_zip(standalone_dir):
     # Only the standard library and the vendored dependencies: nothing from the test virtualenv.
     for foreign in ("moto", "certifi", "websockets", "pytest", "flask", "werkzeug"):
         assert not (internal / foreign).exists(), foreign
-    for vendored in ("uvloop", "httptools"):  # dependencies of the extension: uvicorn picks them up
+    for vendored in ("uvloop", "httptools"):  # dependencies of the extension: its HTTP server runs on them
         assert (internal / vendored).exists(), vendored
+    for unused in ("starlette", "uvicorn", "anyio", "click"):  # the extension's own HTTP server replaced them
+        assert not (internal / unused).exists(), unused
     # The same clients as the Python layer, at each runtime's path.
     assert sorted(p.name for p in (standalone_dir / "python").iterdir()) == ["cache_extension_client"]
     assert (standalone_dir / "nodejs" / "node_modules" / "cache-extension-client" / "package.json").exists()
@@ -116,7 +118,7 @@ def test_launcher_without_the_extensions_api_fails_cleanly(standalone_dir, how):
 def test_ignores_the_functions_python_environment(standalone_dir, moto, tmp_path):
     """PYTHONPATH (set by Python runtimes) and PYTHONHOME must not change what the frozen extension loads."""
     poison = tmp_path / "poison"
-    for module in ("yaml", "starlette", "botocore", "asyncio", "decimal", "encodings"):
+    for module in ("yaml", "httptools", "uvloop", "botocore", "asyncio", "decimal", "encodings"):
         (poison / module).mkdir(parents=True)
         (poison / module / "__init__.py").write_text(f"raise ImportError('{module} from PYTHONPATH')\n")
     handle = launch(standalone_dir, moto, tmp_path / "task", "parameters:\n  - names: [CacheExtensions_Parameter1]\n",

@@ -466,7 +466,7 @@ def test_sam_build_layer_is_laid_out_as_opt(sam_build):
     assert sorted(p.name for p in layer.iterdir()) == ["cache-extension", "extensions", "java", "nodejs", "python"]
     assert not list(sam_build.glob("*.zip"))
     package = layer / "cache-extension"
-    for needed in ("__main__.py", "cache_extension/main.py", "botocore", "yaml", "starlette", "uvicorn"):
+    for needed in ("__main__.py", "cache_extension/main.py", "botocore", "yaml", "uvloop", "httptools"):
         assert (package / needed).exists(), needed
     assert list(package.glob("cache_extension/__pycache__/*.cpython-312.pyc")), "bytecode for the function's Python"
     assert list(package.glob("yaml/_yaml.cpython-312-x86_64-linux-gnu.so")), "the x86_64 wheels"

@@ -1,10 +1,11 @@
-"""uvicorn's httptools protocol with the connection rules Lambda needs: slow clients, freezes and floods.
+"""The HTTP server: listening on the sockets the runner bound, the connection rules Lambda needs (slow
+clients, freezes and floods), and graceful shutdown. One connection: http_protocol.py.
 
 A connection is in one of three states: idle (between requests, or opened with nothing sent yet),
 receiving a request's headers, or serving a request. Lambda freezes the environment between invokes
 for seconds to hours, and the function reuses its kept-alive connection right after the thaw, so:
 
-- an idle connection has no time limit at all (uvicorn's keep-alive timeout is switched off); it
+- an idle connection has no time limit at all (no keep-alive timeout); it
   costs one file descriptor, bounded by MAX_CONNECTIONS;
 - the slow-client limit starts when the first byte of a request arrives: its headers must be
   complete within HEADER_TIMEOUT of time the process was awake. Time is counted by a ticker that
@@ -20,9 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-
-from .http_limits import LimitedHttpToolsProtocol
+from .http_protocol import HttpProtocol
 
 log = logging.getLogger("cache_extension.http")
 
@@ -38,8 +37,8 @@ class Connections:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.idle: dict[GuardedHttpProtocol, None] = {}  # insertion order: idle the longest first
-        self.arriving: dict[GuardedHttpProtocol, float] = {}  # -> deadline on the awake clock
+        self.idle: dict[HttpProtocol, None] = {}  # insertion order: idle the longest first
+        self.arriving: dict[HttpProtocol, float] = {}  # -> deadline on the awake clock
         self.awake = 0.0
         self.last_tick = 0.0
         self.ticker: asyncio.TimerHandle | None = None
@@ -52,7 +51,7 @@ class Connections:
     def now(self) -> float:
         return self.awake + min(self.loop.time() - self.last_tick, MAX_TICK)
 
-    def arriving_starts(self, connection: GuardedHttpProtocol) -> None:
+    def arriving_starts(self, connection: HttpProtocol) -> None:
         if self.ticker is None:
             self.last_tick = self.loop.time()
             self.ticker = self.loop.call_later(TICK, self._tick)
@@ -70,7 +69,7 @@ class Connections:
 
     # -- the connection cap
 
-    def admit(self, connection: GuardedHttpProtocol, count: int) -> bool:
+    def admit(self, connection: HttpProtocol, count: int) -> bool:
         """Called with the new connection counted: False when it must go."""
         if count <= MAX_CONNECTIONS:
             return True
@@ -98,74 +97,52 @@ class Connections:
             self.evicted = self.refused = 0
             self.flood = self.loop.call_later(FLOOD_LOG_INTERVAL, self._flood_report)
 
-    def forget(self, connection: GuardedHttpProtocol) -> None:
+    def forget(self, connection: HttpProtocol) -> None:
         self.idle.pop(connection, None)
         self.arriving.pop(connection, None)
 
 
-class GuardedHttpProtocol(LimitedHttpToolsProtocol):
-    guard: Connections
+class Server:
+    """Serves `app` (app.App) on sockets already bound and listening. stop() may be called from any thread
+    or a signal handler: listening ends at once, idle connections close, requests in flight get
+    `graceful` seconds to be answered, and those still running then are answered 503 ShuttingDown."""
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        guard = getattr(self.server_state, "connection_guard", None)
-        if guard is None:
-            guard = self.server_state.connection_guard = Connections(self.loop)  # type: ignore[attr-defined]
-        self.guard = guard
-        guard.idle[self] = None
-        if not guard.admit(self, len(self.connections)):
-            guard.forget(self)
-            transport.abort()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.guard.forget(self)
-        super().connection_lost(exc)
-
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self.guard.idle.pop(self, None)
-        self.guard.arriving_starts(self)
-
-    def on_headers_complete(self) -> None:
-        self.guard.arriving.pop(self, None)
-        super().on_headers_complete()
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        self._unset_keepalive_if_required()  # no idle timeout: see the module's docstring
-        if not self.transport.is_closing() and not self.pipeline and self not in self.guard.arriving:
-            self.guard.idle[self] = None
-
-    def too_slow(self) -> None:
-        if not self.transport.is_closing():
-            self.transport.close()
-
-
-class ShutdownGuard:
-    """ASGI middleware: a request still in flight when graceful shutdown runs out (uvicorn cancels its task)
-    is answered with a JSON 503, not uvicorn's plain-text 500 and a CancelledError traceback in the log."""
-
-    def __init__(self, app) -> None:
+    def __init__(self, app, loop: asyncio.AbstractEventLoop, *, backlog: int, graceful: float) -> None:
         self.app = app
+        self.loop = loop
+        self.backlog = backlog  # given again: create_server would otherwise listen() with its own default
+        self.graceful = graceful
+        self.guard = Connections(loop)
+        self.connections: set[HttpProtocol] = set()
+        self.tasks: set[asyncio.Task] = set()
+        self.started = False
+        self.stopping = False
+        self._stop = asyncio.Event()
 
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        started = False
-
-        async def sending(message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+    def stop(self) -> None:
         try:
-            await self.app(scope, receive, sending)
-        except asyncio.CancelledError:
-            if started:
-                return  # half a response: uvicorn closes the connection
-            from .http_common import error
+            self.loop.call_soon_threadsafe(self._stop.set)
+        except RuntimeError:  # the loop is closed: nothing left to stop
+            pass
 
-            response = error(503, "ShuttingDown", "the extension is shutting down; retry on the next invoke")
-            response.headers["Connection"] = "close"
-            await response(scope, receive, send)
+    async def serve(self, sockets) -> None:
+        listeners = [await self.loop.create_server(lambda: HttpProtocol(self), sock=sock, backlog=self.backlog)
+                     for sock in sockets]
+        self.started = True
+        await self._stop.wait()
+        self.stopping = True
+        for listener in listeners:
+            listener.close()
+        for connection in list(self.connections):
+            connection.shutdown()
+        deadline = self.loop.time() + self.graceful
+        while self.tasks and self.loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        for task in list(self.tasks):
+            task.cancel()  # the protocol answers 503 ShuttingDown and closes
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=0.1)
+        for connection in list(self.connections):
+            if not connection.transport.is_closing():
+                connection.transport.close()
+        await asyncio.sleep(0)  # the transports write what is buffered before the loop stops

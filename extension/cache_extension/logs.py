@@ -8,7 +8,7 @@ import sys
 import time
 
 # Their debug output includes request and response bodies, i.e. secret values: never below WARNING.
-QUIET_LOGGERS = ("botocore", "boto3", "urllib3", "uvicorn", "uvicorn.error", "uvicorn.access", "asyncio")
+QUIET_LOGGERS = ("botocore", "boto3", "urllib3", "asyncio")
 
 
 def printable(text: str) -> str:

@@ -15,13 +15,9 @@ import time
 from concurrent.futures import Future
 from typing import Callable
 
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-
 from .config import SOURCES, Config, Item
 from .fetchers import FetchError
-from .http_common import error, query_value
+from .http_common import HTTPError, Request, Response, error, json_response, query_value
 from .store import Store, entry_key
 
 # The answer waits this long for AWS; what is still in flight then is reported as a timeout.
@@ -56,35 +52,38 @@ class TokenBucket:
 def refresher(config: Config, store: Store, bucket: TokenBucket | None = None):
     bucket = bucket or TokenBucket(BUCKET_SIZE, BUCKET_RATE)
 
-    async def refresh(request: Request) -> Response:
+    def refresh(request: Request):
+        """Checked and rate limited at once; the answer, which waits for AWS, is a coroutine."""
         name = query_value(request, "name", required=False)
         every = query_value(request, "all", required=False)
         source = query_value(request, "source", required=False)
         if (name is None) == (every is None):
-            raise HTTPException(400, "give either 'name' or 'all=true'")
+            raise HTTPError(400, "give either 'name' or 'all=true'")
         if every is not None and (every.lower() != "true" or source is not None):
-            raise HTTPException(400, "'all' must be true, and takes no 'source'")
+            raise HTTPError(400, "'all' must be true, and takes no 'source'")
         if source is not None and source not in SOURCES:
-            raise HTTPException(400, f"query parameter 'source' must be one of {', '.join(SOURCES)}")
+            raise HTTPError(400, f"query parameter 'source' must be one of {', '.join(SOURCES)}")
         items = store.entries() if every else _named(config, store, name, source)
         if not items:
             return error(404, "NotConfigured", "the name is not configured or allowed in config.yaml")
         wait = bucket.take(ALL_COST if every else 1.0)
         if wait > 0:
             response = error(429, "RateLimited", f"too many refreshes: retry in {wait:.1f} s")
-            response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
-            return response
-        futures = store.refresh(items)
-        outcomes = await _outcomes(futures)
-        refreshed = [{"source": item.source, "name": item.name} for item, failure in zip(items, outcomes) if not failure]
-        failed = [{"source": item.source, "name": item.name, "status": failure.status, "error": failure.code}
-                  for item, failure in zip(items, outcomes) if failure]
-        first = next((failure for failure in outcomes if failure), None)
-        if name is not None and first is not None:
-            return error(first.status, first.code, first.message)
-        return JSONResponse({"refreshed": refreshed, "failed": failed})
+            return response.header(b"retry-after", str(max(1, math.ceil(wait))))
+        return _answer(items, store.refresh(items), name)
 
     return refresh
+
+
+async def _answer(items: list[Item], futures: list[Future], name: str | None) -> Response:
+    outcomes = await _outcomes(futures)
+    refreshed = [{"source": item.source, "name": item.name} for item, failure in zip(items, outcomes) if not failure]
+    failed = [{"source": item.source, "name": item.name, "status": failure.status, "error": failure.code}
+              for item, failure in zip(items, outcomes) if failure]
+    first = next((failure for failure in outcomes if failure), None)
+    if name is not None and first is not None:
+        return error(first.status, first.code, first.message)
+    return json_response({"refreshed": refreshed, "failed": failed})
 
 
 def _named(config: Config, store: Store, name: str, source: str | None) -> list[Item]:

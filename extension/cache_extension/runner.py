@@ -6,7 +6,6 @@ make the AWS calls) overlap with that import.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import signal
@@ -144,33 +143,19 @@ class Extension:
 
         import asyncio
 
-        import uvicorn
         import uvloop
 
         from .app import create_app
-        from .http_server import GuardedHttpProtocol, ShutdownGuard
+        from .http_server import Server
 
-        self.server = _server(
-            uvicorn.Config(
-                ShutdownGuard(create_app(self.config, store, self.settings.token, metrics=self.metrics,
-                                         ready=self.ready)),
-                log_config=None,
-                access_log=False,
-                lifespan="off",
-                server_header=False,
-                http=GuardedHttpProtocol,
-                backlog=LISTEN_BACKLOG,  # uvicorn's default (2048) would replace the socket's own
-                timeout_keep_alive=86400,  # unused: GuardedHttpProtocol keeps idle connections open
-                # Not uvicorn's default: it would take the client address from X-Forwarded-For.
-                proxy_headers=False,
-                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
-            )
-        )
-        self.server.should_exit = self.stopping  # a signal that came before the server existed
         # uvloop, not asyncio's loop. The loop is never closed: closing would wait for the default
         # executor's threads (the prefetch wait among them), and the process exits right after.
         loop = uvloop.new_event_loop()
         asyncio.set_event_loop(loop)
+        app = create_app(self.config, store, self.settings.token, metrics=self.metrics, ready=self.ready)
+        self.server = Server(app, loop, backlog=LISTEN_BACKLOG, graceful=GRACEFUL_SHUTDOWN)
+        if self.stopping:
+            self.server.stop()  # a signal that came before the server existed
         try:
             loop.run_until_complete(self._serve(pending))
         except Exception as exc:
@@ -277,7 +262,7 @@ class Extension:
         self.stopping = True
         self.wake.set()
         if self.server is not None:
-            self.server.should_exit = True
+            self.server.stop()
         deadline = threading.Timer(EXIT_DEADLINE, os._exit, (self.exit_code,))
         deadline.daemon = True
         deadline.start()
@@ -285,21 +270,6 @@ class Extension:
     def _on_signal(self, signum, frame) -> None:
         log.info("stopping on signal %d", signum)
         self.stop(0)
-
-
-def _server(config):
-    import uvicorn
-
-    class Server(uvicorn.Server):
-        """uvicorn's server without its signal handlers: SIGTERM and SIGINT stay Extension._on_signal's,
-        which starts the exit deadline at once (uvicorn's would raise the signal again only after its
-        graceful shutdown, and the deadline would start late)."""
-
-        @contextlib.contextmanager
-        def capture_signals(self):
-            yield
-
-    return Server(config)
 
 
 def _print_line(line: str) -> None:

@@ -159,7 +159,7 @@ def bare_interpreter(runs: int) -> dict[str, Any] | None:
 
 IMPORT_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \|( +)(\S+)\s*$")
 # The packages the table always names (0 when not imported); every other third-party package has its own row too.
-NAMED_PACKAGES = ("botocore", "boto3", "yaml", "starlette", "uvicorn", "uvloop", "httptools", "cache_extension")
+NAMED_PACKAGES = ("botocore", "boto3", "yaml", "uvloop", "httptools", "cache_extension")
 
 
 def group_of(module: str) -> str:

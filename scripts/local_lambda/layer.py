@@ -63,10 +63,10 @@ esac
 exec "$dir/../{EXTENSION_NAME}/{EXTENSION_NAME}" "${{0##*/}}"
 """
 
-# Imported by name at run time (uvicorn picks its protocol and loop implementations from strings): listed
-# so PyInstaller bundles them even if a hook changes. The extension's own package in full, since its
-# imports are lazy (inside functions).
-STANDALONE_COLLECT = ("cache_extension", "uvicorn", "anyio._backends")
+# Collected in full so PyInstaller bundles them even if a hook changes: the extension's own package, since
+# its imports are lazy (inside functions), and the two C extensions the HTTP server runs on, whose own
+# imports (made from compiled code) its analysis may not see.
+STANDALONE_COLLECT = ("cache_extension", "uvloop", "httptools")
 
 
 class BuildError(ValueError):

@@ -4,8 +4,8 @@ order, and print after each step the process's RSS (VmRSS) and, with --tracemall
 traces (Python's own allocations; tracemalloc's bookkeeping inflates RSS, hence two runs).
 
 Steps: the interpreter; the extension's entry module (what runs before it registers, named by __main__.py);
-PyYAML (the config); a botocore session and its ssm, secretsmanager and dynamodb clients; Starlette; uvicorn with
-uvloop and httptools; the rest of the extension's own package; the values of the first config (fetched with the
+PyYAML (the config); a botocore session and its ssm, secretsmanager and dynamodb clients; uvloop and httptools
+with the extension's HTTP server (app, http_server); the rest of the extension's own package; the values of the first config (fetched with the
 clients above and kept, as the prefetch keeps them), then those of the large one.
 
 Usage: python3 -E -S memory_steps.py PACKAGE_DIR CONFIG_JSON [--tracemalloc]
@@ -92,16 +92,15 @@ def main() -> None:
     clients = {service: session.create_client(service, region_name=spec["region"])
                for service in ("ssm", "secretsmanager", "dynamodb")}
     step("botocore: a session and its ssm, secretsmanager and dynamodb clients")
-    import starlette.applications  # noqa: F401
-    import starlette.responses  # noqa: F401
-    import starlette.routing  # noqa: F401
-
-    step("Starlette (applications, routing, responses)")
-    import uvicorn  # noqa: F401
-    import uvicorn.protocols.http.httptools_impl  # noqa: F401
+    import httptools  # noqa: F401
     import uvloop  # noqa: F401
 
-    step("uvicorn, uvloop and httptools")
+    if entry:
+        base = entry.split(".", 1)[0]
+        importlib.import_module(base + ".app")
+        importlib.import_module(base + ".http_server")
+
+    step("uvloop, httptools and the extension's HTTP server")
     failed = []
     if entry:
         package = importlib.import_module(entry.split(".", 1)[0])
