@@ -10,7 +10,7 @@ import zipfile
 import pytest
 
 from conftest import PATH, ROOT
-from local_lambda import botocore_data, layer
+from local_lambda import botocore_data, layer, vendor_patches
 
 
 def test_layer_tree_and_zip(layer_dir):
@@ -120,6 +120,48 @@ def test_registration_imports_little(layer_dir):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
     assert "__main__.py" in (layer_dir / "extensions" / "cache-extension").read_text()  # a file: no runpy
+
+
+DEFERRED_CHECK = """
+import sys
+import botocore.session
+import urllib3.http2
+assert "importlib.metadata" not in sys.modules, "imported with botocore"
+try:
+    urllib3.http2.inject_into_urllib3()  # the opt-in feature still finds its import (and then no h2 here)
+except Exception as exc:
+    print(type(exc).__name__)
+"""
+
+
+def test_vendor_patches_defer_imports_and_keep_the_feature(layer_dir):
+    """Every deferred import applied to the layer (none skipped: a new package version needs the edit redone)
+    and the feature that needs it still works."""
+    for edit in vendor_patches.DEFERRED:
+        text = (layer_dir / "cache-extension" / edit.path).read_text()
+        assert edit.into + "    " + edit.line in text and text.count(edit.line) == 1, edit.path
+    result = subprocess.run([sys.executable, "-E", "-S", "-c", DEFERRED_CHECK], cwd=layer_dir / "cache-extension",
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "PackageNotFoundError"  # importlib.metadata.version("h2"): not NameError
+
+
+def test_vendor_patch_moves_one_line_once_or_says_it_cannot(tmp_path, monkeypatch):
+    module = tmp_path / "pkg" / "mod.py"
+    module.parent.mkdir()
+    original = "from __future__ import annotations\n\nimport costly\n\n\ndef feature() -> None:\n    costly.go()\n"
+    module.write_text(original)
+    edit = vendor_patches.DeferredImport("pkg/mod.py", "import costly\n", "def feature() -> None:\n", "test")
+    monkeypatch.setattr(vendor_patches, "DEFERRED", (edit,))
+    said = []
+    assert vendor_patches.apply(tmp_path, log=said.append) == [] and not said
+    moved = module.read_text()
+    assert moved == ("from __future__ import annotations\n\n\n\ndef feature() -> None:\n    import costly\n"
+                     "    costly.go()\n")
+    assert vendor_patches.apply(tmp_path, log=said.append) == [] and module.read_text() == moved  # once only
+    module.write_text("import other\n")
+    assert vendor_patches.apply(tmp_path, log=said.append) == [edit] and "skipped" in said[0]
+    assert module.read_text() == "import other\n"
 
 
 def test_launcher_without_the_extensions_api_fails_cleanly(layer_dir):

@@ -41,16 +41,22 @@ def disable_core_dumps() -> list[str]:
 
 def _prctl(option: int, arg2: int) -> int:
     """libc's prctl(option, arg2, 0, 0, 0). Raises ImportError, AttributeError or OSError where there is none."""
+    return libc_call("prctl", option, arg2, 0, 0, 0)
+
+
+def libc_call(name: str, *args: int) -> int:
+    """A libc function called with int arguments, through _ctypes (see the module's docstring for why).
+    Raises ImportError, AttributeError or OSError where there is no such function (not Linux)."""
     import sys
 
     if not sys.platform.startswith("linux"):
-        raise OSError(f"no prctl on {sys.platform}")
+        raise OSError(f"no {name} on {sys.platform}")
     try:
         import _ctypes
 
-        function = _ctypes.dlsym(_ctypes.dlopen(None), "prctl")
-        return _ctypes.call_function(function, (option, arg2, 0, 0, 0))
+        function = _ctypes.dlsym(_ctypes.dlopen(None), name)
+        return _ctypes.call_function(function, args)
     except (ImportError, AttributeError):
         import ctypes
 
-        return ctypes.CDLL(None).prctl(option, arg2, 0, 0, 0)
+        return getattr(ctypes.CDLL(None), name)(*args)

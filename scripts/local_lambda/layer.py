@@ -33,7 +33,7 @@ import tomllib
 import zipfile
 from pathlib import Path
 
-from . import botocore_data
+from . import botocore_data, vendor_patches
 
 ROOT = Path(__file__).resolve().parents[2]
 ARCHES = {"x86_64": "x86_64", "amd64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64"}
@@ -117,6 +117,7 @@ def build(arch: str, python: str, out: Path, *, log=print, zip_path: Path | None
     for unused in ("boto3", "s3transfer"):
         shutil.rmtree(package_dir / unused, ignore_errors=True)
     trim_botocore(package_dir / "botocore" / "data")
+    vendor_patches.apply(package_dir, log=log)
     shutil.copytree(ROOT / "extension" / "cache_extension", package_dir / "cache_extension",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     shutil.copy2(ROOT / "extension" / "__main__.py", package_dir / "__main__.py")
@@ -184,6 +185,7 @@ def build_standalone(out: Path, *, arch: str | None = None, python: str | None =
         shutil.copytree(ROOT / "extension" / "cache_extension", staging / "cache_extension",
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         trim_botocore(staging / "botocore" / "data")
+        vendor_patches.apply(staging, log=log)
         entry = work / "cache_extension_entry.py"
         shutil.copy2(ROOT / "extension" / "__main__.py", entry)
         log("freezing the extension with PyInstaller (one-folder)")
