@@ -424,7 +424,7 @@ def test_python_client_token_chain(python_client, monkeypatch):
 
 
 def test_python_client_reuses_one_connection(python_client, contract_extension):
-    client = python_client.CacheClient(port=contract_extension.port, token=contract_extension.token)
+    client = python_client.CacheClient(port=contract_extension.port, token=contract_extension.token, near_cache=False)
     assert client.get_parameter("CacheExtensions_Parameter1") == "MyParameter"
     first = client._connection.sock
     for _ in range(5):

@@ -90,7 +90,8 @@ def test_kept_alive_connections_survive_a_freeze(start_extension, layer_dir, pyt
     java = subprocess.Popen([tool("java"), "-cp", java_probe, "FreezeProbe", str(ext.port), PARAMETER[0], str(TRIES)],
                             env={**os.environ, **env}, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     sockets = [socket.create_connection(("127.0.0.1", ext.port), timeout=10) for _ in range(TRIES)]
-    clients = [python_client_module.CacheClient(port=ext.port, token=ext.token, timeout=5) for _ in range(TRIES)]
+    clients = [python_client_module.CacheClient(port=ext.port, token=ext.token, timeout=5, near_cache=False)
+               for _ in range(TRIES)]  # near cache off: every read goes over the kept-alive connection
     try:
         assert [raw_get(s, ext.port, ext.token) for s in sockets] == [None] * TRIES
         for client in clients:

@@ -17,7 +17,7 @@ public class FreezeProbe {
         int count = Integer.parseInt(args[2]);
         CacheClient[] clients = new CacheClient[count];
         for (int i = 0; i < count; i++) {
-            clients[i] = CacheClient.builder().port(port).timeout(Duration.ofSeconds(5)).build();
+            clients[i] = CacheClient.builder().port(port).timeout(Duration.ofSeconds(5)).nearCache(false).build();
         }
         System.out.println("round " + round(clients, name) + " failed");
         System.out.flush();

@@ -46,7 +46,7 @@ async function round(agents, clients) {
 
 async function main() {
   const agents = Array.from({ length: count }, () => new http.Agent({ keepAlive: true, maxSockets: 1 }));
-  const clients = Array.from({ length: count }, () => new CacheClient({ port, timeoutMs: 5000 }));
+  const clients = Array.from({ length: count }, () => new CacheClient({ port, timeoutMs: 5000, nearCache: false }));
   console.log(JSON.stringify(await round(agents, clients)));
   const lines = readline.createInterface({ input: process.stdin });
   await new Promise((resolve) => lines.once('line', resolve));
