@@ -8,9 +8,7 @@
     refresh("/app/region")  # fetch it from AWS again now, past its TTL
 
 Standard library only: it ships in the layer at /opt/python, which Python runtimes put on sys.path.
-One keep-alive connection per client, reused across calls and invocations, spoken on a plain socket: http.client
-parses every answer's headers with the email package, which made a read over loopback ~150 µs where the round
-trip is ~35 µs; the extension's answers are a status line, a few headers and a Content-Length body (~45 µs).
+One keep-alive connection per client, reused across calls and invocations, on a plain socket (_transport.py).
 
 The port comes from CACHE_EXTENSION_PORT (default 4000), the token from CACHE_EXTENSION_TOKEN, else
 AWS_SESSION_TOKEN, else AWS_CONTAINER_AUTHORIZATION_TOKEN (Lambda SnapStart has no session token); an empty
@@ -38,11 +36,12 @@ import base64
 import binascii
 import json
 import os
-import socket
 import threading
 import time
 from typing import Any
 from urllib.parse import quote
+
+from ._transport import BadAnswer, Connection
 
 __all__ = [
     "CacheClient", "get_parameter", "get_secret", "get_item", "refresh", "refresh_all",
@@ -54,8 +53,6 @@ TRANSFORMS = (None, "json", "binary")
 OFFLINE_SECTIONS = ("parameters", "secrets", "dynamodb")  # also the sources a refresh may name
 # Failures of a GET while the extension starts: no connection yet, or one closed before any answer.
 STARTUP_FAILURES = (ConnectionRefusedError, ConnectionResetError)
-MAX_HEAD = 64 * 1024  # an answer's status line and headers: the extension's are a few hundred bytes
-MAX_BODY = 64 * 1024 * 1024  # a DynamoDB item is at most 400 KB; anything near this is not the extension
 MAX_RETRY_AFTER = 2**31  # seconds: a larger Retry-After counts as this (RFC 9110 1.2.2's rule for delta-seconds)
 # Where the token comes from, first non-empty one wins: the extension reads the same variables in this order.
 TOKEN_VARIABLES = ("CACHE_EXTENSION_TOKEN", "AWS_SESSION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN")
@@ -103,7 +100,7 @@ class CacheClient:
         if values is None and env.get("CACHE_EXTENSION_CLIENT_VALUES"):
             values = _load_values(env["CACHE_EXTENSION_CLIENT_VALUES"])
         self._values = _check_values(values) if values is not None else None
-        self._connection: _Connection | None = None
+        self._connection: Connection | None = None
         self._lock = threading.Lock()  # one connection: one request at a time
         if near_cache is None:
             near_cache = _near_cache_setting(env.get(NEAR_CACHE_VARIABLE, ""))
@@ -235,7 +232,7 @@ class CacheClient:
                 except retried as exc:
                     reason = type(exc).__name__
                     status = None
-                except (TimeoutError, OSError, _BadAnswer) as exc:
+                except (TimeoutError, OSError, BadAnswer) as exc:
                     self._drop()
                     raise ExtensionUnavailableError(
                         f"{what}: no answer from the cache extension on 127.0.0.1:{self.port} "
@@ -265,7 +262,7 @@ class CacheClient:
             if reused:
                 self._connection.sock.settimeout(timeout)
             else:
-                self._connection = _Connection(self.port, timeout)
+                self._connection = Connection(self.port, timeout)
             try:
                 status, headers, body, will_close = self._connection.exchange(request)
             except (ConnectionResetError, BrokenPipeError):
@@ -301,71 +298,6 @@ class CacheClient:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
-
-
-class _BadAnswer(ValueError):
-    """What came back is not an HTTP/1.1 answer as the extension writes one."""
-
-
-class _Connection:
-    """One keep-alive HTTP/1.1 connection to the extension on loopback."""
-
-    def __init__(self, port: int, timeout: float) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        # The request goes out in one write, and the answer is read as it comes: no Nagle delay either way.
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def exchange(self, request: bytes) -> tuple[int, dict[str, str], bytes, bool]:
-        """Send one request; (status, headers by lower-case name, body, whether the connection must close).
-        Raises ConnectionResetError when the connection closes before any byte of an answer."""
-        sock = self.sock
-        sock.sendall(request)
-        data = b""
-        while (end := data.find(b"\r\n\r\n")) < 0:
-            if len(data) > MAX_HEAD:
-                raise _BadAnswer("the answer's headers are too long")
-            chunk = sock.recv(65536)
-            if not chunk:
-                if data:
-                    raise _BadAnswer("the connection closed in the middle of an answer's headers")
-                raise ConnectionResetError("the connection closed before any answer")
-            data += chunk
-        status_line, *lines = data[:end].decode("latin-1").split("\r\n")
-        version, _, rest = status_line.partition(" ")
-        code = rest[:3]
-        if not version.startswith("HTTP/1.") or not (code.isascii() and code.isdigit()):
-            raise _BadAnswer("not an HTTP/1.1 status line")
-        headers = {}
-        for line in lines:
-            name, colon, value = line.partition(":")
-            if not colon:
-                raise _BadAnswer("a header line without a colon")
-            headers[name.strip().lower()] = value.strip(" \t")
-        will_close = version == "HTTP/1.0" or headers.get("connection", "").lower() == "close"
-        body = data[end + 4:]
-        length = headers.get("content-length")
-        if length is None:  # the body ends when the connection does
-            if "transfer-encoding" in headers:
-                raise _BadAnswer("a chunked answer (the extension sends Content-Length)")
-            while chunk := sock.recv(65536):
-                body += chunk
-                if len(body) > MAX_BODY:
-                    raise _BadAnswer("the answer is too large")
-            return int(code), headers, body, True
-        if not (length.isascii() and length.isdigit()) or int(length) > MAX_BODY:
-            raise _BadAnswer("a bad Content-Length")
-        size = int(length)
-        while len(body) < size:
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise _BadAnswer("the connection closed in the middle of an answer's body")
-            body += chunk
-        if len(body) > size:
-            will_close = True  # more than was asked for: this connection cannot be trusted for the next one
-        return int(code), headers, body[:size], will_close
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def _check_name(name: str) -> None:
