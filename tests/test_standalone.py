@@ -1,23 +1,29 @@
-"""The standalone layer: the extension frozen by PyInstaller (one-folder), which runs beside any runtime.
+"""The standalone layer: the extension frozen by PyInstaller (one-folder) with its own C library and loader,
+which runs beside any runtime on any glibc.
 
 It is built once a session (conftest's `standalone_dir`); tests/test_end_to_end.py runs its whole suite
-against it too. Here: its layout, that it starts with no Python anywhere (no PATH at all), that it ignores
-a function's Python environment, and that the build refuses what PyInstaller cannot do.
+against it too, and tests/test_standalone_old_glibc.py runs it on Debian 11's glibc 2.31. Here: its layout,
+that every library in the zip resolves inside it with every symbol version it asks for, that the launcher
+runs the bundled loader and nothing of the system's C library is mapped, that it starts with no Python
+anywhere (no PATH at all), that it ignores a function's Python environment, that build-layer works from a
+python3 without PyInstaller, and that the build refuses what PyInstaller cannot do.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import stat
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import pytest
 
 from conftest import REGION, RunningExtension, close_and_check, launch
-from local_lambda import botocore_data, layer
+from local_lambda import botocore_data, elf, layer, layer_standalone
 from local_lambda.aws import free_port, lambda_environment
 from local_lambda.extensions_api import ExtensionsApiEmulator
 
@@ -69,13 +75,60 @@ def test_standalone_tree_and_zip(standalone_dir):
     assert not any(name.startswith("cache-extension/cache_extension/") for name in names)  # frozen, not sources
 
 
-def test_required_glibc_is_reported(standalone_dir):
-    glibc = layer.required_glibc(standalone_dir / "cache-extension")
-    assert glibc >= (2, 17)
-    here = subprocess.run(["ldd", "--version"], capture_output=True, text=True).stdout
-    match = re.search(r"(\d+)\.(\d+)\s*$", here.splitlines()[0]) if here else None
-    if match:  # built here, so it runs here
-        assert glibc <= (int(match.group(1)), int(match.group(2)))
+def test_every_library_in_the_zip_resolves_inside_it(standalone_dir, tmp_path):
+    """Read from the zip as Lambda unpacks it: every ELF file's needed libraries are in _internal (the launcher's
+    only library path), each defines every symbol version asked of it (.gnu.version_r against .gnu.version_d),
+    and nothing is asked of the system's glibc. Without the bundled C library, libpython alone asks the system
+    for hypot@GLIBC_2.35, newer than Lambda's 2.34."""
+    zip_path = standalone_dir.parent / f"cache-extension-layer-{layer.machine_arch()}-standalone.zip"
+    with zipfile.ZipFile(zip_path) as archive:
+        archive.extractall(tmp_path)
+    home = tmp_path / "cache-extension"
+    internal = home / "_internal"
+    files = layer_standalone.elf_files(home)
+    assert len(files) > 40 and home / "cache-extension" in files
+    assert elf.problems(internal, files) == []
+    assert layer_standalone.required_system_glibc(home) is None
+    for library in ("libc.so.6", "libm.so.6"):
+        assert elf.read(internal / library).version_defs, library
+    binary = elf.read(home / "cache-extension")
+    assert binary.machine == {"x86_64": "x86_64", "arm64": "aarch64"}[layer.machine_arch()]
+    loader = Path(binary.interp).name
+    assert (internal / loader).is_file() and re.fullmatch(r"ld-[^.]+\.so\.\d+", loader)
+    # The test's own check would catch what it exists for: the machine's libpython against a libm that
+    # defines only the versions Lambda's glibc 2.34 has.
+    libpython = next(internal.glob("libpython3*.so*"))
+    needs = dict(elf.read(libpython).version_needs).get("libm.so.6", [])
+    newest = max(filter(None, (elf.glibc_version(v) for v, _ in needs)), default=(2, 0))
+    print(f"libpython asks libm for glibc {'.'.join(map(str, newest))}; the bundle carries glibc "
+          f"{'.'.join(map(str, layer_standalone.bundled_glibc(home)))}")
+    assert newest <= layer_standalone.bundled_glibc(home)
+
+
+def test_launcher_runs_the_bundled_loader_and_no_system_library(standalone_dir, moto, tmp_path):
+    """The launcher execs _internal/ld-*.so.* with _internal as the only library path; once the extension is
+    up (PyInstaller has restarted itself by then), /proc says its executable is that loader and every shared
+    object mapped into it comes from the layer: none from /lib or /usr/lib."""
+    text = (standalone_dir / "extensions" / "cache-extension").read_text()
+    exec_line = [line for line in text.splitlines() if line.startswith("exec ")]
+    assert len(exec_line) == 1
+    assert re.fullmatch(r'exec "\$home/_internal/ld-[^.]+\.so\.\d+" --inhibit-cache --library-path '
+                        r'"\$home/_internal" "\$home/cache-extension" "\$\{0##\*/\}"', exec_line[0]), exec_line
+    handle = launch(standalone_dir, moto, tmp_path / "task", "parameters:\n  - names: [CacheExtensions_Parameter1]\n")
+    try:
+        assert handle.read("parameters", "CacheExtensions_Parameter1").text == "MyParameter"
+        pid = handle.extension.process.pid
+        home = (standalone_dir / "cache-extension").resolve()
+        exe = Path(os.readlink(f"/proc/{pid}/exe"))
+        assert exe.parent == home / "_internal" and exe.name.startswith("ld-"), exe
+        mapped = {line.split()[-1] for line in Path(f"/proc/{pid}/maps").read_text().splitlines()
+                  if len(line.split()) >= 6 and re.search(r"\.so(\.|$)", line.split()[-1])}
+        names = {Path(p).name for p in mapped}
+        assert {"libc.so.6", "libm.so.6"} <= names and any(n.startswith("libpython3") for n in names), names
+        outside = sorted(p for p in mapped if not Path(p).is_relative_to(home))
+        assert outside == [], outside
+    finally:
+        close_and_check(handle)
 
 
 def test_starts_with_no_python_and_no_path(standalone_dir, moto, tmp_path):
@@ -141,3 +194,22 @@ def test_standalone_refuses_another_architecture_or_python(tmp_path):
     with pytest.raises(layer.BuildError, match="bundles the interpreter"):
         layer.build_standalone(tmp_path / "out", python="2.7")
     assert not (tmp_path / "out").exists()
+
+
+def test_build_layer_from_a_python3_without_pyinstaller(tmp_path):
+    """As the README gives it, from a fresh shell: `scripts/build-layer --standalone` runs under whatever python3
+    is first on PATH, which has no PyInstaller; it moves to the project's .venv by itself. (The build itself
+    is the session's; here it stops at the architecture check, right after the move.)"""
+    bare = Path(sys.base_prefix) / "bin" / "python3"
+    check = subprocess.run([str(bare), "-c", "import PyInstaller"], capture_output=True, timeout=30)
+    if check.returncode == 0:
+        pytest.skip(f"{bare} has PyInstaller: nothing to move away from")
+    other = OTHER_ARCH[layer.machine_arch()]
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    env["PATH"] = f"{bare.parent}:/usr/bin:/bin"
+    result = subprocess.run([str(layer.ROOT / "scripts" / "build-layer"), "--standalone", "--arch", other,
+                             "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=300, env=env,
+                            cwd=tmp_path)
+    assert "using the project's .venv" in result.stderr, result.stderr
+    assert result.returncode == 2 and "this machine's architecture only" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr

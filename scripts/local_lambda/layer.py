@@ -10,25 +10,18 @@ The Python layer, for Python runtimes (`build`):
     cache-extension/cache_extension/ and vendored dependencies, kept out of /opt/python so they never
                                   shadow the function's own packages
 
-The standalone layer, for every runtime (`build_standalone`): the extension frozen by PyInstaller in
-one-folder mode, with its own interpreter, so it needs no python3 on the machine.
-
-    extensions/cache-extension    a /bin/sh launcher that execs the frozen binary by an absolute path
-                                  derived from its own location: it needs nothing on PATH
-    cache-extension/cache-extension   the frozen binary (PyInstaller's bootloader)
-    cache-extension/_internal/    its interpreter, standard library and dependencies
+The standalone layer, for every runtime (`build_standalone`): the extension frozen by PyInstaller with its
+own interpreter, C library and loader, so it needs no python3 and no particular glibc: see layer_standalone.py.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import platform
 import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 import tomllib
 import zipfile
 from pathlib import Path
@@ -45,28 +38,6 @@ JAVA_CLIENT_JAR = "cache-extension-client.jar"
 ZIP_TIME = (2020, 1, 1, 0, 0, 0)  # fixed, so the same inputs give the same zip
 # manylinux tags the target's wheels may carry; Amazon Linux 2023 has glibc 2.34.
 MANYLINUX_TAGS = ("manylinux_2_28", "manylinux2014")
-# glibc of Lambda's Amazon Linux 2023 runtimes: a frozen build needing a newer one does not start there.
-LAMBDA_GLIBC = (2, 34)
-
-# The standalone launcher. Lambda starts /opt/extensions/cache-extension by its absolute path, so $0 is
-# absolute there; a relative $0 is made absolute with $PWD, which the shell sets itself. The shell's own
-# parameter expansion rather than dirname/basename: no PATH lookup and no extra process at start.
-STANDALONE_LAUNCHER = f"""#!/bin/sh
-# Lambda starts every executable in /opt/extensions; this file's name is the extension's name.
-# Runs the extension frozen by PyInstaller (its own interpreter in ../{EXTENSION_NAME}/_internal), so it
-# needs no python3 and nothing on PATH: the binary's path is absolute, derived from this file's own.
-case "$0" in
-  /*) dir=${{0%/*}} ;;
-  */*) dir=$PWD/${{0%/*}} ;;
-  *) dir=$PWD ;;
-esac
-exec "$dir/../{EXTENSION_NAME}/{EXTENSION_NAME}" "${{0##*/}}"
-"""
-
-# Collected in full so PyInstaller bundles them even if a hook changes: the extension's own package, since
-# its imports are lazy (inside functions), and the two C extensions the HTTP server runs on, whose own
-# imports (made from compiled code) its analysis may not see.
-STANDALONE_COLLECT = ("cache_extension", "uvloop", "httptools")
 
 
 class BuildError(ValueError):
@@ -158,131 +129,11 @@ def size_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def build_standalone(out: Path, *, arch: str | None = None, python: str | None = None, log=print,
-                     zip_path: Path | None = None) -> Path:
-    """Build the standalone layer (the extension frozen by PyInstaller, one-folder mode) into `out` and zip it.
+def build_standalone(out: Path, **kwargs) -> Path:
+    """The standalone layer (layer_standalone.build_standalone): the extension frozen with its own interpreter."""
+    from . import layer_standalone  # imports this module: loaded on demand
 
-    PyInstaller bundles the interpreter that runs it and the native libraries of this machine: it cannot
-    build for another architecture or Python version, and the binary needs a glibc at least as new as
-    this machine's (build on Amazon Linux 2023 for Lambda: see the Dockerfile).
-    """
-    if arch is not None and arch != machine_arch():
-        raise BuildError(f"--standalone builds for this machine's architecture only ({machine_arch()}): PyInstaller "
-                         f"cannot cross-build for {arch}; run the build on an {arch} machine or container")
-    if python is not None and python != this_python():
-        raise BuildError(f"--standalone bundles the interpreter running build-layer (Python {this_python()}); "
-                         f"run build-layer with Python {python} to bundle that version")
-    if importlib.util.find_spec("PyInstaller") is None:
-        raise BuildError(f"--standalone needs PyInstaller in the interpreter running build-layer ({sys.executable}): "
-                         "pip install pyinstaller (it is in the project's test extras)")
-    arch = machine_arch()
-    _fresh(out)
-    with tempfile.TemporaryDirectory(prefix="cache-extension-standalone-") as work_dir:
-        work = Path(work_dir)
-        staging = work / "site"
-        log(f"vendoring dependencies for the standalone build ({arch}, Python {this_python()})")
-        vendor(staging, arch, this_python(), native=True)
-        shutil.copytree(ROOT / "extension" / "cache_extension", staging / "cache_extension",
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        trim_botocore(staging / "botocore" / "data")
-        vendor_patches.apply(staging, log=log)
-        entry = work / "cache_extension_entry.py"
-        shutil.copy2(ROOT / "extension" / "__main__.py", entry)
-        log("freezing the extension with PyInstaller (one-folder)")
-        freeze(entry, staging, work, out / EXTENSION_NAME)
-    glibc = required_glibc(out / EXTENSION_NAME)
-    if glibc > LAMBDA_GLIBC:
-        log(f"warning: the frozen extension needs glibc {_version(glibc)} or newer (this machine's libraries ask for it), "
-            f"but Lambda's Amazon Linux 2023 has {_version(LAMBDA_GLIBC)}: it will not start on Lambda. "
-            "Build it on Amazon Linux 2023 (see the Dockerfile).")
-    else:
-        log(f"the frozen extension needs glibc {_version(glibc)} or newer")
-    add_clients(out, log=log)
-    write_launcher(out, STANDALONE_LAUNCHER.encode())
-    if (out / "python").exists():
-        # The function's Python version is not known here: ship the client's bytecode for each one at hand.
-        for version in dict.fromkeys((*TARGET_PYTHONS, this_python())):
-            compile_bytecode(out / "python", version, log=lambda *_: None)
-    zip_path = zip_path or out.parent / zip_name(arch, standalone=True)
-    write_zip(out, zip_path)
-    log(f"built {zip_path} ({_mib(zip_path.stat().st_size)} MiB zipped, {_mib(tree_size(out))} MiB unzipped)")
-    return zip_path
-
-
-def freeze(entry: Path, staging: Path, work: Path, target: Path) -> None:
-    """Run PyInstaller on `entry` with the vendored packages in `staging`; the one-folder output becomes `target`.
-
-    The bundle must hold the standard library and `staging` only, never packages that happen to be
-    installed beside PyInstaller (a test virtualenv has moto, certifi, websockets...): `staging` comes first
-    on the path of the analysis and of the hooks (PYTHONPATH), and every other top-level module of the
-    build environment's site-packages is excluded.
-    """
-    foreign = sorted(_site_packages_names() - _top_level_names(staging) - {"PyInstaller"})
-    spec = work / f"{EXTENSION_NAME}.spec"
-    spec.write_text(SPEC.format(entry=str(entry), staging=str(staging), collect=list(STANDALONE_COLLECT),
-                                excludes=foreign, dropped=list(DROPPED_RUNTIME_HOOKS), name=EXTENSION_NAME))
-    dist = work / "dist"
-    command = [sys.executable, "-m", "PyInstaller", "--noconfirm", "--clean", "--log-level", "WARN",
-               "--distpath", str(dist), "--workpath", str(work / "build"), str(spec)]
-    env = {**os.environ, "PYTHONPATH": str(staging), "PYTHONNOUSERSITE": "1", "PYTHONDONTWRITEBYTECODE": "1"}
-    result = subprocess.run(command, env=env, cwd=work, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise BuildError(f"PyInstaller failed ({result.returncode}):\n{result.stdout}{result.stderr}")
-    shutil.move(str(dist / EXTENSION_NAME), str(target))
-
-
-# PyInstaller's runtime hooks run before the entry script, so before registration. These three import
-# inspect, pkgutil (with zipfile) and multiprocessing at start (~60 ms) to patch features the extension
-# never uses: source lookup of frozen modules, pkgutil.iter_modules over the bundle, and child processes
-# (it runs threads only). Dropped, start -> register is as fast as the Python layer's.
-DROPPED_RUNTIME_HOOKS = ("pyi_rth_inspect", "pyi_rth_pkgutil", "pyi_rth_multiprocessing")
-
-# The PyInstaller spec of the standalone build: one-folder (COLLECT), no UPX, symbols stripped.
-SPEC = """# Generated by scripts/local_lambda/layer.py (build_standalone): the extension frozen in one-folder mode.
-from PyInstaller.utils.hooks import collect_submodules
-
-hiddenimports = []
-for package in {collect!r}:
-    hiddenimports += collect_submodules(package)
-
-a = Analysis(
-    [{entry!r}],
-    pathex=[{staging!r}],
-    hiddenimports=hiddenimports,
-    excludes={excludes!r},
-    noarchive=False,
-    optimize=0,
-)
-a.scripts = [entry for entry in a.scripts if entry[0] not in {dropped!r}]
-pyz = PYZ(a.pure)
-exe = EXE(pyz, a.scripts, exclude_binaries=True, name={name!r}, strip=True, upx=False, console=True)
-coll = COLLECT(exe, a.binaries, a.datas, strip=True, upx=False, name={name!r})
-"""
-
-
-def required_glibc(tree: Path) -> tuple[int, ...]:
-    """The newest glibc symbol version any ELF file under `tree` asks for: the oldest glibc it runs on.
-
-    Versioned symbol requirements are named in each file's dynamic string table (GLIBC_2.34, ...); glibc
-    itself is never bundled (PyInstaller leaves it to the system), so every such name is a requirement.
-    """
-    import re
-
-    newest: tuple[int, ...] = (2, 0)
-    for path in tree.rglob("*"):
-        if not path.is_file() or path.is_symlink():
-            continue
-        with open(path, "rb") as f:
-            if f.read(4) != b"\x7fELF":
-                continue
-            data = f.read()
-        for match in re.finditer(rb"GLIBC_(\d+(?:\.\d+)+)", data):
-            newest = max(newest, tuple(int(part) for part in match.group(1).split(b".")))
-    return newest
-
-
-def _version(parts: tuple[int, ...]) -> str:
-    return ".".join(map(str, parts))
+    return layer_standalone.build_standalone(out, **kwargs)
 
 
 def trim_botocore(data: Path) -> None:
@@ -336,8 +187,11 @@ def strip_shared_objects(tree: Path, *, native: bool) -> None:
 
 
 def add_clients(out: Path, *, log=print, java_jar: Path | None = None) -> None:
-    """The client libraries, at each runtime's own path: python/, nodejs/, java/lib/."""
+    """The client libraries, at each runtime's own path: python/, nodejs/, java/lib/. Not go/: a Go module is
+    compiled into the function, nothing of it is read from /opt."""
     for extra in sorted((ROOT / "layer").iterdir()):
+        if extra.name == "go":
+            continue
         if extra.name == "java":
             jar = out / "java" / "lib" / JAVA_CLIENT_JAR
             if java_jar is not None and java_jar.exists():
