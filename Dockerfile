@@ -15,8 +15,8 @@
 #       dependencies for this image's architecture, bytecode compiled by python3.12
 #   scripts/build-layer --standalone --out /build/standalone
 #       the extension frozen by PyInstaller with its own interpreter, for images without python3 (Node.js, Java,
-#       provided.al2023). Built here because the frozen binary needs a glibc at least as new as the machine that
-#       built it: Amazon Linux 2023's (2.34) is Lambda's; a binary built on a newer distribution does not start.
+#       provided.al2023). It carries the build machine's dynamic loader and C library and runs on them, so it
+#       starts on any glibc; built here only because this stage builds everything (any machine's build would do).
 #
 # A Node.js, Java or OS-only image takes the standalone tree instead of the Python one, with the same build stage:
 #
