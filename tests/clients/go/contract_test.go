@@ -1,0 +1,559 @@
+// The shared client contract (tests/contract/cases.json) run against a real extension.
+//
+//	CONTRACT_CASES=.../cases.json CACHE_EXTENSION_PORT=... AWS_SESSION_TOKEN=... CONTRACT_DOWN_PORT=... \
+//	go test -count=1 -v .
+//
+// With CONTRACT_STARTUP=1 only the cases marked "startup" run, otherwise only the others. A case with "env" runs
+// in a child process of this test binary started with that environment (CONTRACT_ONLY=its id), so that the
+// client takes its token from its real process environment (CACHE_EXTENSION_CLIENT_CACHE included). Every case
+// gets a client of its own, closed after it, so each starts with an empty near cache. "expect.requests" is
+// checked against the extension's GET /stats, read by this process (never by a child) before and after the case.
+package contract
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	cacheclient "github.com/aws-samples/lambda-cache-extension/layer/go/cacheclient"
+)
+
+const (
+	caseTimeout  = 10 * time.Second
+	childTimeout = 20 * time.Second // a child runs one case: its own start plus at most one case's time
+)
+
+// The clients' token chain, first non-empty one wins; a case's "env" replaces all three (cases.json's "about").
+var tokenVariables = cacheclient.TokenVariables
+
+// What a case's "env" decides for the client in its child: set as the case says, or absent when it names none.
+var clientVariables = append(append([]string{}, tokenVariables...), cacheclient.NearCacheVariable)
+
+type step struct {
+	Call      string `json:"call"`
+	Name      string `json:"name"`
+	Source    string `json:"source"`
+	Transform string `json:"transform"`
+	PauseMs   *int   `json:"pauseMs"`
+}
+
+type contractCase struct {
+	ID      string                     `json:"id"`
+	Startup bool                       `json:"startup"`
+	Client  map[string]json.RawMessage `json:"client"`
+	Env     map[string]string          `json:"env"`
+	Repeat  int                        `json:"repeat"`
+	Steps   []step                     `json:"steps"`
+	Expect  map[string]json.RawMessage `json:"expect"`
+	step
+}
+
+func TestContract(t *testing.T) {
+	casesPath := os.Getenv("CONTRACT_CASES")
+	if casesPath == "" {
+		t.Skip("CONTRACT_CASES is not set (it names tests/contract/cases.json; the pytest suite sets it)")
+	}
+	data, err := os.ReadFile(casesPath)
+	if err != nil {
+		t.Fatalf("cannot read %s: %v", casesPath, err)
+	}
+	var table struct{ Cases []contractCase }
+	if err := json.Unmarshal(data, &table); err != nil {
+		t.Fatalf("%s: %v", casesPath, err)
+	}
+	only, isChild := os.LookupEnv("CONTRACT_ONLY")
+	startup := os.Getenv("CONTRACT_STARTUP") == "1"
+	var cases []contractCase
+	for _, c := range table.Cases {
+		if (isChild && c.ID == only) || (!isChild && c.Startup == startup) {
+			cases = append(cases, c)
+		}
+	}
+	if isChild && len(cases) != 1 {
+		t.Fatalf("CONTRACT_ONLY names %d cases, not one", len(cases))
+	}
+	if len(cases) == 0 {
+		t.Skipf("no case in %s with startup=%t", casesPath, startup)
+	}
+	secrets := expectedValues(table.Cases)
+	for _, c := range cases {
+		c := c
+		t.Run(c.ID, func(t *testing.T) {
+			switch {
+			case c.Env != nil && !isChild:
+				// The child makes the client and runs the case; this process counts what the extension served.
+				countingRequests(t, c, func() error { return runInChild(c) })
+			case isChild:
+				checkChildEnvironment(t, c)
+				if err := check(c, secrets); err != nil {
+					t.Fatal(err)
+				}
+			default:
+				countingRequests(t, c, func() error { return check(c, secrets) })
+			}
+		})
+	}
+}
+
+// expectedValues: text that must never show up in an error message, every expected value of the table.
+func expectedValues(cases []contractCase) []string {
+	var values []string
+	for _, c := range cases {
+		for _, key := range []string{"value", "base64"} {
+			var text string
+			if json.Unmarshal(c.Expect[key], &text) == nil && text != "" {
+				values = append(values, text)
+			}
+		}
+		if raw, ok := c.Expect["json"]; ok {
+			var compact bytes.Buffer
+			if json.Compact(&compact, raw) == nil {
+				values = append(values, compact.String())
+			}
+		}
+	}
+	return values
+}
+
+// countingRequests runs body and, when the case expects a number of requests, checks it against /stats read
+// right before and right after (success or failure). A failure of the case itself is reported first.
+func countingRequests(t *testing.T, c contractCase, body func() error) {
+	raw, counted := c.Expect["requests"]
+	if !counted {
+		if err := body(); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	var expected int
+	if err := json.Unmarshal(raw, &expected); err != nil {
+		t.Fatalf("expect.requests: %v", err)
+	}
+	before, err := servedReads()
+	if err != nil {
+		t.Fatal(err)
+	}
+	failure := body()
+	after, err := servedReads()
+	if failure != nil {
+		t.Fatal(failure)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if served := after - before; served != expected {
+		t.Fatalf("the extension served %d reads during the case, expected %d", served, expected)
+	}
+}
+
+// caseEnvironment is the case's "env" with "$TOKEN" replaced: the variables the client under test sees.
+func caseEnvironment(c contractCase) (map[string]string, error) {
+	if _, ok := c.Client["token"]; ok {
+		return nil, errors.New("a case with env gives no token option")
+	}
+	token := os.Getenv("AWS_SESSION_TOKEN")
+	if token == "" {
+		return nil, errors.New(`AWS_SESSION_TOKEN (the extension's token, "$TOKEN") is not set`)
+	}
+	env := map[string]string{}
+	for name, value := range c.Env {
+		if value == "$TOKEN" {
+			value = token
+		}
+		env[name] = value
+	}
+	return env, nil
+}
+
+// runInChild runs a case with "env" in a child process of this test binary started with that environment.
+func runInChild(c contractCase) error {
+	variables, err := caseEnvironment(c)
+	if err != nil {
+		return err
+	}
+	var env []string
+	for _, entry := range os.Environ() {
+		name, _, _ := strings.Cut(entry, "=")
+		if !contains(clientVariables, name) && name != "CONTRACT_ONLY" {
+			env = append(env, entry)
+		}
+	}
+	for name, value := range variables {
+		env = append(env, name+"="+value)
+	}
+	env = append(env, "CONTRACT_ONLY="+c.ID)
+	ctx, cancel := context.WithTimeout(context.Background(), childTimeout)
+	defer cancel()
+	child := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestContract$", "-test.v", "-test.count=1",
+		"-test.timeout="+childTimeout.String())
+	child.Env = env
+	out, runErr := child.CombinedOutput()
+	output := string(out)
+	for _, text := range append([]string{os.Getenv("AWS_SESSION_TOKEN")}, values(variables)...) {
+		if text != "" { // whatever the child says, no token in this report
+			output = strings.ReplaceAll(output, text, "<token>")
+		}
+	}
+	if runErr != nil {
+		return fmt.Errorf("the case failed in its child process (%v):\n%s", runErr, output)
+	}
+	if n := strings.Count(output, "--- PASS: TestContract/"); n != 1 {
+		return fmt.Errorf("the child process passed %d cases, not one:\n%s", n, output)
+	}
+	return nil
+}
+
+// checkChildEnvironment: in the child, the environment the parent gave it is the case's.
+func checkChildEnvironment(t *testing.T, c contractCase) {
+	for _, name := range clientVariables {
+		want, named := c.Env[name]
+		got, set := os.LookupEnv(name)
+		switch {
+		case !named && set:
+			t.Fatalf("%s is set, the case does not name it", name)
+		case named && want == "$TOKEN" && got == "":
+			t.Fatalf("%s is not the extension's token", name)
+		case named && want != "$TOKEN" && (!set || got != want):
+			t.Fatalf("%s is not the case's value", name)
+		}
+	}
+}
+
+func values(m map[string]string) []string {
+	var out []string
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, item := range list {
+		if item == s {
+			return true
+		}
+	}
+	return false
+}
+
+// options maps a case's "client" to cacheclient.Options.
+func options(c contractCase) (cacheclient.Options, error) {
+	var o cacheclient.Options
+	for key, raw := range c.Client {
+		var err error
+		switch key {
+		case "port":
+			var text string
+			if json.Unmarshal(raw, &text) == nil && text == "$DOWN_PORT" {
+				raw = json.RawMessage(os.Getenv("CONTRACT_DOWN_PORT"))
+				if len(raw) == 0 {
+					return o, errors.New("CONTRACT_DOWN_PORT is not set")
+				}
+			}
+			err = json.Unmarshal(raw, &o.Port)
+		case "token":
+			err = json.Unmarshal(raw, &o.Token)
+		case "timeoutMs", "startupTimeoutMs":
+			var ms int
+			err = json.Unmarshal(raw, &ms)
+			if key == "timeoutMs" {
+				o.Timeout = time.Duration(ms) * time.Millisecond
+			} else if o.StartupTimeout = time.Duration(ms) * time.Millisecond; ms == 0 {
+				o.StartupTimeout = -1 // 0 ms: no retrying (the option's zero value means the default)
+			}
+		case "values":
+			decoder := json.NewDecoder(bytes.NewReader(raw))
+			decoder.UseNumber()
+			decoder.DisallowUnknownFields()
+			o.Values = &cacheclient.Values{}
+			err = decoder.Decode(o.Values)
+		case "nearCache":
+			var on bool
+			err = json.Unmarshal(raw, &on)
+			o.NearCache = cacheclient.Bool(on)
+		default:
+			err = errors.New("unknown client option")
+		}
+		if err != nil {
+			return o, fmt.Errorf("case %q: client option %s: %v", c.ID, key, err)
+		}
+	}
+	return o, nil
+}
+
+func call(ctx context.Context, client *cacheclient.Client, s step) (any, error) {
+	switch s.Call {
+	case "parameter", "secret":
+		switch s.Transform {
+		case "":
+			if s.Call == "parameter" {
+				return client.GetParameter(ctx, s.Name)
+			}
+			return client.GetSecret(ctx, s.Name)
+		case "json":
+			var v any
+			var err error
+			if s.Call == "parameter" {
+				err = client.GetParameterJSON(ctx, s.Name, &v)
+			} else {
+				err = client.GetSecretJSON(ctx, s.Name, &v)
+			}
+			return v, err
+		case "binary":
+			if s.Call == "parameter" {
+				return client.GetParameterBinary(ctx, s.Name)
+			}
+			return client.GetSecretBinary(ctx, s.Name)
+		}
+	case "item":
+		if s.Transform == "" {
+			return client.GetItem(ctx, s.Name)
+		}
+	case "refresh":
+		return client.Refresh(ctx, s.Name, s.Source)
+	case "refreshAll":
+		return client.RefreshAll(ctx)
+	}
+	return nil, fmt.Errorf("unknown call %q (transform %q)", s.Call, s.Transform)
+}
+
+// run makes the case's client and its calls: its steps in order (a call or a pause), else its call repeat times
+// (default once); an error ends them. Making the client is part of the case: an error from New is the case's.
+func run(c contractCase) (any, error) {
+	o, err := options(c)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), caseTimeout)
+	defer cancel()
+	client, err := cacheclient.New(o)
+	if err != nil {
+		return nil, err
+	}
+	defer client.Close()
+	steps := c.Steps
+	if steps == nil {
+		repeat := c.Repeat
+		if repeat == 0 {
+			repeat = 1
+		}
+		for i := 0; i < repeat; i++ {
+			steps = append(steps, c.step)
+		}
+	}
+	var result any
+	for _, s := range steps {
+		if s.PauseMs != nil {
+			time.Sleep(time.Duration(*s.PauseMs) * time.Millisecond)
+			continue
+		}
+		if result, err = call(ctx, client, s); err != nil {
+			return nil, err
+		}
+	}
+	return result, nil
+}
+
+// errorKinds: how each kind of cases.json is told apart, by errors.As and errors.Is.
+var errorKinds = map[string]struct {
+	is       error
+	matching func(error) bool
+}{
+	"NotFound":    {cacheclient.ErrNotFound, func(err error) bool { var e *cacheclient.NotFoundError; return errors.As(err, &e) }},
+	"Upstream":    {cacheclient.ErrUpstream, func(err error) bool { var e *cacheclient.UpstreamError; return errors.As(err, &e) }},
+	"Unavailable": {cacheclient.ErrUnavailable, func(err error) bool { var e *cacheclient.UnavailableError; return errors.As(err, &e) }},
+}
+
+// check runs the case on a client of its own and checks what it expects (all but requests).
+func check(c contractCase, secrets []string) error {
+	expect := c.Expect
+	result, err := run(c)
+	rawKind, wantsError := expect["error"]
+	if !wantsError {
+		if err != nil {
+			return fmt.Errorf("expected a result, got %v", err)
+		}
+		return checkResult(result, expect)
+	}
+	if err == nil {
+		return fmt.Errorf("expected an error, got a %T", result)
+	}
+	var kind string
+	json.Unmarshal(rawKind, &kind)
+	var base *cacheclient.Error
+	if !errors.As(err, &base) {
+		return fmt.Errorf("expected a *cacheclient.Error, got %T: %v", err, err)
+	}
+	for name, k := range errorKinds {
+		if matches := k.matching(err); matches != (name == kind) || errors.Is(err, k.is) != matches {
+			return fmt.Errorf("expected %s, got %T: %v", kind, err, err)
+		}
+	}
+	if kind != "Error" && errorKinds[kind].is == nil {
+		return fmt.Errorf("unknown error kind %q", kind)
+	}
+	var status int
+	if json.Unmarshal(expect["status"], &status) == nil && base.Status != status {
+		return fmt.Errorf("status %d, expected %d: %v", base.Status, status, err)
+	}
+	var code string
+	if json.Unmarshal(expect["code"], &code) == nil && base.Code != code {
+		return fmt.Errorf("code %q, expected %q: %v", base.Code, code, err)
+	}
+	var atLeast float64
+	if json.Unmarshal(expect["retryAfterAtLeast"], &atLeast) == nil &&
+		(!base.HasRetryAfter || base.RetryAfter.Seconds() < atLeast) {
+		return fmt.Errorf("RetryAfter %v (set: %t), expected at least %v s", base.RetryAfter, base.HasRetryAfter, atLeast)
+	}
+	var banned []string
+	var token string
+	if json.Unmarshal(c.Client["token"], &token) == nil {
+		banned = append(banned, token)
+	}
+	for _, name := range tokenVariables {
+		banned = append(banned, os.Getenv(name))
+	}
+	banned = append(append(banned, values(c.Env)...), secrets...)
+	for _, text := range banned {
+		if text != "" && strings.Contains(err.Error(), text) {
+			return errors.New("the error message contains the token, a value or a variable of the case's env")
+		}
+	}
+	return nil
+}
+
+func checkResult(result any, expect map[string]json.RawMessage) error {
+	if raw, ok := expect["value"]; ok {
+		var want string
+		json.Unmarshal(raw, &want)
+		if got, isText := result.(string); !isText || got != want {
+			return fmt.Errorf("expected the value %q, got a %T", want, result)
+		}
+		return nil
+	}
+	if raw, ok := expect["base64"]; ok {
+		var want []byte // encoding/json decodes base64 text into []byte
+		if err := json.Unmarshal(raw, &want); err != nil {
+			return err
+		}
+		if got, isBytes := result.([]byte); !isBytes || !bytes.Equal(got, want) {
+			return fmt.Errorf("expected %d bytes, got a %T that differs", len(want), result)
+		}
+		return nil
+	}
+	if raw, ok := expect["exact"]; ok {
+		return checkExact(result, raw)
+	}
+	got, err := normalized(result)
+	if err != nil {
+		return err
+	}
+	want, err := normalized(json.RawMessage(firstOf(expect, "json", "includes")))
+	if err != nil {
+		return fmt.Errorf("unknown expect %v", keys(expect))
+	}
+	if _, ok := expect["json"]; ok {
+		if !sameJSON(got, want, false) {
+			return fmt.Errorf("%s is not %s", describe(got), describe(want))
+		}
+		return nil
+	}
+	if !sameJSON(got, want, true) {
+		return fmt.Errorf("%s does not include %s", describe(got), describe(want))
+	}
+	return nil
+}
+
+func firstOf(m map[string]json.RawMessage, names ...string) []byte {
+	for _, name := range names {
+		if raw, ok := m[name]; ok {
+			return raw
+		}
+	}
+	return nil
+}
+
+func keys(m map[string]json.RawMessage) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func describe(v any) string {
+	data, _ := json.Marshal(v)
+	return string(data)
+}
+
+// normalized is a result as generic JSON data, every number a json.Number (a typed result goes through JSON).
+func normalized(v any) (any, error) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	decoder := json.NewDecoder(bytes.NewReader(data))
+	decoder.UseNumber()
+	var out any
+	err = decoder.Decode(&out)
+	return out, err
+}
+
+// sameJSON compares JSON data, numbers by value (exactly, as decimals); with includes, objects may have more
+// members and arrays more elements, in any order (each expected element included in some element).
+func sameJSON(got, want any, includes bool) bool {
+	switch w := want.(type) {
+	case map[string]any:
+		g, ok := got.(map[string]any)
+		if !ok || (!includes && len(g) != len(w)) {
+			return false
+		}
+		for key, value := range w {
+			if item, present := g[key]; !present || !sameJSON(item, value, includes) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		g, ok := got.([]any)
+		if !ok {
+			return false
+		}
+		if !includes {
+			if len(g) != len(w) {
+				return false
+			}
+			for i := range w {
+				if !sameJSON(g[i], w[i], false) {
+					return false
+				}
+			}
+			return true
+		}
+		for _, value := range w {
+			found := false
+			for _, item := range g {
+				if sameJSON(item, value, true) {
+					found = true
+					break
+				}
+			}
+			if !found {
+				return false
+			}
+		}
+		return true
+	case json.Number:
+		g, ok := got.(json.Number)
+		return ok && sameNumber(string(g), string(w))
+	}
+	return reflect.DeepEqual(got, want)
+}
