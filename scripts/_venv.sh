@@ -17,3 +17,19 @@ fi
 if command -v go >/dev/null 2>&1; then
   "$venv/bin/python" -m local_lambda.rie install >/dev/null || echo "warning: aws-lambda-rie could not be installed" >&2
 fi
+# The Java client's Maven build (layer/java/pom.xml), fetched once per pom into ~/.m2 so that the tests run it
+# offline (mvn -o). A test run that selects no test fetches what dependency:go-offline misses (surefire's JUnit
+# provider, the plexus-utils Maven 3.8 adds to plugins). Without it the tests run Maven online.
+if command -v mvn >/dev/null 2>&1; then
+  mstamp="$venv/.maven-$(cksum < "$root/layer/java/pom.xml" | cut -d' ' -f1)"
+  if [ ! -f "$mstamp" ]; then
+    mbuild=$(mktemp -d)
+    if (cd "$root/layer/java" && mvn -B -q -Dbuild.dir="$mbuild/build" test -Dtest=NoSuchTest \
+          -Dsurefire.failIfNoSpecifiedTests=false >"$mbuild/log" 2>&1); then
+      rm -f "$venv"/.maven-* && touch "$mstamp"
+    else
+      cat "$mbuild/log" >&2; echo "warning: the Java client's Maven dependencies could not be fetched" >&2
+    fi
+    rm -rf "$mbuild"
+  fi
+fi

@@ -14,6 +14,9 @@ import sys
 import threading
 import time
 import urllib.request
+import uuid
+import xml.etree.ElementTree as ElementTree
+import zipfile
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,6 +25,7 @@ import pytest
 from conftest import PATH, ROOT, SECRET_VALUES, close_and_check, launch
 from contract.resources import (CASES, CONFIG, EXACT_NUMBERS, SECRET_VALUES as CONTRACT_SECRETS, create_contract_resources,
                                 fail_denied)
+from java_maven import JAVA_CLIENT, failures, run_maven, run_maven_gated, surefire_outcomes
 from local_lambda.aws import SAMPLE_ITEM, free_port
 from local_lambda.layer import JAVA_CLIENT_JAR
 
@@ -63,12 +67,18 @@ def contract_env(contract_extension) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
+def java_build(tmp_path_factory) -> Path:
+    """Where the Java client's Maven build writes (classes, surefire reports), shared by this module's runs."""
+    return tmp_path_factory.mktemp("java-maven")
+
+
+@pytest.fixture(scope="module")
 def java_classpath(layer_dir, tmp_path_factory) -> str:
-    """The client jar from the layer tree, plus the Java test programs and example compiled against it."""
+    """The client jar from the layer tree, plus InvokeExample and the example function compiled against it."""
     jar = layer_dir / "java" / "lib" / JAVA_CLIENT_JAR
     assert jar.exists(), "the layer build did not produce the Java client"
     classes = tmp_path_factory.mktemp("java-classes")
-    sources = sorted(str(p) for p in JAVA_TESTS.glob("*.java"))
+    sources = [str(JAVA_TESTS / "InvokeExample.java")]
     sources += sorted(str(p) for p in (ROOT / "function-example" / "java" / "src").rglob("*.java"))
     run([tool("javac"), "--release", "11", "-encoding", "UTF-8", "-cp", str(jar), "-d", str(classes), *sources], os.environ.copy())
     return f"{jar}{os.pathsep}{classes}"
@@ -442,13 +452,35 @@ def test_node_client(layer_dir, contract_env):
     assert "# fail 0" in result.stdout and "# skipped 0" in result.stdout, result.stdout
 
 
-def test_java_client(java_classpath, contract_env):
-    env = {**os.environ, **contract_env}
-    unit = run([tool("java"), "-cp", java_classpath, "UnitTest"], env)
-    contract = run([tool("java"), "-cp", java_classpath, "ContractTest"], env)
-    expected = len([c for c in ALL_CASES if not c.get("startup")])
-    assert contract.stdout.count("\nok ") + contract.stdout.startswith("ok ") == expected, contract.stdout
-    assert "FAIL" not in unit.stdout + contract.stdout
+def test_java_client(java_build, contract_env):
+    """`mvn test` on layer/java: the JUnit 5 unit tests, and the contract table (one test per case, by id) against
+    the extension; surefire's reports must hold every non-startup case, passed, and unit tests all passed."""
+    result = run_maven(java_build, {**os.environ, **contract_env}, "test")
+    outcomes = surefire_outcomes(java_build)
+    assert result.returncode == 0, f"mvn test failed:\n{result.stdout}\n{result.stderr}\n{failures(java_build)}"
+    contract = outcomes.pop("dev.cacheextension.client.ContractTest")
+    assert contract == [(f"contract {c['id']}", "passed") for c in ALL_CASES if not c.get("startup")], contract
+    unit = [test for tests in outcomes.values() for test in tests]
+    assert len(unit) >= 68 and {outcome for _, outcome in unit} == {"passed"}, unit  # 68: the checks of the old runner
+    print(f"\nJava: {len(unit)} unit tests and {len(contract)} contract cases passed")
+
+
+def test_java_client_stays_java_11_with_no_dependencies(layer_dir):
+    """What Java runtimes get: the layer's jar holds only the client's classes, compiled for Java 11 (class file
+    major 55); the Maven build that publishes it compiles for 11 and depends on nothing outside test scope."""
+    lib = layer_dir / "java" / "lib"
+    assert sorted(p.name for p in lib.iterdir()) == [JAVA_CLIENT_JAR]
+    with zipfile.ZipFile(lib / JAVA_CLIENT_JAR) as jar:
+        classes = [name for name in jar.namelist() if name.endswith(".class")]
+        assert classes and all(name.startswith("dev/cacheextension/client/") for name in classes), classes
+        majors = {int.from_bytes(jar.read(name)[6:8], "big") for name in classes}
+    assert majors == {55}, majors
+    ns = {"m": "http://maven.apache.org/POM/4.0.0"}
+    pom = ElementTree.parse(JAVA_CLIENT / "pom.xml").getroot()
+    assert pom.findtext("m:properties/m:maven.compiler.release", namespaces=ns) == "11"
+    scopes = {d.findtext("m:artifactId", namespaces=ns): d.findtext("m:scope", namespaces=ns)
+              for d in pom.findall("m:dependencies/m:dependency", ns)}
+    assert scopes and set(scopes.values()) == {"test"}, scopes
 
 
 # --- reads while the extension is still starting ----------------------------------------------------
@@ -457,7 +489,9 @@ def test_java_client(java_classpath, contract_env):
 @pytest.mark.parametrize("client", ["python", "node", "java"])
 def test_reads_during_startup_wait_for_the_extension(client, layer_dir, moto, tmp_path, python_client, request, monkeypatch):
     create_contract_resources(moto)
-    classpath = request.getfixturevalue("java_classpath") if client == "java" else None
+    if client == "java":
+        run_java_startup_cases(request.getfixturevalue("java_build"), layer_dir, moto, tmp_path)
+        return
     handle = launch(layer_dir, moto, tmp_path / "task", CONFIG.read_text(), wait=False, register_delay=STARTUP_DELAY)
     try:
         env = {"CACHE_EXTENSION_PORT": str(handle.port), "AWS_SESSION_TOKEN": handle.token, "CONTRACT_CASES": str(CASES),
@@ -468,13 +502,38 @@ def test_reads_during_startup_wait_for_the_extension(client, layer_dir, moto, tm
                 monkeypatch.setenv(name, value)
             for case in (c for c in ALL_CASES if c.get("startup")):
                 check_python_case(python_client, case, env["CONTRACT_DOWN_PORT"], handle.token)
-        elif client == "node":
-            run([tool("node"), "--test", str(NODE_TESTS / "contract.test.mjs")], node_env(layer_dir, env))
         else:
-            run([tool("java"), "-cp", classpath, "ContractTest"], {**os.environ, **env})
+            run([tool("node"), "--test", str(NODE_TESTS / "contract.test.mjs")], node_env(layer_dir, env))
         handle.emulator.wait_init(timeout=20)
     finally:
         close_and_check(handle)
+
+
+def run_java_startup_cases(build_dir: Path, layer_dir, moto, tmp_path: Path) -> None:
+    """The startup cases through Maven, which takes longer to start than the register delay: its test JVM waits
+    at a gate, then the extension is launched (on the port and token Maven was given) and the gate opened while
+    the port is still closed."""
+    port, token = free_port(), f"session-token-{uuid.uuid4().hex}"
+    env = {**os.environ, "CACHE_EXTENSION_PORT": str(port), "AWS_SESSION_TOKEN": token, "CONTRACT_CASES": str(CASES),
+           "CONTRACT_DOWN_PORT": str(free_port()), "CONTRACT_STARTUP": "1"}
+    handles = []
+
+    def launch_starting() -> None:
+        handles.append(launch(layer_dir, moto, tmp_path / "task", CONFIG.read_text(), env={"AWS_SESSION_TOKEN": token},
+                              port=port, wait=False, register_delay=STARTUP_DELAY))
+        assert handles[0].extension.registered_at is None  # the port is not open yet
+
+    try:
+        result = run_maven_gated(build_dir, env, tmp_path / "gate", launch_starting, "test", "-Dtest=ContractTest")
+        assert result.returncode == 0, f"mvn test failed:\n{result.stdout}\n{failures(build_dir)}"
+        assert handles, "the extension was never launched"
+        assert surefire_outcomes(build_dir)["dev.cacheextension.client.ContractTest"] == [
+            (f"contract {c['id']}", "passed") for c in ALL_CASES if c.get("startup")]
+        handles[0].emulator.wait_init(timeout=20)
+    finally:
+        for handle in handles:
+            close_and_check(handle)
+            assert token not in handle.output  # close_and_check knows launch's own token, not this one
 
 
 # --- the example functions ------------------------------------------------------------------------------
