@@ -80,7 +80,7 @@ def test_go_client_unit_tests(go):
     if gofmt.exists():
         assert run([str(gofmt), "-l", "."], CLIENT, go_env()).stdout == ""
     imports = run([go, "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", "./..."], CLIENT, go_env())
-    assert imports.stdout.split() == ["github.com/aws-samples/lambda-cache-extension/layer/go/cacheclient"]
+    assert imports.stdout.split() == ["github.com/lambda-cache-extension/lambda-cache-extension/layer/go/cacheclient"]
     # No -race here: building the standard library for it takes over a minute on a fresh machine (run
     # `go test -race ./...` in layer/go when changing the client's locking).
     result = run([go, "test", "-count=1", "./..."], CLIENT, go_env())

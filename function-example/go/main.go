@@ -15,7 +15,7 @@ import (
 	"log"
 	"time"
 
-	"github.com/aws-samples/lambda-cache-extension/layer/go/cacheclient"
+	"github.com/lambda-cache-extension/lambda-cache-extension/layer/go/cacheclient"
 	"github.com/aws/aws-lambda-go/lambda"
 )
 

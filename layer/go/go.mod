@@ -1,3 +1,3 @@
-module github.com/aws-samples/lambda-cache-extension/layer/go
+module github.com/lambda-cache-extension/lambda-cache-extension/layer/go
 
 go 1.21

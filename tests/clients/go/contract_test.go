@@ -22,7 +22,7 @@ import (
 	"testing"
 	"time"
 
-	cacheclient "github.com/aws-samples/lambda-cache-extension/layer/go/cacheclient"
+	cacheclient "github.com/lambda-cache-extension/lambda-cache-extension/layer/go/cacheclient"
 )
 
 const (

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	cacheclient "github.com/aws-samples/lambda-cache-extension/layer/go/cacheclient"
+	cacheclient "github.com/lambda-cache-extension/lambda-cache-extension/layer/go/cacheclient"
 )
 
 // TestLatency measures one read's latency through the client against the extension the contract's variables
