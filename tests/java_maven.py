@@ -75,6 +75,15 @@ def surefire_outcomes(build_dir: Path) -> dict[str, list[tuple[str, str]]]:
     return outcomes
 
 
+def tested_class_path(build_dir: Path) -> list[str]:
+    """The class path the tests ran on (surefire.test.class.path in a report): the client's classes or jar in it."""
+    for report in sorted((build_dir / "surefire-reports").glob("TEST-*.xml")):
+        for prop in ElementTree.parse(report).getroot().iter("property"):
+            if prop.get("name") == "surefire.test.class.path":
+                return prop.get("value").split(":")
+    return []
+
+
 def failures(build_dir: Path) -> str:
     """The plain-text reports of the tests that did not pass, for an assertion message."""
     texts = [path.read_text() for path in sorted((build_dir / "surefire-reports").glob("*.txt"))

@@ -25,7 +25,7 @@ import pytest
 from conftest import PATH, ROOT, SECRET_VALUES, close_and_check, launch
 from contract.resources import (CASES, CONFIG, EXACT_NUMBERS, SECRET_VALUES as CONTRACT_SECRETS, create_contract_resources,
                                 fail_denied)
-from java_maven import JAVA_CLIENT, failures, run_maven, run_maven_gated, surefire_outcomes
+from java_maven import JAVA_CLIENT, failures, run_maven, run_maven_gated, surefire_outcomes, tested_class_path
 from local_lambda.aws import SAMPLE_ITEM, free_port
 from local_lambda.layer import JAVA_CLIENT_JAR
 
@@ -452,12 +452,20 @@ def test_node_client(layer_dir, contract_env):
     assert "# fail 0" in result.stdout and "# skipped 0" in result.stdout, result.stdout
 
 
-def test_java_client(java_build, contract_env):
-    """`mvn test` on layer/java: the JUnit 5 unit tests, and the contract table (one test per case, by id) against
-    the extension; surefire's reports must hold every non-startup case, passed, and unit tests all passed."""
-    result = run_maven(java_build, {**os.environ, **contract_env}, "test")
+def maven_on_layer_jar(layer_dir) -> str:
+    """The Maven option that runs the tests on the layer's jar (not on Maven's own classes of the same sources)."""
+    return f"-Dclient.classes={layer_dir / 'java' / 'lib' / JAVA_CLIENT_JAR}"
+
+
+def test_java_client(java_build, contract_env, layer_dir):
+    """`mvn test` on layer/java, on the layer's jar: the JUnit 5 unit tests, and the contract table (one test per
+    case, by id) against the extension; surefire's reports must hold every non-startup case, passed, and unit tests
+    all passed."""
+    result = run_maven(java_build, {**os.environ, **contract_env}, "test", maven_on_layer_jar(layer_dir))
     outcomes = surefire_outcomes(java_build)
     assert result.returncode == 0, f"mvn test failed:\n{result.stdout}\n{result.stderr}\n{failures(java_build)}"
+    class_path = tested_class_path(java_build)
+    assert str(layer_dir / "java" / "lib" / JAVA_CLIENT_JAR) in class_path and str(java_build / "classes") not in class_path
     contract = outcomes.pop("dev.cacheextension.client.ContractTest")
     assert contract == [(f"contract {c['id']}", "passed") for c in ALL_CASES if not c.get("startup")], contract
     unit = [test for tests in outcomes.values() for test in tests]
@@ -524,7 +532,8 @@ def run_java_startup_cases(build_dir: Path, layer_dir, moto, tmp_path: Path) -> 
         assert handles[0].extension.registered_at is None  # the port is not open yet
 
     try:
-        result = run_maven_gated(build_dir, env, tmp_path / "gate", launch_starting, "test", "-Dtest=ContractTest")
+        result = run_maven_gated(build_dir, env, tmp_path / "gate", launch_starting, "test", "-Dtest=ContractTest",
+                                 maven_on_layer_jar(layer_dir))
         assert result.returncode == 0, f"mvn test failed:\n{result.stdout}\n{failures(build_dir)}"
         assert handles, "the extension was never launched"
         assert surefire_outcomes(build_dir)["dev.cacheextension.client.ContractTest"] == [
