@@ -464,8 +464,13 @@ def test_java_client(java_build, contract_env, layer_dir):
     result = run_maven(java_build, {**os.environ, **contract_env}, "test", maven_on_layer_jar(layer_dir))
     outcomes = surefire_outcomes(java_build)
     assert result.returncode == 0, f"mvn test failed:\n{result.stdout}\n{result.stderr}\n{failures(java_build)}"
+    jar = layer_dir / "java" / "lib" / JAVA_CLIENT_JAR
     class_path = tested_class_path(java_build)
-    assert str(layer_dir / "java" / "lib" / JAVA_CLIENT_JAR) in class_path and str(java_build / "classes") not in class_path
+    assert str(jar) in class_path and str(java_build / "classes") not in class_path
+    with zipfile.ZipFile(jar) as layer_jar:  # Maven's build of the sources has the layer's classes, for Java 11 too
+        assert sorted(n for n in layer_jar.namelist() if n.endswith(".class")) == sorted(
+            str(p.relative_to(java_build / "classes")) for p in (java_build / "classes").rglob("*.class"))
+    assert {p.read_bytes()[6:8] for p in (java_build / "classes").rglob("*.class")} == {(55).to_bytes(2, "big")}
     contract = outcomes.pop("dev.cacheextension.client.ContractTest")
     assert contract == [(f"contract {c['id']}", "passed") for c in ALL_CASES if not c.get("startup")], contract
     unit = [test for tests in outcomes.values() for test in tests]
