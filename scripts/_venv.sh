@@ -17,6 +17,10 @@ fi
 if command -v go >/dev/null 2>&1; then
   "$venv/bin/python" -m local_lambda.rie install >/dev/null || echo "warning: aws-lambda-rie could not be installed" >&2
 fi
+# The other runtimes' interface clients for tests/test_rie_runtimes.py, once into .venv/tools (pinned in
+# scripts/local_lambda/rie_runtimes.py): aws-lambda-ric from npm (it builds native code, ~1 min) and AWS's Java
+# client from Maven Central. What cannot be installed makes those tests skip (fail under CI=true).
+"$venv/bin/python" -m local_lambda.rie_runtimes install >/dev/null || echo "warning: a runtime interface client could not be installed" >&2
 # The Java client's Maven build (layer/java/pom.xml), fetched once per pom into ~/.m2 so that the tests run it
 # offline (mvn -o). A test run that selects no test fetches what dependency:go-offline misses (surefire's JUnit
 # provider, the plexus-utils Maven 3.8 adds to plugins). Without it the tests run Maven online.

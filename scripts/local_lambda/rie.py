@@ -71,7 +71,9 @@ def namespace_script(binds: dict[str, Path], writable: dict[str, Path], files: d
     """The shell run by `unshare --mount` before RIE: a tmpfs over /var (so /var/task can exist without touching
     the machine's /var), then each bind, read-only unless writable, and each file (executable); then exec RIE
     (the arguments) in /var/task."""
-    lines = ["set -e", "mount -t tmpfs -o size=4m,mode=0755 rie-var /var",
+    # The script's own tools from the system's directories: RIE's PATH (the function's) may not lead to them.
+    lines = ['rie_path="$PATH"; PATH=/usr/sbin:/usr/bin:/sbin:/bin', "set -e",
+             "mount -t tmpfs -o size=4m,mode=0755 rie-var /var",
              "mkdir -p /var/task /var/tmp && chmod 1777 /var/tmp && ln -s /run /var/run"]
     for target in [*binds, *writable, *files]:
         if not (target == "/opt" or target.startswith("/var/")):
@@ -84,7 +86,8 @@ def namespace_script(binds: dict[str, Path], writable: dict[str, Path], files: d
     for target, text in files.items():
         quoted = shlex.quote(target)
         lines.append(f"mkdir -p $(dirname {quoted}) && printf %s {shlex.quote(text)} > {quoted} && chmod 755 {quoted}")
-    lines += ["cd /var/task", 'exec env -u PWD -u OLDPWD "$@"']  # sh's own PWD is no part of Lambda's environment
+    # sh's own PWD is no part of Lambda's environment
+    lines += ["cd /var/task", 'exec env -u PWD -u OLDPWD PATH="$rie_path" "$@"']
     return "\n".join(lines) + "\n"
 
 
@@ -222,7 +225,8 @@ class RieEnvironment:
                 "--runtime-api-address", f"127.0.0.1:{self.runtime_api_port}",
                 "--runtime-interface-emulator-address", "127.0.0.1:0", *self.command]
         self.process = subprocess.Popen(
-            ["unshare", "--mount", "--propagation", "private", "sh", "-c", self.script, "rie-namespace", *args],
+            [shutil.which("unshare") or "unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", self.script,
+             "rie-namespace", *args],
             env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             start_new_session=True)
         self._reader = threading.Thread(target=self._read, args=(self.process.stdout,), name="rie-output", daemon=True)
