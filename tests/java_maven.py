@@ -75,7 +75,7 @@ def surefire_outcomes(build_dir: Path) -> dict[str, list[tuple[str, str]]]:
     return outcomes
 
 
-def tested_class_path(build_dir: Path) -> list[str]:
+def surefire_class_path(build_dir: Path) -> list[str]:
     """The class path the tests ran on (surefire.test.class.path in a report): the client's classes or jar in it."""
     for report in sorted((build_dir / "surefire-reports").glob("TEST-*.xml")):
         for prop in ElementTree.parse(report).getroot().iter("property"):

@@ -25,7 +25,7 @@ import pytest
 from conftest import PATH, ROOT, SECRET_VALUES, close_and_check, launch
 from contract.resources import (CASES, CONFIG, EXACT_NUMBERS, SECRET_VALUES as CONTRACT_SECRETS, create_contract_resources,
                                 fail_denied)
-from java_maven import JAVA_CLIENT, failures, run_maven, run_maven_gated, surefire_outcomes, tested_class_path
+from java_maven import JAVA_CLIENT, failures, run_maven, run_maven_gated, surefire_class_path, surefire_outcomes
 from local_lambda.aws import SAMPLE_ITEM, free_port
 from local_lambda.layer import JAVA_CLIENT_JAR
 
@@ -465,7 +465,7 @@ def test_java_client(java_build, contract_env, layer_dir):
     outcomes = surefire_outcomes(java_build)
     assert result.returncode == 0, f"mvn test failed:\n{result.stdout}\n{result.stderr}\n{failures(java_build)}"
     jar = layer_dir / "java" / "lib" / JAVA_CLIENT_JAR
-    class_path = tested_class_path(java_build)
+    class_path = surefire_class_path(java_build)
     assert str(jar) in class_path and str(java_build / "classes") not in class_path
     with zipfile.ZipFile(jar) as layer_jar:  # Maven's build of the sources has the layer's classes, for Java 11 too
         assert sorted(n for n in layer_jar.namelist() if n.endswith(".class")) == sorted(
