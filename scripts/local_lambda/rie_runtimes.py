@@ -5,7 +5,8 @@ Lambda's images lay them out, and with no python3 anywhere on PATH (what a funct
     java_runtime(...)      Java under com.amazonaws:aws-lambda-java-runtime-interface-client from Maven Central
     provided_runtime(...)  a provided.al2023 `bootstrap` (the Go example), nothing but the binary
     build_go_bootstrap()   function-example/go built with its documented command
-    install()              the two clients into .venv/tools (`python -m local_lambda.rie_runtimes install`)
+    install_node_ric() / install_java_ric()   the two clients into .venv/tools, once
+                           (both: `python -m local_lambda.rie_runtimes install`, which scripts/_venv.sh runs)
 
 Each *_runtime returns what python_runtime returns: RIE's command, the environment, the binds (namespace path ->
 host path) and the files (namespace path -> text) for rie.RieEnvironment. PATH is /var/lang/bin alone, where the
@@ -16,16 +17,18 @@ small sh bootstrap that says on its first line whether python3 can be found on t
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from local_lambda.rie import LAMBDA_LD_LIBRARY_PATH, ROOT
 
 TOOLS = ROOT / ".venv" / "tools"
-NODE_RIC_VERSION = "4.0.2"  # declares node >= 22, runs on Node 20 (what CI has): its test says so
+# 4.0.2 declares node >= 22 (npm only warns) and runs on this machine's Node 20, as the test shows; 3.x would run
+# autoreconf to build its curl, and autoconf, automake and libtool are not installed here.
+NODE_RIC_VERSION = "4.0.2"
 NODE_RIC_DIR = TOOLS / f"aws-lambda-ric-{NODE_RIC_VERSION}"  # an npm prefix: node_modules/aws-lambda-ric
 JAVA_RIC = ("com.amazonaws", "aws-lambda-java-runtime-interface-client", "2.10.1")
 JAVA_RIC_DIR = TOOLS / f"aws-lambda-java-ric-{JAVA_RIC[2]}"  # lib/*.jar: the client and its dependencies
@@ -36,7 +39,7 @@ GO_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 LANG_BIN = "/var/lang/bin"
 NO_PYTHON_LINE = "rie-runtime: no python3 on PATH"
 # Lambda's NODE_PATH: the layer's modules (the client), then the runtime's.
-NODE_PATH = "/opt/nodejs/node20/node_modules:/opt/nodejs/node_modules:/var/runtime/node_modules:/var/runtime:/var/task"
+NODE_PATH = "/opt/nodejs/node{0}/node_modules:/opt/nodejs/node_modules:/var/runtime/node_modules:/var/runtime:/var/task"
 
 # The first lines of every bootstrap: the check that no python3 is reachable, from inside the namespace; then
 # what Lambda gives every runtime and classic RIE does not (the clients need the task root).
@@ -94,9 +97,16 @@ def nodejs_runtime(handler: str, work: Path, *, ric_dir: Path = NODE_RIC_DIR):
     modules = Path(ric_dir) / "node_modules"
     if not (modules / "aws-lambda-ric" / "index.mjs").is_file():
         raise RuntimeUnavailable(f"aws-lambda-ric is not installed in {ric_dir} (install_node_ric())")
-    env = {**_env(), "NODE_PATH": NODE_PATH, "AWS_EXECUTION_ENV": "AWS_Lambda_nodejs20.x"}
+    major = node_version().split(".")[0].lstrip("v")
+    env = {**_env(), "NODE_PATH": NODE_PATH.format(major), "AWS_EXECUTION_ENV": f"AWS_Lambda_nodejs{major}.x"}
     binds = {"/var/lang": lang_dir(work, {"node": _which("node")}), "/var/runtime/node_modules": modules}
     return ["/var/runtime/bootstrap", handler], env, binds, {"/var/runtime/bootstrap": NODE_BOOTSTRAP}
+
+
+def node_version() -> str:
+    """`node --version` of the node on PATH ("v20.20.2"): the native addon aws-lambda-ric builds is for it alone."""
+    result = subprocess.run([str(_which("node")), "--version"], capture_output=True, text=True, timeout=30)
+    return result.stdout.strip()
 
 
 def java_home() -> Path:
@@ -113,8 +123,11 @@ def java_runtime(handler: str, *, ric_dir: Path = JAVA_RIC_DIR):
     lib = Path(ric_dir) / "lib"
     if not any(lib.glob(f"{JAVA_RIC[1]}-*.jar")):
         raise RuntimeUnavailable(f"{JAVA_RIC[1]} is not installed in {ric_dir} (install_java_ric())")
-    env = {**_env(), "JAVA_HOME": "/var/lang", "AWS_EXECUTION_ENV": "AWS_Lambda_java17"}
-    binds = {"/var/lang": java_home(), "/var/runtime/lib": lib}
+    home = java_home()
+    release = (home / "release").read_text() if (home / "release").is_file() else ""
+    major = re.search(r'JAVA_VERSION="(?:1\.)?(\d+)', release)
+    env = {**_env(), "JAVA_HOME": "/var/lang", "AWS_EXECUTION_ENV": f"AWS_Lambda_java{major.group(1) if major else ''}"}
+    binds = {"/var/lang": home, "/var/runtime/lib": lib}
     return ["/var/runtime/bootstrap", handler], env, binds, {"/var/runtime/bootstrap": JAVA_BOOTSTRAP}
 
 
@@ -143,7 +156,8 @@ def _stamp(directory: Path) -> Path:
 def install_node_ric(*, log=print, timeout: float = 900) -> Path:
     """`npm install aws-lambda-ric@NODE_RIC_VERSION` into NODE_RIC_DIR, once. Its install scripts build curl and
     aws-lambda-cpp from the sources in the package, then the addon with node-gyp: cmake, make and a C++ compiler."""
-    if _stamp(NODE_RIC_DIR).is_file():
+    stamp = f"{NODE_RIC_VERSION} {node_version()}\n"  # a new node needs the addon built again
+    if _stamp(NODE_RIC_DIR).is_file() and _stamp(NODE_RIC_DIR).read_text() == stamp:
         return NODE_RIC_DIR
     npm = str(_which("npm"))
     for tool in ("cmake", "make", "g++"):
@@ -158,7 +172,7 @@ def install_node_ric(*, log=print, timeout: float = 900) -> Path:
          what=f"npm install aws-lambda-ric@{NODE_RIC_VERSION}")
     if not list((NODE_RIC_DIR / "node_modules" / "aws-lambda-ric").rglob("rapid-client.node")):
         raise RuntimeUnavailable("npm install aws-lambda-ric built no rapid-client.node")
-    _stamp(NODE_RIC_DIR).write_text(NODE_RIC_VERSION + "\n")
+    _stamp(NODE_RIC_DIR).write_text(stamp)
     return NODE_RIC_DIR
 
 
@@ -220,10 +234,6 @@ def build_go_bootstrap(out_dir: Path, *, example: Path = GO_EXAMPLE, timeout: fl
     except RuntimeUnavailable as exc:  # Go is here: the example itself does not build
         raise BuildError(str(exc)) from None
     return out_dir / "bootstrap"
-
-
-def install(*, log=print) -> list[Path]:
-    return [install_node_ric(log=log), install_java_ric(log=log)]
 
 
 def main(argv: list[str]) -> int:
