@@ -75,17 +75,25 @@ def resolve(config: Config, source: str, requested: str, suffix: str = "",
         return item, None
     alias = names.parse(source, requested)
     if alias is not None:
-        for name in alias.names:
+        def check(meta: dict) -> bool:
+            return names.arn_matches(source, requested, meta.get("ARN"))
+
+        candidates = alias.names
+        for name in candidates:
             item = config.resolve_version(source, name, name + suffix, **versions)
             if item is not None and item.region == alias.region:
-                return item, lambda meta: names.arn_matches(source, requested, meta.get("ARN"))
-        return None, None
-    # A bare name for an item config.yaml lists by its ARN (a miss path only: configured names hit above).
+                return item, check
+    else:
+        def check(meta: dict) -> bool:
+            return meta.get("Name") == requested
+
+        candidates = (requested,)
+    # An item config.yaml lists by its ARN, asked for by name or by another form of its ARN (a miss path only:
+    # names as listed were found above).
     for configured in config.by_source(source):
         listed = names.parse(source, configured.name)
-        if listed is not None and requested in listed.names:
-            item = config.resolve_version(source, configured.name, configured.name + suffix, **versions)
-            return item, lambda meta: meta.get("Name") == requested
+        if listed is not None and set(candidates) & set(listed.names) and (alias is None or listed.region == alias.region):
+            return config.resolve_version(source, configured.name, configured.name + suffix, **versions), check
     return None, None
 
 
