@@ -52,7 +52,8 @@ def test_secure_strings_need_with_decryption(start_extension, moto):
     moto.client("ssm", REGION).put_parameter(Name=name, Value="compat-secure-value", Type="SecureString")
     ext = start_extension(f"parameters:\n  - names: [{name}]\n")
     refused = ext.request(f"/systemsmanager/parameters/get?name={name}")
-    assert refused.status == 400 and json.loads(refused.body)["error"] == "DecryptionRequired"
+    # AWS's error shape on AWS's routes (was {"error": ...}: issue 16)
+    assert refused.status == 400 and json.loads(refused.body)["__type"] == "DecryptionRequired"
     assert b"compat-secure-value" not in refused.body
     reply = ext.request(f"/systemsmanager/parameters/get?name={name}&withDecryption=true")
     assert json.loads(reply.body)["Parameter"]["Value"] == "compat-secure-value"
@@ -79,7 +80,8 @@ def test_versions_and_labels_of_a_configured_parameter(start_extension, moto):
     assert ext.request(f"/systemsmanager/parameters/get?name={name}&version=1&label=stable").status == 400
     assert ext.request(f"/systemsmanager/parameters/get?name={name}&version=one").status == 400
     missing = ext.request(f"/systemsmanager/parameters/get?name={name}&version=9")
-    assert missing.status == 404
+    # 400 as AWS answers ParameterVersionNotFound (was 404: issue 16)
+    assert missing.status == 400 and json.loads(missing.body)["__type"] == "ParameterVersionNotFound"
 
 
 def test_get_secret_value_shape_stages_and_versions(start_extension, moto):
@@ -127,14 +129,18 @@ def test_only_configured_or_allowed_names_reach_aws(start_extension, moto):
     for path in (f"/parameters?name={other}", f"/systemsmanager/parameters/get?name={other}",
                  f"/secretsmanager/get?secretId={allowed}", "/secrets?name=secret_info", "/dynamodb?name=DynamoDbTable-pKey1-sKey1"):
         reply = ext.request(path)
-        assert reply.status == 404 and json.loads(reply.body)["error"] == "NotConfigured", path
+        body = json.loads(reply.body)
+        assert reply.status == 404 and (body.get("error") or body.get("__type")) == "NotConfigured", path
     assert moto.calls() == calls
 
 
 def test_compatible_routes_keep_the_token_rules(start_extension):
     ext = start_extension()
-    for path in ("/systemsmanager/parameters/get?name=CacheExtensions_Parameter1", "/secretsmanager/get?secretId=secret_info"):
-        assert ext.request(path, token=None).status == 401
+    # A missing token: 401 on the SSM route, 403 on /secretsmanager/get as the Secrets Manager Agent answers
+    # (was 401: issue 16).
+    for path, missing in (("/systemsmanager/parameters/get?name=CacheExtensions_Parameter1", 401),
+                          ("/secretsmanager/get?secretId=secret_info", 403)):
+        assert ext.request(path, token=None).status == missing
         assert ext.request(path, token="wrong").status == 403
         assert ext.request(path, headers={"X-Forwarded-For": "10.0.0.1"}).status == 400
     assert ext.request("/systemsmanager/parameters/get").status == 400

@@ -8,9 +8,7 @@ refresh) returns a coroutine, which the server runs as a Task.
 from __future__ import annotations
 
 import asyncio
-import base64
 import hmac
-import json
 import logging
 import threading
 from concurrent.futures import Future
@@ -18,17 +16,21 @@ from typing import Awaitable, Callable, Union
 
 from .config import Config, Item
 from .fetchers import FetchError
-from .http_common import (JSON, MAX_BODY, MAX_HEADER_BYTES, MAX_HEADERS, HTTPError, Request, Response, either,
-                          error, is_proxy_header, json_response, query_value)
+from .http_common import (MAX_BODY, MAX_HEADER_BYTES, MAX_HEADERS, HTTPError, Request, Response, error,
+                          is_proxy_header, json_response, query_value)
 from .metrics import Metrics
-from .refresh import refresher
+from .refresh import BUCKET_RATE, BUCKET_SIZE, TokenBucket, refresher
 from .store import Result, Store
 
 log = logging.getLogger("cache_extension.http")
 
 TOKEN_HEADER = b"x-aws-parameters-secrets-token"
+# The Secrets Manager Agent also takes the token in X-Vault-Token (its default ssrf_headers); accepted on the
+# agent's routes only, so that our own routes keep one header.
+VAULT_HEADER = b"x-vault-token"
 
 Answer = Union[Response, Awaitable[Response]]
+Fail = Callable[[int, str, str], Response]  # (status, code, message) -> the error response
 Handler = Callable[[Request], Answer]
 
 # Requests carry no body and modest headers: MAX_BODY, MAX_HEADERS, MAX_HEADER_BYTES (http_common.py), enforced
@@ -50,9 +52,16 @@ class Guard:
     refused.
     """
 
-    def __init__(self, token: str, open_paths: frozenset[str] = frozenset()) -> None:
+    def __init__(self, token: str, open_paths: frozenset[str] = frozenset(),
+                 agent_paths: frozenset[str] = frozenset(), agent_prefixes: tuple[str, ...] = ()) -> None:
         self.token = token.encode("utf-8")
         self.open_paths = open_paths  # answered without a token: they say nothing about any value
+        # The Secrets Manager Agent's routes: X-Vault-Token accepted too, and a missing token is 403 as there.
+        self.agent_paths = agent_paths
+        self.agent_prefixes = agent_prefixes
+
+    def is_agent_route(self, path: str) -> bool:
+        return path in self.agent_paths or path.startswith(self.agent_prefixes)
 
     def refuse(self, request: Request) -> Response | None:
         """The error response for a request that may not go on, or None."""
@@ -67,7 +76,7 @@ class Guard:
         headers = request.headers
         if len(headers) > MAX_HEADERS:
             return error(431, "HeadersTooLarge", f"at most {MAX_HEADERS} headers and {MAX_HEADER_BYTES} bytes")
-        presented = None
+        presented: dict[bytes, bytes] = {}
         size = 0
         for name, value in headers:
             size += len(name) + len(value)
@@ -77,24 +86,30 @@ class Guard:
             if name == b"transfer-encoding" or (
                     name == b"content-length" and not (value.isdigit() and int(value) <= MAX_BODY)):
                 return error(413, "BodyTooLarge", "requests carry no body (arguments go in the query)")
-            if name == TOKEN_HEADER:
-                if presented is not None:
+            if name == TOKEN_HEADER or name == VAULT_HEADER:
+                if name in presented:
                     return error(400, "BadRequest", "the token header is repeated")
-                presented = value
+                presented[name] = value
         if size > MAX_HEADER_BYTES:
             return error(431, "HeadersTooLarge", f"at most {MAX_HEADERS} headers and {MAX_HEADER_BYTES} bytes")
         if path in self.open_paths:
             return None
-        if presented is None:
-            return error(401, "MissingToken", "header X-Aws-Parameters-Secrets-Token is required")
-        if not hmac.compare_digest(presented, self.token):
+        agent = self.is_agent_route(path)
+        if not agent:
+            presented.pop(VAULT_HEADER, None)
+        if not presented:
+            # 401 on our routes; the agent answers 403 for a missing token as for a wrong one.
+            return error(403 if agent else 401, "MissingToken", "header X-Aws-Parameters-Secrets-Token is required")
+        # Every token header given must match (both compared, in constant time, whatever the first says).
+        matches = [hmac.compare_digest(value, self.token) for value in presented.values()]
+        if not all(matches):
             return error(403, "InvalidToken", "header X-Aws-Parameters-Secrets-Token does not match")
         return None
 
 
-def not_configured(source: str) -> Response:
+def not_configured(source: str, fail: Fail = error) -> Response:
     log.debug("refused %s read of a name not in the config", source)
-    return error(404, "NotConfigured", f"the name is not configured or allowed under '{source}' in config.yaml")
+    return fail(404, "NotConfigured", f"the name is not configured or allowed under '{source}' in config.yaml")
 
 
 # X-Cache state -> the counter it adds to.
@@ -102,39 +117,40 @@ STATE_COUNTERS = {"hit": "Hits", "miss": "Misses", "stale": "StaleServed"}
 
 
 def lookup(store: Store, item: Item | None, source: str, metrics: Metrics | None,
-           answer: Callable[[Result], Response]) -> Answer:
+           answer: Callable[[Result], Response], fail: Fail = error) -> Answer:
     """The item's value answered by `answer`, or the error response: at once when the cache can say, else a
     coroutine that waits for the in-flight fetch. No item means the config neither lists nor allows the name."""
     if item is None:
-        return not_configured(source)
+        return not_configured(source, fail)
     result = store.read(item)
     if isinstance(result, Future):
         if not result.done():
-            return _waited(result, source, metrics, answer)
+            return waited(result, source, metrics, answer, fail)
         try:
             result = result.result()  # a failure the store still holds: no need to wait
         except FetchError as exc:
-            return _failed(exc, source, metrics)
+            return _failed(exc, source, metrics, fail)
     if metrics is not None:
         metrics.count(source, STATE_COUNTERS[result.state])
     return answer(result)
 
 
-async def _waited(future: Future, source: str, metrics: Metrics | None, answer: Callable[[Result], Response]):
+async def waited(future: Future, source: str, metrics: Metrics | None, answer: Callable[[Result], Response],
+                 fail: Fail = error):
     try:
         # shield: a client that hangs up must not cancel a fetch other readers share.
         result = await asyncio.shield(asyncio.wrap_future(future))
     except FetchError as exc:
-        return _failed(exc, source, metrics)
+        return _failed(exc, source, metrics, fail)
     if metrics is not None:
         metrics.count(source, STATE_COUNTERS[result.state])
     return answer(result)
 
 
-def _failed(exc: FetchError, source: str, metrics: Metrics | None) -> Response:
+def _failed(exc: FetchError, source: str, metrics: Metrics | None, fail: Fail = error) -> Response:
     if metrics is not None:
         metrics.count(source, "Misses")
-    return error(exc.status, exc.code, exc.message)
+    return fail(exc.status, exc.code, exc.message)
 
 
 def cache_headers(result: Result) -> list[tuple[bytes, bytes]]:
@@ -158,61 +174,6 @@ def reader(config: Config, store: Store, source: str, metrics: Metrics | None = 
     return read
 
 
-def ssm_compatible(config: Config, store: Store, metrics: Metrics | None = None) -> Handler:
-    """AWS Parameters and Secrets extension's GET /systemsmanager/parameters/get: GetParameter's JSON."""
-
-    def get(request: Request) -> Answer:
-        name = query_value(request, "name")
-        version, label = either(request, "version", "label")
-        decrypt = (query_value(request, "withDecryption", required=False) or "false").lower()
-        if decrypt not in ("true", "false"):
-            raise HTTPError(400, "query parameter 'withDecryption' must be true or false")
-        if version and not version.isdigit():
-            raise HTTPError(400, "query parameter 'version' must be a number")
-        selector = version or label
-        item = config.resolve_version("parameters", name, f"{name}:{selector}" if selector else name)
-
-        def answer(result: Result) -> Response:
-            meta = dict(result.value.meta or {})
-            if meta.get("Type") == "SecureString" and decrypt != "true":
-                # Values are cached decrypted only; the ciphertext is of no use inside the function.
-                return error(400, "DecryptionRequired", "this is a SecureString: add withDecryption=true")
-            meta["Value"] = result.value.body.decode("utf-8")
-            parameter = {key: meta.get(key) for key in sorted(meta)}
-            return aws_json({"Parameter": parameter, "ResultMetadata": {}}, result)
-
-        return lookup(store, item, "parameters", metrics, answer)
-
-    return get
-
-
-def secrets_compatible(config: Config, store: Store, metrics: Metrics | None = None) -> Handler:
-    """AWS Parameters and Secrets extension's GET /secretsmanager/get: GetSecretValue's JSON."""
-
-    def get(request: Request) -> Answer:
-        secret_id = query_value(request, "secretId")
-        version_id, stage = either(request, "versionId", "versionStage")
-        item = config.resolve_version("secrets", secret_id, secret_id, version_stage=stage, version_id=version_id)
-
-        def answer(result: Result) -> Response:
-            value = result.value
-            binary = value.content_type == "application/octet-stream"
-            body = dict(value.meta or {})
-            body["SecretBinary"] = base64.b64encode(value.body).decode("ascii") if binary else None
-            body["SecretString"] = None if binary else value.body.decode("utf-8")
-            body = {key: body.get(key) for key in sorted(body)}
-            body["ResultMetadata"] = {}
-            return aws_json(body, result)
-
-        return lookup(store, item, "secrets", metrics, answer)
-
-    return get
-
-
-def aws_json(body: dict, result: Result) -> Response:
-    return Response(200, json.dumps(body, ensure_ascii=False).encode("utf-8"), JSON, cache_headers(result))
-
-
 def internal_error(exc: BaseException) -> Response:
     log.error("request failed with %s", type(exc).__name__)  # the type only: a message could quote a value
     return error(500, "InternalError", "the extension failed to answer this request")
@@ -226,16 +187,18 @@ def not_found(request: Request) -> Response:
 class App:
     """The Guard, then a route by exact path. A route's methods: GET (HEAD answered alike) or POST."""
 
-    def __init__(self, guard: Guard, routes: dict[str, tuple[frozenset[str], Handler]]) -> None:
+    def __init__(self, guard: Guard, routes: dict[str, tuple[frozenset[str], Handler]],
+                 prefixes: dict[str, tuple[frozenset[str], Handler]] | None = None) -> None:
         self.guard = guard
         self.routes = routes
+        self.prefixes = prefixes or {}  # routes that take the rest of the path as an argument (the agent's /v1/)
 
     def handle(self, request: Request) -> Answer:
         try:
             refusal = self.guard.refuse(request)
             if refusal is not None:
                 return refusal
-            route = self.routes.get(request.path)
+            route = self.routes.get(request.path) or self._by_prefix(request.path)
             if route is None:
                 return not_found(request)
             methods, handler = route
@@ -247,6 +210,12 @@ class App:
         except Exception as exc:
             return internal_error(exc)
         return answer if isinstance(answer, Response) else self._finish(answer)
+
+    def _by_prefix(self, path: str) -> tuple[frozenset[str], Handler] | None:
+        for prefix, route in self.prefixes.items():
+            if path.startswith(prefix):
+                return route
+        return None
 
     @staticmethod
     async def _finish(answer: Awaitable[Response]) -> Response:
@@ -270,14 +239,20 @@ def create_app(config: Config, store: Store, token: str, *, metrics: Metrics | N
         """The counters (token required); never a value, never a name."""
         return json_response({"items": len(store), **(metrics.snapshot() if metrics else {})})
 
+    from . import aws_routes
+
     get = frozenset({"GET", "HEAD"})
+    bucket = TokenBucket(BUCKET_SIZE, BUCKET_RATE)  # POST /refresh and the agent's refreshNow=true share it
     routes: dict[str, tuple[frozenset[str], Handler]] = {
         f"/{source}": (get, reader(config, store, source, metrics)) for source in ("parameters", "secrets", "dynamodb")}
     routes.update({
-        "/systemsmanager/parameters/get": (get, ssm_compatible(config, store, metrics)),
-        "/secretsmanager/get": (get, secrets_compatible(config, store, metrics)),
         "/health": (get, health),
         "/stats": (get, stats),
-        "/refresh": (frozenset({"POST"}), refresher(config, store)),
+        "/refresh": (frozenset({"POST"}), refresher(config, store, bucket)),
     })
-    return App(Guard(token, open_paths=frozenset({"/health"})), routes)
+    compatible = aws_routes.routes(config, store, bucket, metrics)
+    routes.update((path, (get, handler)) for path, handler in compatible.items())
+    prefixes = {aws_routes.AGENT_PREFIX: (get, aws_routes.agent_path_route(config, store, bucket, metrics))}
+    guard = Guard(token, open_paths=frozenset({"/health", "/ping"}), agent_paths=aws_routes.AGENT_PATHS,
+                  agent_prefixes=(aws_routes.AGENT_PREFIX,))
+    return App(guard, routes, prefixes)

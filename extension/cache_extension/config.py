@@ -140,7 +140,8 @@ class Config:
                     version_id=version_id)
 
 
-def load_config(path: str, *, default_region: str | None, default_ttl: float, default_stale: float = 0.0) -> Config:
+def load_config(path: str, *, default_region: str | None, default_ttl: float, default_stale: float = 0.0,
+                source_ttls: dict | None = None) -> Config:
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -156,12 +157,16 @@ def load_config(path: str, *, default_region: str | None, default_ttl: float, de
         line = data.count(b"\n", 0, e.start) + 1
         raise ConfigError("the file is not valid UTF-8", path=path, line=line) from None
     return parse_config(text, path=path, default_region=default_region, default_ttl=default_ttl,
+                        source_ttls=source_ttls,
                         default_stale=default_stale)
 
 
 def parse_config(text: str, *, path: str, default_region: str | None, default_ttl: float,
-                 default_stale: float = 0.0) -> Config:
-    return _Parser(path, default_region, default_ttl, default_stale).parse(text)
+                 default_stale: float = 0.0, source_ttls: dict | None = None) -> Config:
+    """source_ttls: a default TTL per source (settings.py: AWS's extension's per-service TTLs), else default_ttl."""
+    parser = _Parser(path, default_region, default_ttl, default_stale)
+    parser.source_ttls = dict(source_ttls or {})
+    return parser.parse(text)
 
 
 def _is_null(node: Node) -> bool:
@@ -196,6 +201,7 @@ class _Parser:
         self.default_region = default_region
         self.default_ttl = float(default_ttl)
         self.default_stale = float(default_stale)
+        self.source_ttls: dict = {}
         self.items: list[Item] = []
         self.allow: Allow | None = None
         self.seen: dict[tuple[str, str], tuple[int, str]] = {}  # address -> (line, key path)
@@ -252,7 +258,7 @@ class _Parser:
         if "names" not in entries:
             raise self.error(node, kp, "missing required key 'names'")
         region = self.region(entries, node, kp)
-        ttl, stale = self.ttl(entries, kp), self.stale(entries, kp)
+        ttl, stale = self.ttl(entries, kp, self.source_ttls.get(source)), self.stale(entries, kp)
         stage = self.text(entries, "versionstage", kp) if "versionstage" in entries else None
         key_node, value_node = entries["names"]
         names = self.sequence(key_node, value_node, f"{kp}.names")

@@ -51,7 +51,7 @@ def run(api: ExtensionsApi, mode, started: float, registered: float) -> int:
         log.debug("registered as %s in %.1f ms (%s; events %s)", api.name, (registered - started) * 1000,
                   mode.name, ", ".join(mode.events))
         config = load_config(settings.config_path, default_region=settings.region, default_ttl=settings.ttl,
-                             default_stale=settings.max_stale)
+                             default_stale=settings.max_stale, source_ttls=settings.source_ttls)
     except (SettingsError, ConfigError) as exc:
         return fail_init(api, "Extension.ConfigInvalid", str(exc))
     try:

@@ -46,6 +46,16 @@ class Settings:
     # CACHE_EXTENSION_SNAPSHOT_SECRETS: under SnapStart, whether INIT (and so the snapshot) may hold values from
     # Secrets Manager and SSM (any parameter may be a SecureString); false fetches them on the first INVOKE.
     snapshot_secrets: bool = True
+    # The default TTL per source ("parameters", "secrets") when AWS's extension's SSM_PARAMETER_STORE_TTL /
+    # SECRETS_MANAGER_TTL set one and CACHE_EXTENSION_TTL does not: config.yaml's own ttl still wins.
+    source_ttls: dict = field(default_factory=dict)
+
+
+# Settings of AWS's Parameters and Secrets Lambda Extension that map cleanly onto ours, so that a function
+# switching over keeps its environment. Ours (CACHE_EXTENSION_*) win when both are set.
+AWS_PORT = "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT"
+AWS_LOG_LEVEL = "PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL"
+AWS_SOURCE_TTLS = {"parameters": "SSM_PARAMETER_STORE_TTL", "secrets": "SECRETS_MANAGER_TTL"}
 
 
 def load_settings(env: Mapping[str, str]) -> Settings:
@@ -72,16 +82,27 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     init_startup = parsed("CACHE_EXTENSION_INIT_STARTUP", True, parse_bool)
     ttl = parsed("CACHE_EXTENSION_TTL", DEFAULT_TTL, _positive_duration)
     max_stale = parsed("CACHE_EXTENSION_MAX_STALE", DEFAULT_MAX_STALE, _duration)
-    port = parsed("CACHE_EXTENSION_PORT", DEFAULT_PORT, _port)
-    log_level = parsed("CACHE_EXTENSION_LOG_LEVEL", "INFO", _log_level)
+    def ours_or_aws(ours: str, aws: str, default, parse):
+        return parsed(ours if get(ours) is not None else aws, default, parse)
+
+    port = ours_or_aws("CACHE_EXTENSION_PORT", AWS_PORT, DEFAULT_PORT, _port)
+    log_level = ours_or_aws("CACHE_EXTENSION_LOG_LEVEL", AWS_LOG_LEVEL, "INFO", _log_level)
+    source_ttls = {} if get("CACHE_EXTENSION_TTL") is not None else {
+        source: parsed(name, None, _aws_ttl) for source, name in AWS_SOURCE_TTLS.items() if get(name) is not None}
 
     # SnapStart has no session token: its credentials come from the container endpoint, whose token is set.
-    token = get("CACHE_EXTENSION_TOKEN") or get("AWS_SESSION_TOKEN") or get("AWS_CONTAINER_AUTHORIZATION_TOKEN")
+    # AWS_TOKEN: the Secrets Manager Agent's first token variable (its default ssrf_env_variables order).
+    token = (get("CACHE_EXTENSION_TOKEN") or get("AWS_TOKEN") or get("AWS_SESSION_TOKEN")
+             or get("AWS_CONTAINER_AUTHORIZATION_TOKEN"))
     if token is None:
         raise SettingsError(
-            "none of CACHE_EXTENSION_TOKEN, AWS_SESSION_TOKEN and AWS_CONTAINER_AUTHORIZATION_TOKEN is set: "
-            "the HTTP API needs a token to check requests against and refuses to run unauthenticated"
+            "none of CACHE_EXTENSION_TOKEN, AWS_TOKEN, AWS_SESSION_TOKEN and AWS_CONTAINER_AUTHORIZATION_TOKEN is "
+            "set: the HTTP API needs a token to check requests against and refuses to run unauthenticated"
         )
+    if token.startswith("file://") and not get("CACHE_EXTENSION_TOKEN") and get("AWS_TOKEN"):
+        # The agent reads the token from that file; we take tokens from the environment only. Only the
+        # variable's name is shown: its value is a secret.
+        raise SettingsError("AWS_TOKEN names a file (file://...): set CACHE_EXTENSION_TOKEN to the token instead")
     snapshot_secrets = parsed("CACHE_EXTENSION_SNAPSHOT_SECRETS", True, parse_bool)
 
     metrics = parsed("CACHE_EXTENSION_METRICS", "off", _metrics_mode)
@@ -103,6 +124,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         log_json=(get("AWS_LAMBDA_LOG_FORMAT") or "").upper() == "JSON",
         max_stale=max_stale,
         snapshot_secrets=snapshot_secrets,
+        source_ttls=source_ttls,
     )
 
 
@@ -129,10 +151,20 @@ def _port(raw: str) -> int:
 
 
 def _log_level(raw: str) -> str:
-    level = _LOG_LEVELS.get(raw.lower())
+    # "none" is AWS's extension's quietest level; errors are still worth a line.
+    level = _LOG_LEVELS.get(raw.lower()) or ("ERROR" if raw.lower() == "none" else None)
     if level is None:
-        raise ValueError("must be one of debug, info, warn, error")
+        raise ValueError("must be one of debug, info, warn, error, none")
     return level
+
+
+def _aws_ttl(raw: str) -> float:
+    """AWS's extension's TTLs: whole seconds. Its 0 (no caching) has no equivalent: this is a cache."""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
+        raise ValueError("must be a whole number of seconds")
+    if int(raw) == 0:
+        raise ValueError("0 (caching off) is not supported: set a ttl, or read that item from AWS directly")
+    return float(int(raw))
 
 
 def _metrics_mode(raw: str) -> str:
