@@ -88,3 +88,18 @@ def test_the_client_imports_no_http_client(layer_dir):
     result = subprocess.run([sys.executable, "-E", "-S", "-c", code], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("ours, aws, expected", [
+    ("4100", "2773", 4100), ("", "2773", 2773), (None, "2773", 2773), (None, None, 4000), ("", "", 4000),
+])
+def test_the_port_comes_from_ours_else_aws_extensions_variable(python_client, monkeypatch, ours, aws, expected):
+    """As the extension chooses its port (settings.py): CACHE_EXTENSION_PORT, else AWS's
+    PARAMETERS_SECRETS_EXTENSION_HTTP_PORT, else 4000; an explicit port wins over both."""
+    for name, value in (("CACHE_EXTENSION_PORT", ours), ("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", aws)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    assert python_client.CacheClient().port == expected
+    assert python_client.CacheClient(port=4321).port == 4321

@@ -34,7 +34,9 @@ STARTUP_DELAY = 1.0  # the emulator holds register back this long: the port stay
 NODE_TESTS = ROOT / "tests" / "clients" / "nodejs"
 JAVA_TESTS = ROOT / "tests" / "clients" / "java"
 # The clients' token chain, first non-empty one wins; a case's "env" replaces all three (cases.json's "about").
-TOKEN_VARIABLES = ("CACHE_EXTENSION_TOKEN", "AWS_SESSION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN")
+TOKEN_VARIABLES = ("CACHE_EXTENSION_TOKEN", "AWS_TOKEN", "AWS_SESSION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN")
+# What a case's "env" replaces (cases.json's "about"): the token variables and AWS's port variable.
+ENV_CASE_VARIABLES = (*TOKEN_VARIABLES, "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT")
 
 
 def tool(name: str) -> str:
@@ -169,10 +171,12 @@ def includes(value, expected) -> bool:
     return value == expected
 
 
-def case_environment(case: dict, token: str) -> dict[str, str]:
-    """The token variables a case with "env" gives the client, "$TOKEN" replaced by the extension's token."""
+def case_environment(case: dict, token: str, port: str = "", down_port: str = "") -> dict[str, str]:
+    """The variables a case with "env" gives the client: "$TOKEN" is the extension's token, "$PORT" its port,
+    "$DOWN_PORT" a port nothing listens on."""
     assert "token" not in case.get("client", {}), f"{case['id']}: a case with env gives no token option"
-    return {name: token if value == "$TOKEN" else value for name, value in case["env"].items()}
+    places = {"$TOKEN": token, "$PORT": port, "$DOWN_PORT": down_port}
+    return {name: places.get(value, value) for name, value in case["env"].items()}
 
 
 def check_python_case(module, case: dict, down_port: str, token: str) -> None:
@@ -225,13 +229,14 @@ def check_case_result(module, case: dict, down_port: str, token: str) -> None:
 def test_python_client_contract(python_client, contract_env, monkeypatch, case):
     for name, value in contract_env.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.delenv("CACHE_EXTENSION_TOKEN", raising=False)
-    monkeypatch.delenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", raising=False)
-    monkeypatch.delenv("CACHE_EXTENSION_CLIENT_CACHE", raising=False)
-    if "env" in case:  # the client reads its token from os.environ, set for this case only (monkeypatch undoes it)
-        for name in TOKEN_VARIABLES:
+    for name in ("CACHE_EXTENSION_TOKEN", "AWS_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+                 "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", "CACHE_EXTENSION_CLIENT_CACHE"):
+        monkeypatch.delenv(name, raising=False)
+    if "env" in case:  # the client reads os.environ, set for this case only (monkeypatch undoes it)
+        for name in ENV_CASE_VARIABLES:
             monkeypatch.delenv(name, raising=False)
-        for name, value in case_environment(case, contract_env["AWS_SESSION_TOKEN"]).items():
+        for name, value in case_environment(case, contract_env["AWS_SESSION_TOKEN"], contract_env["CACHE_EXTENSION_PORT"],
+                                            contract_env["CONTRACT_DOWN_PORT"]).items():
             monkeypatch.setenv(name, value)
     check_python_case(python_client, case, contract_env["CONTRACT_DOWN_PORT"], contract_env["AWS_SESSION_TOKEN"])
 
@@ -401,10 +406,11 @@ def test_python_client_retry_after_on_other_errors(python_client):
 
 # Token variables (None: unset) -> the token the client sends (None: no header), as cases.json's "env" cases
 # prove against the extension; here also the explicit option, which wins over the environment.
-TOKEN_CHAIN_CASES = [
-    ((None, None, None), None), (("", "", ""), None), (("ext", "session", "container"), "ext"),
-    (("", "session", "container"), "session"), ((None, None, "container"), "container"), (("", "", "container"), "container"),
-    ((None, "session", None), "session"),
+TOKEN_CHAIN_CASES = [  # CACHE_EXTENSION_TOKEN, AWS_TOKEN, AWS_SESSION_TOKEN, AWS_CONTAINER_AUTHORIZATION_TOKEN
+    ((None, None, None, None), None), (("", "", "", ""), None), (("ext", "agent", "session", "container"), "ext"),
+    (("", "agent", "session", "container"), "agent"), (("", "", "session", "container"), "session"),
+    ((None, None, None, "container"), "container"), (("", "", "", "container"), "container"),
+    ((None, None, "session", None), "session"),
 ]
 
 

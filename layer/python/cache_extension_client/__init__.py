@@ -10,9 +10,10 @@
 Standard library only: it ships in the layer at /opt/python, which Python runtimes put on sys.path.
 One keep-alive connection per client, reused across calls and invocations, on a plain socket (_transport.py).
 
-The port comes from CACHE_EXTENSION_PORT (default 4000), the token from CACHE_EXTENSION_TOKEN, else
-AWS_SESSION_TOKEN, else AWS_CONTAINER_AUTHORIZATION_TOKEN (Lambda SnapStart has no session token); an empty
-variable counts as unset. The extension chooses its token the same way.
+The port comes from CACHE_EXTENSION_PORT, else PARAMETERS_SECRETS_EXTENSION_HTTP_PORT (AWS's Parameters and
+Secrets extension's), else 4000; the token from CACHE_EXTENSION_TOKEN, else AWS_TOKEN (the Secrets Manager
+Agent's), else AWS_SESSION_TOKEN, else AWS_CONTAINER_AUTHORIZATION_TOKEN (Lambda SnapStart has no session
+token); an empty variable counts as unset. The extension chooses its port and token the same way.
 
 DynamoDB numbers carry up to 38 significant digits, more than a float holds: get_item returns a whole number
 as an int and any other number as a decimal.Decimal, every digit kept (boto3 gives Decimal for both).
@@ -55,7 +56,9 @@ OFFLINE_SECTIONS = ("parameters", "secrets", "dynamodb")  # also the sources a r
 STARTUP_FAILURES = (ConnectionRefusedError, ConnectionResetError)
 MAX_RETRY_AFTER = 2**31  # seconds: a larger Retry-After counts as this (RFC 9110 1.2.2's rule for delta-seconds)
 # Where the token comes from, first non-empty one wins: the extension reads the same variables in this order.
-TOKEN_VARIABLES = ("CACHE_EXTENSION_TOKEN", "AWS_SESSION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN")
+TOKEN_VARIABLES = ("CACHE_EXTENSION_TOKEN", "AWS_TOKEN", "AWS_SESSION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN")
+# Where the port comes from, the same way: ours, else AWS's Parameters and Secrets extension's, else 4000.
+PORT_VARIABLES = ("CACHE_EXTENSION_PORT", "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT")
 NEAR_CACHE_VARIABLE = "CACHE_EXTENSION_CLIENT_CACHE"
 NEAR_CACHE_SWITCH = {"on": True, "true": True, "1": True, "yes": True, "off": False, "false": False, "0": False, "no": False}
 NEAR_CACHE_MAX = 1000  # values kept per client: bounded whatever names a function reads
@@ -92,7 +95,7 @@ class CacheClient:
                  startup_timeout: float = 2.0, refresh_timeout: float = 5.0, values: dict | None = None,
                  near_cache: bool | None = None) -> None:
         env = os.environ
-        self.port = int(port if port is not None else env.get("CACHE_EXTENSION_PORT") or 4000)
+        self.port = int(port if port is not None else next((env[n] for n in PORT_VARIABLES if env.get(n)), 4000))
         self._token = token if token is not None else next((env[n] for n in TOKEN_VARIABLES if env.get(n)), "")
         self.timeout = timeout
         self.startup_timeout = startup_timeout
