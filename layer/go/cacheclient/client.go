@@ -6,9 +6,11 @@
 //	err = client.GetSecretJSON(ctx, "app/db", &db)
 //	item, err := client.GetItem(ctx, "Table-pk1-sk1") // numbers are json.Number, every digit kept
 //
-// Standard library only. The port comes from CACHE_EXTENSION_PORT (default 4000), the token from
-// CACHE_EXTENSION_TOKEN, else AWS_SESSION_TOKEN, else AWS_CONTAINER_AUTHORIZATION_TOKEN (Lambda SnapStart has no
-// session token); an empty variable counts as unset. The extension chooses its token the same way.
+// Standard library only. The port comes from CACHE_EXTENSION_PORT, else PARAMETERS_SECRETS_EXTENSION_HTTP_PORT
+// (AWS's Parameters and Secrets extension's), else 4000; the token from CACHE_EXTENSION_TOKEN, else AWS_TOKEN (the
+// Secrets Manager Agent's), else AWS_SESSION_TOKEN, else AWS_CONTAINER_AUTHORIZATION_TOKEN (Lambda SnapStart has
+// no session token); an empty variable counts as unset. The extension chooses both the same way, so a function
+// switching from AWS's extension or agent keeps its environment. An explicit Options.Port or Options.Token wins.
 //
 // Errors are *Error, or wrap one: *NotFoundError (404), *UpstreamError (502/504) and *UnavailableError (no
 // answer), also matched by errors.Is with ErrNotFound, ErrUpstream and ErrUnavailable. Messages never contain a
@@ -40,19 +42,26 @@ var sources = []string{SourceParameters, SourceSecrets, SourceDynamoDB}
 // The client's environment variables.
 const (
 	PortVariable      = "CACHE_EXTENSION_PORT"
+	AWSPortVariable   = "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT" // AWS's Parameters and Secrets extension's
 	NearCacheVariable = "CACHE_EXTENSION_CLIENT_CACHE"
 	ValuesVariable    = "CACHE_EXTENSION_CLIENT_VALUES"
 )
 
-// TokenVariables are where the token comes from, first non-empty one wins: the extension reads the same ones.
-var TokenVariables = []string{"CACHE_EXTENSION_TOKEN", "AWS_SESSION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN"}
+// PortVariables are where the port comes from, first non-empty one wins (else 4000): the extension reads the same
+// ones, so a function keeping AWS's extension's PARAMETERS_SECRETS_EXTENSION_HTTP_PORT reaches it.
+var PortVariables = []string{PortVariable, AWSPortVariable}
+
+// TokenVariables are where the token comes from, first non-empty one wins: the extension reads the same ones
+// (AWS_TOKEN is the Secrets Manager Agent's).
+var TokenVariables = []string{"CACHE_EXTENSION_TOKEN", "AWS_TOKEN", "AWS_SESSION_TOKEN",
+	"AWS_CONTAINER_AUTHORIZATION_TOKEN"}
 
 var nearCacheSwitch = map[string]bool{"on": true, "true": true, "1": true, "yes": true,
 	"off": false, "false": false, "0": false, "no": false}
 
 // Options of New. The zero value is what a function on Lambda needs.
 type Options struct {
-	Port  int    // 0: CACHE_EXTENSION_PORT, else 4000
+	Port  int    // 0: the first non-empty of PortVariables, else 4000
 	Token string // "": the first non-empty of TokenVariables; sent in X-Aws-Parameters-Secrets-Token
 	// Timeout bounds each request (0: 1 s). StartupTimeout is how long a refused or reset connection and 503 are
 	// retried while the extension starts (0: 2 s; negative: not at all), with a 10 ms backoff, doubling to at
@@ -89,19 +98,26 @@ type Client struct {
 	now                                     func() time.Time // time.Now, with its monotonic reading; tests move it
 }
 
-// New makes a client. It fails (an *Error naming the variable, never its value) on a bad CACHE_EXTENSION_PORT,
-// CACHE_EXTENSION_CLIENT_CACHE or CACHE_EXTENSION_CLIENT_VALUES.
+// New makes a client. It fails (an *Error naming the variable, never its value) on a bad CACHE_EXTENSION_PORT
+// (or PARAMETERS_SECRETS_EXTENSION_HTTP_PORT, when it is the one read), CACHE_EXTENSION_CLIENT_CACHE or
+// CACHE_EXTENSION_CLIENT_VALUES.
 func New(options Options) (*Client, error) {
 	c := &Client{port: options.Port, timeout: options.Timeout, startupTimeout: options.StartupTimeout,
 		refreshTimeout: options.RefreshTimeout, values: options.Values, now: time.Now}
 	if c.port == 0 {
 		c.port = 4000
-		if text := os.Getenv(PortVariable); text != "" {
-			port, err := strconv.Atoi(text)
-			if err != nil || port < 1 || port > 65535 {
-				return nil, &Error{msg: PortVariable + " is not a port number"}
+		for _, name := range PortVariables {
+			text := os.Getenv(name)
+			if text == "" {
+				continue
+			}
+			// Only the variable that decides is checked, as the extension does: a bad one below it is ignored.
+			port, ok := parsePort(text)
+			if !ok {
+				return nil, &Error{msg: name + " is not a port number (1 to 65535)"}
 			}
 			c.port = port
+			break
 		}
 	}
 	c.timeout = orDefault(c.timeout, time.Second)
@@ -143,6 +159,15 @@ func New(options Options) (*Client, error) {
 	}
 	c.http = newTransport(c.port, token, c.timeout)
 	return c, nil
+}
+
+// parsePort takes ASCII digits only, as the extension does (strconv.Atoi would also take "+80").
+func parsePort(text string) (int, bool) {
+	if strings.TrimLeft(text, "0123456789") != "" {
+		return 0, false
+	}
+	port, err := strconv.Atoi(text)
+	return port, err == nil && port >= 1 && port <= 65535
 }
 
 func orDefault(d, fallback time.Duration) time.Duration {

@@ -19,12 +19,15 @@ func asError(err error, target **Error) bool { return errors.As(err, target) }
 func TestTokenChain(t *testing.T) {
 	f := newFake(t, text("v", ""))
 	for _, tc := range []struct {
-		values []string // CACHE_EXTENSION_TOKEN, AWS_SESSION_TOKEN, AWS_CONTAINER_AUTHORIZATION_TOKEN; "-": unset
+		values []string // CACHE_EXTENSION_TOKEN, AWS_TOKEN, AWS_SESSION_TOKEN, AWS_CONTAINER_AUTHORIZATION_TOKEN; "-": unset
 		sent   string   // "": no header
 	}{
-		{[]string{"-", "-", "-"}, ""}, {[]string{"", "", ""}, ""}, {[]string{"ext", "session", "container"}, "ext"},
-		{[]string{"", "session", "container"}, "session"}, {[]string{"-", "-", "container"}, "container"},
-		{[]string{"", "", "container"}, "container"}, {[]string{"-", "session", "-"}, "session"},
+		{[]string{"-", "-", "-", "-"}, ""}, {[]string{"", "", "", ""}, ""},
+		{[]string{"ext", "agent", "session", "container"}, "ext"}, {[]string{"ext", "agent", "-", "-"}, "ext"},
+		{[]string{"", "agent", "session", "container"}, "agent"}, {[]string{"-", "agent", "session", "-"}, "agent"},
+		{[]string{"-", "agent", "-", "container"}, "agent"}, {[]string{"-", "", "session", "container"}, "session"},
+		{[]string{"", "", "session", "container"}, "session"}, {[]string{"-", "-", "-", "container"}, "container"},
+		{[]string{"", "", "", "container"}, "container"}, {[]string{"-", "-", "session", "-"}, "session"},
 	} {
 		clearEnvironment(t)
 		for i, name := range TokenVariables {
@@ -46,8 +49,10 @@ func TestTokenChain(t *testing.T) {
 			t.Error("the token is in the client's String")
 		}
 	}
+	for _, name := range TokenVariables {
+		t.Setenv(name, "from-"+name)
+	}
 	c := newClient(t, f, Options{Token: "explicit"})
-	t.Setenv("AWS_SESSION_TOKEN", "session")
 	c.GetParameter(ctx, "p")
 	if f.last().Header.Get(tokenHeader) != "explicit" {
 		t.Error("the Token option does not win over the environment")
@@ -338,21 +343,41 @@ func TestTransformsNeverQuoteTheValue(t *testing.T) {
 }
 
 func TestPort(t *testing.T) {
-	clearEnvironment(t)
-	if c, _ := New(Options{}); c.Port() != 4000 {
-		t.Fatal(c.Port())
+	for _, tc := range []struct {
+		ours, aws string // CACHE_EXTENSION_PORT, PARAMETERS_SECRETS_EXTENSION_HTTP_PORT; "-": unset
+		port      int
+	}{
+		{"-", "-", 4000}, {"", "", 4000}, {"4123", "-", 4123}, {"-", "2773", 2773}, {"", "2773", 2773},
+		{"4123", "2773", 4123}, {"4123", "", 4123}, {"04123", "-", 4123},
+		{"4123", "http", 4123}, // the variable that does not decide is not read, as by the extension
+	} {
+		clearEnvironment(t)
+		for name, value := range map[string]string{PortVariable: tc.ours, AWSPortVariable: tc.aws} {
+			if value != "-" {
+				t.Setenv(name, value)
+			}
+		}
+		c, err := New(Options{})
+		if err != nil || c.Port() != tc.port {
+			t.Errorf("%q, %q: port %v (%v), expected %d", tc.ours, tc.aws, c, err, tc.port)
+			continue
+		}
+		c.Close()
+		// An explicit Port wins over either variable.
+		c, _ = New(Options{Port: 5})
+		if c.Port() != 5 {
+			t.Errorf("%q, %q: the Port option does not win (%d)", tc.ours, tc.aws, c.Port())
+		}
+		c.Close()
 	}
-	t.Setenv(PortVariable, "4123")
-	if c, _ := New(Options{}); c.Port() != 4123 {
-		t.Fatal(c.Port())
-	}
-	if c, _ := New(Options{Port: 5}); c.Port() != 5 {
-		t.Fatal(c.Port())
-	}
-	for _, bad := range []string{"http", "0", "70000", "-1"} {
-		t.Setenv(PortVariable, bad)
-		if _, err := New(Options{}); err == nil || !strings.Contains(err.Error(), PortVariable) {
-			t.Errorf("%q: %v", bad, err)
+	for _, name := range PortVariables {
+		for _, bad := range []string{"http", "0", "70000", "-1", "+80", " 80", "８０", "99999999999999999999"} {
+			clearEnvironment(t)
+			t.Setenv(name, bad)
+			_, err := New(Options{})
+			if err == nil || !strings.Contains(err.Error(), name) || strings.Contains(err.Error(), bad) {
+				t.Errorf("%s=%q: %v", name, bad, err)
+			}
 		}
 	}
 }

@@ -101,7 +101,7 @@ func newClient(t *testing.T, f *fake, options Options) *Client {
 
 // clearEnvironment unsets every variable the client reads, for this test.
 func clearEnvironment(t *testing.T) {
-	for _, name := range append([]string{PortVariable, NearCacheVariable, ValuesVariable}, TokenVariables...) {
+	for _, name := range append(append([]string{NearCacheVariable, ValuesVariable}, PortVariables...), TokenVariables...) {
 		t.Setenv(name, "x") // registers the restore
 		unsetenv(t, name)
 	}

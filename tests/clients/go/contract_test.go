@@ -5,7 +5,7 @@
 //
 // With CONTRACT_STARTUP=1 only the cases marked "startup" run, otherwise only the others. A case with "env" runs
 // in a child process of this test binary started with that environment (CONTRACT_ONLY=its id), so that the
-// client takes its token from its real process environment (CACHE_EXTENSION_CLIENT_CACHE included). Every case
+// client takes its token and port from its real process environment (CACHE_EXTENSION_CLIENT_CACHE included). Every case
 // gets a client of its own, closed after it, so each starts with an empty near cache. "expect.requests" is
 // checked against the extension's GET /stats, read by this process (never by a child) before and after the case.
 package contract
@@ -30,11 +30,18 @@ const (
 	childTimeout = 20 * time.Second // a child runs one case: its own start plus at most one case's time
 )
 
-// The clients' token chain, first non-empty one wins; a case's "env" replaces all three (cases.json's "about").
+// The clients' token chain, first non-empty one wins; a case's "env" replaces all of it (cases.json's "about").
 var tokenVariables = cacheclient.TokenVariables
 
 // What a case's "env" decides for the client in its child: set as the case says, or absent when it names none.
-var clientVariables = append(append([]string{}, tokenVariables...), cacheclient.NearCacheVariable)
+// The token chain and AWS's port variable, as cases.json's "about" says, and the near cache switch (never set in
+// this runner's environment anyway); CACHE_EXTENSION_PORT stays as this runner has it unless the case names it.
+var clientVariables = append(append([]string{}, tokenVariables...), cacheclient.AWSPortVariable,
+	cacheclient.NearCacheVariable)
+
+// The placeholders a case's "env" may hold, and the variable of this runner each stands for.
+var placeholders = map[string]string{"$TOKEN": "AWS_SESSION_TOKEN", "$PORT": cacheclient.PortVariable,
+	"$DOWN_PORT": "CONTRACT_DOWN_PORT"}
 
 type step struct {
 	Call      string `json:"call"`
@@ -153,19 +160,17 @@ func countingRequests(t *testing.T, c contractCase, body func() error) {
 	}
 }
 
-// caseEnvironment is the case's "env" with "$TOKEN" replaced: the variables the client under test sees.
+// caseEnvironment is the case's "env" with its placeholders replaced: the variables the client under test sees.
 func caseEnvironment(c contractCase) (map[string]string, error) {
 	if _, ok := c.Client["token"]; ok {
 		return nil, errors.New("a case with env gives no token option")
 	}
-	token := os.Getenv("AWS_SESSION_TOKEN")
-	if token == "" {
-		return nil, errors.New(`AWS_SESSION_TOKEN (the extension's token, "$TOKEN") is not set`)
-	}
 	env := map[string]string{}
 	for name, value := range c.Env {
-		if value == "$TOKEN" {
-			value = token
+		if source, ok := placeholders[value]; ok {
+			if value = os.Getenv(source); value == "" {
+				return nil, fmt.Errorf("%s (%q in a case's env) is not set", source, c.Env[name])
+			}
 		}
 		env[name] = value
 	}
@@ -181,7 +186,7 @@ func runInChild(c contractCase) error {
 	var env []string
 	for _, entry := range os.Environ() {
 		name, _, _ := strings.Cut(entry, "=")
-		if !contains(clientVariables, name) && name != "CONTRACT_ONLY" {
+		if _, named := variables[name]; !named && !contains(clientVariables, name) && name != "CONTRACT_ONLY" {
 			env = append(env, entry)
 		}
 	}
@@ -196,7 +201,11 @@ func runInChild(c contractCase) error {
 	child.Env = env
 	out, runErr := child.CombinedOutput()
 	output := string(out)
-	for _, text := range append([]string{os.Getenv("AWS_SESSION_TOKEN")}, values(variables)...) {
+	redacted := []string{os.Getenv("AWS_SESSION_TOKEN")}
+	for _, name := range tokenVariables { // the ports stay readable: they are no secret
+		redacted = append(redacted, variables[name])
+	}
+	for _, text := range redacted {
 		if text != "" { // whatever the child says, no token in this report
 			output = strings.ReplaceAll(output, text, "<token>")
 		}
@@ -210,17 +219,25 @@ func runInChild(c contractCase) error {
 	return nil
 }
 
-// checkChildEnvironment: in the child, the environment the parent gave it is the case's.
+// checkChildEnvironment: in the child, the environment the parent gave it is the case's (a placeholder's value
+// is the parent's, so here it is only known to be set).
 func checkChildEnvironment(t *testing.T, c contractCase) {
-	for _, name := range clientVariables {
+	names := append([]string{}, clientVariables...)
+	for name := range c.Env {
+		if !contains(names, name) {
+			names = append(names, name)
+		}
+	}
+	for _, name := range names {
 		want, named := c.Env[name]
+		_, placeholder := placeholders[want]
 		got, set := os.LookupEnv(name)
 		switch {
 		case !named && set:
 			t.Fatalf("%s is set, the case does not name it", name)
-		case named && want == "$TOKEN" && got == "":
-			t.Fatalf("%s is not the extension's token", name)
-		case named && want != "$TOKEN" && (!set || got != want):
+		case named && placeholder && got == "":
+			t.Fatalf("%s is not set (%s in the case)", name, want)
+		case named && !placeholder && (!set || got != want):
 			t.Fatalf("%s is not the case's value", name)
 		}
 	}
