@@ -6,7 +6,7 @@
 // The client is loaded by its bare name so that NODE_PATH decides which copy (the built layer's) is tested.
 // With CONTRACT_STARTUP=1 only the cases marked "startup" run, otherwise only the others. A case with "env"
 // runs in a child process of this file started with that environment (CONTRACT_ONLY=its id), so that the
-// client takes its token from its real process environment (CACHE_EXTENSION_CLIENT_CACHE included). Every case
+// client takes its token and port from its real process environment (CACHE_EXTENSION_CLIENT_CACHE included). Every case
 // gets a client of its own, closed after it, so each starts with an empty near cache. "expect.requests" is
 // checked against the extension's GET /stats, read by this process (never by a child) before and after the case.
 import assert from 'node:assert/strict';
@@ -22,10 +22,11 @@ const CHILD_TIMEOUT_MS = 10_000; // a child runs one case: its own start plus at
 const STATS_TIMEOUT_MS = 2000;
 // What GET /stats counts as a read the extension served, per source.
 const SERVED_COUNTERS = ['Hits', 'Misses', 'StaleServed'];
-// The clients' token chain, first non-empty one wins; a case's "env" replaces all three (cases.json's "about").
-const TOKEN_VARIABLES = ['CACHE_EXTENSION_TOKEN', 'AWS_SESSION_TOKEN', 'AWS_CONTAINER_AUTHORIZATION_TOKEN'];
-// What a case's "env" decides for the client in its child: set as the case says, or absent when it names none.
-const CLIENT_VARIABLES = [...TOKEN_VARIABLES, 'CACHE_EXTENSION_CLIENT_CACHE'];
+// The clients' token chain, first non-empty one wins (cases.json's "about").
+const TOKEN_VARIABLES = ['CACHE_EXTENSION_TOKEN', 'AWS_TOKEN', 'AWS_SESSION_TOKEN', 'AWS_CONTAINER_AUTHORIZATION_TOKEN'];
+// What a case's "env" decides for the client in its child: removed from this process's environment, then set as
+// the case says. Any other variable the case names (CACHE_EXTENSION_PORT) replaces this process's value.
+const CLIENT_VARIABLES = [...TOKEN_VARIABLES, 'PARAMETERS_SECRETS_EXTENSION_HTTP_PORT', 'CACHE_EXTENSION_CLIENT_CACHE'];
 const casesPath = process.env.CONTRACT_CASES;
 const only = process.env.CONTRACT_ONLY; // set in a child: the id of the one case it runs
 
@@ -176,12 +177,23 @@ if (!casesPath) {
     return value === expected;
   };
 
-  /** The case's "env" with "$TOKEN" replaced: the token variables the client under test sees. */
+  /**
+   * The case's "env" with "$TOKEN" (the extension's token), "$PORT" (its port) and "$DOWN_PORT" replaced: the
+   * variables the client under test sees.
+   */
   const caseEnvironment = (c) => {
     assert.equal(c.client?.token, undefined, 'a case with env gives no token option');
-    const token = process.env.AWS_SESSION_TOKEN;
-    assert.ok(token, 'AWS_SESSION_TOKEN (the extension\'s token, "$TOKEN") is not set');
-    return Object.fromEntries(Object.entries(c.env).map(([name, value]) => [name, value === '$TOKEN' ? token : value]));
+    const stands = {
+      $TOKEN: ['AWS_SESSION_TOKEN', 'the extension\'s token'],
+      $PORT: ['CACHE_EXTENSION_PORT', 'the extension\'s port'],
+      $DOWN_PORT: ['CONTRACT_DOWN_PORT', 'a port nothing listens on'],
+    };
+    return Object.fromEntries(Object.entries(c.env).map(([name, value]) => {
+      if (!Object.hasOwn(stands, value)) return [name, value];
+      const [variable, what] = stands[value];
+      assert.ok(process.env[variable], `${variable} (${what}, "${value}") is not set`);
+      return [name, process.env[variable]];
+    }));
   };
 
   /** Runs a case with "env" in a child process started with that environment; the child checks the case. */
@@ -203,13 +215,14 @@ if (!casesPath) {
     assert.match(output, /^# pass 1$/m, `the child process did not pass exactly one case:\n${output}`);
   };
 
-  /** In the child: the environment the parent gave it is the case's, token variables included. */
+  /** In the child: the environment the parent gave it is the case's, token and port variables included. */
   const checkChildEnvironment = (c) => {
-    for (const name of CLIENT_VARIABLES) {
+    for (const name of new Set([...CLIENT_VARIABLES, ...Object.keys(c.env)])) {
       const want = c.env[name];
       const got = process.env[name];
       if (want === undefined) assert.equal(got, undefined, `${name} is set, the case does not name it`);
-      else if (want === '$TOKEN') assert.ok(got, `${name} is not the extension's token`);
+      else if (want === '$DOWN_PORT') assert.equal(got, process.env.CONTRACT_DOWN_PORT, `${name} is not CONTRACT_DOWN_PORT`);
+      else if (want === '$TOKEN' || want === '$PORT') assert.ok(got, `${name} is not the extension's ${want.slice(1).toLowerCase()}`);
       else assert.equal(got, want, `${name} is not the case's value`);
     }
   };

@@ -936,10 +936,10 @@ test('near cache: a repeated read of one kept name, measured (printed; bound: th
   assert.ok(results.getParameter.p50 < 30, `p50 ${results.getParameter.p50} µs`);
 });
 
-test('token: option, then CACHE_EXTENSION_TOKEN, then AWS_SESSION_TOKEN, then AWS_CONTAINER_AUTHORIZATION_TOKEN', TIMEOUT, async () => {
+test('token: option, then CACHE_EXTENSION_TOKEN, AWS_TOKEN, AWS_SESSION_TOKEN, AWS_CONTAINER_AUTHORIZATION_TOKEN', TIMEOUT, async () => {
   const server = await serve((req, res) => send(res, 200, 'ok'));
-  const tokenOf = async ([ext, session, container], options = {}) => {
-    const env = { CACHE_EXTENSION_TOKEN: ext, AWS_SESSION_TOKEN: session, AWS_CONTAINER_AUTHORIZATION_TOKEN: container };
+  const tokenOf = async ([ext, session, container, agent], options = {}) => {
+    const env = { CACHE_EXTENSION_TOKEN: ext, AWS_TOKEN: agent, AWS_SESSION_TOKEN: session, AWS_CONTAINER_AUTHORIZATION_TOKEN: container };
     const client = withEnv(env, () => new CacheClient({ port: server.port, ...options }));
     clients.push(client);
     await client.getParameter('p');
@@ -954,22 +954,41 @@ test('token: option, then CACHE_EXTENSION_TOKEN, then AWS_SESSION_TOKEN, then AW
   assert.equal(await tokenOf(['ext', 'session', 'container'], { token: 'opt' }), 'opt');
   assert.equal(await tokenOf([undefined, undefined, undefined]), undefined);
   assert.equal(await tokenOf(['', '', '']), undefined);
+  // AWS_TOKEN (the Secrets Manager Agent's) comes after CACHE_EXTENSION_TOKEN and before the other two.
+  assert.equal(await tokenOf([undefined, 'session', 'container', 'agent']), 'agent');
+  assert.equal(await tokenOf(['', 'session', 'container', 'agent']), 'agent');
+  assert.equal(await tokenOf([undefined, undefined, 'container', 'agent']), 'agent');
+  assert.equal(await tokenOf(['ext', 'session', 'container', 'agent']), 'ext');
+  assert.equal(await tokenOf([undefined, 'session', 'container', '']), 'session');
+  assert.equal(await tokenOf([undefined, undefined, undefined, 'agent'], { token: 'opt' }), 'opt');
   const guard = await serve((req, res) => (req.headers['x-aws-parameters-secrets-token'] === undefined
     ? sendError(res, 401, 'MissingToken', 'no token header') : send(res, 200, 'ok')));
-  const noToken = withEnv({ CACHE_EXTENSION_TOKEN: '', AWS_SESSION_TOKEN: undefined, AWS_CONTAINER_AUTHORIZATION_TOKEN: undefined },
+  const noToken = withEnv({ CACHE_EXTENSION_TOKEN: '', AWS_TOKEN: '', AWS_SESSION_TOKEN: undefined, AWS_CONTAINER_AUTHORIZATION_TOKEN: undefined },
     () => new CacheClient({ port: guard.port }));
   clients.push(noToken);
-  await assert.rejects(noToken.getParameter('p'), (err) => err.status === 401 && err.message.includes('AWS_CONTAINER_AUTHORIZATION_TOKEN'));
+  await assert.rejects(noToken.getParameter('p'),
+    (err) => err.status === 401 && err.message.includes('AWS_CONTAINER_AUTHORIZATION_TOKEN') && err.message.includes('AWS_TOKEN'));
   const client = withEnv({ CACHE_EXTENSION_TOKEN: 'hidden-token' }, () => new CacheClient({ port: 1 }));
   assert.ok(!JSON.stringify(client).includes('hidden-token'));
   assert.throws(() => new CacheClient({ token: 'bad\ntoken' }), TypeError);
 });
 
-test('port: option, then CACHE_EXTENSION_PORT, then 4000; invalid ones are refused', TIMEOUT, () => {
-  assert.equal(withEnv({ CACHE_EXTENSION_PORT: undefined }, () => new CacheClient()).port, 4000);
-  assert.equal(withEnv({ CACHE_EXTENSION_PORT: '4321' }, () => new CacheClient()).port, 4321);
-  assert.equal(withEnv({ CACHE_EXTENSION_PORT: '4321' }, () => new CacheClient({ port: 5555 })).port, 5555);
-  assert.throws(() => withEnv({ CACHE_EXTENSION_PORT: 'abc' }, () => new CacheClient()), /CACHE_EXTENSION_PORT/);
+test('port: option, then CACHE_EXTENSION_PORT, then PARAMETERS_SECRETS_EXTENSION_HTTP_PORT, then 4000; invalid ones are refused', TIMEOUT, () => {
+  const portOf = (ours, aws, options) => withEnv({ CACHE_EXTENSION_PORT: ours, PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: aws },
+    () => new CacheClient(options)).port;
+  assert.equal(portOf(undefined, undefined), 4000);
+  assert.equal(portOf('', ''), 4000);
+  assert.equal(portOf('4321', undefined), 4321);
+  assert.equal(portOf(undefined, '2773'), 2773); // AWS's Parameters and Secrets extension's variable
+  assert.equal(portOf('', '2773'), 2773); // an empty variable counts as unset
+  assert.equal(portOf('4321', '2773'), 4321);
+  assert.equal(portOf('4321', undefined, { port: 5555 }), 5555);
+  assert.equal(portOf(undefined, '2773', { port: 5555 }), 5555);
+  assert.equal(portOf('4321', '2773', { port: '5555' }), 5555);
+  assert.throws(() => portOf('abc', undefined), /CACHE_EXTENSION_PORT/);
+  assert.throws(() => portOf('abc', '2773'), /CACHE_EXTENSION_PORT/); // a bad one of ours is not skipped
+  assert.throws(() => portOf(undefined, '99999'), /PARAMETERS_SECRETS_EXTENSION_HTTP_PORT/);
+  assert.equal(portOf('4321', 'abc'), 4321); // not read when ours is set, as the extension
   assert.throws(() => new CacheClient({ port: 70000 }), TypeError);
   assert.throws(() => new CacheClient({ timeoutMs: -1 }), TypeError);
 });
