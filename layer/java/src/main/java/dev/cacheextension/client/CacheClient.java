@@ -38,10 +38,12 @@ import java.util.Optional;
  * CACHE.refresh("/app/url");   // fetch it from AWS again now, past its TTL
  * }</pre>
  *
- * <p>Defaults come from the environment: the port from {@code CACHE_EXTENSION_PORT} (else 4000), the token
- * from the first non-empty of {@code CACHE_EXTENSION_TOKEN}, {@code AWS_SESSION_TOKEN} and
- * {@code AWS_CONTAINER_AUTHORIZATION_TOKEN} (Lambda SnapStart has no session token), as the extension chooses
- * its own. Each call waits at most
+ * <p>Defaults come from the environment, chosen as the extension chooses its own (an empty variable counts as
+ * unset; a builder option wins): the port from the first non-empty of {@code CACHE_EXTENSION_PORT} and
+ * {@code PARAMETERS_SECRETS_EXTENSION_HTTP_PORT} (AWS's Parameters and Secrets extension's), else 4000; the token
+ * from the first non-empty of {@code CACHE_EXTENSION_TOKEN}, {@code AWS_TOKEN} (the Secrets Manager Agent's),
+ * {@code AWS_SESSION_TOKEN} and {@code AWS_CONTAINER_AUTHORIZATION_TOKEN} (Lambda SnapStart has no session
+ * token). So a function moved over from either of AWS's keeps its environment. Each call waits at most
  * {@link #DEFAULT_TIMEOUT} for an answer; while the extension is still starting (connection refused, a broken
  * connection before any answer, or 503) it is retried with a short backoff for up to
  * {@link #DEFAULT_STARTUP_TIMEOUT}. A refresh ({@link #refresh(String, String)}, {@link #refreshAll()}) waits for
@@ -78,11 +80,19 @@ public final class CacheClient {
     public static final String TOKEN_HEADER = "X-Aws-Parameters-Secrets-Token";
 
     /**
-     * Where the default token comes from, in order: the first non-empty one wins (Lambda SnapStart has no
-     * {@code AWS_SESSION_TOKEN}). The extension reads the same variables in the same order.
+     * Where the default token comes from, in order: the first non-empty one wins ({@code AWS_TOKEN} is the Secrets
+     * Manager Agent's; Lambda SnapStart has no {@code AWS_SESSION_TOKEN}). The extension reads the same variables
+     * in the same order.
      */
-    public static final List<String> TOKEN_VARIABLES =
-            List.of("CACHE_EXTENSION_TOKEN", "AWS_SESSION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN");
+    public static final List<String> TOKEN_VARIABLES = List.of("CACHE_EXTENSION_TOKEN", "AWS_TOKEN", "AWS_SESSION_TOKEN",
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN");
+
+    /**
+     * Where the default port comes from, in order: the first non-empty one wins, else {@link #DEFAULT_PORT}
+     * ({@code PARAMETERS_SECRETS_EXTENSION_HTTP_PORT} is AWS's extension's). The extension reads the same.
+     */
+    public static final List<String> PORT_VARIABLES =
+            List.of("CACHE_EXTENSION_PORT", "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT");
 
     public static final int DEFAULT_PORT = 4000;
     public static final Duration DEFAULT_TIMEOUT = Duration.ofSeconds(1);
@@ -448,7 +458,8 @@ public final class CacheClient {
         }
         String why = failure instanceof ConnectException
                 ? "connection refused, retried for " + ms + " ms); is its layer attached to the function and"
-                        + " CACHE_EXTENSION_PORT the same for both?"
+                        + " its port (CACHE_EXTENSION_PORT, else PARAMETERS_SECRETS_EXTENSION_HTTP_PORT) the same for"
+                        + " both?"
                 : "the connection closed without an answer (" + failure.getClass().getSimpleName() + "), retried for "
                         + ms + " ms)";
         return new ExtensionUnavailableException("the cache extension is not reachable on " + HOST + ":" + port
@@ -545,15 +556,18 @@ public final class CacheClient {
     // ---------------------------------------------------------------------------------------------------------
 
     private static int portFromEnvironment(Map<String, String> env) {
-        String text = env.get("CACHE_EXTENSION_PORT");
-        if (text == null || text.trim().isEmpty()) {
-            return DEFAULT_PORT;
+        for (String name : PORT_VARIABLES) {
+            String text = env.get(name);
+            if (text == null || text.trim().isEmpty()) {
+                continue; // empty counts as unset, as for the extension (blank too, as this client always took it)
+            }
+            try {
+                return checkPort(Integer.parseInt(text.trim()), name);
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException(name + " is not a port number: '" + text + "'");
+            }
         }
-        try {
-            return checkPort(Integer.parseInt(text.trim()), "CACHE_EXTENSION_PORT");
-        } catch (NumberFormatException e) {
-            throw new IllegalArgumentException("CACHE_EXTENSION_PORT is not a port number: '" + text + "'");
-        }
+        return DEFAULT_PORT;
     }
 
     private static int checkPort(int port, String what) {
@@ -592,7 +606,10 @@ public final class CacheClient {
         private Builder() {
         }
 
-        /** The extension's port (default: {@code CACHE_EXTENSION_PORT}, else 4000). */
+        /**
+         * The extension's port (default: the first non-empty of {@link #PORT_VARIABLES} in the environment, else
+         * 4000); it wins over the environment.
+         */
         public Builder port(int port) {
             this.port = checkPort(port, "port");
             return this;

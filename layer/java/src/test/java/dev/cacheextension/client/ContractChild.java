@@ -7,20 +7,25 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 
 /**
  * A contract case with "env" runs in a child JVM started with that environment, so that its client takes its
- * token from its real process environment ({@code System.getenv()} cannot be changed). {@link #runInChild} starts
+ * port and token from its real process environment ({@code System.getenv()} cannot be changed). {@link #runInChild} starts
  * it; {@link #main} is the child: it runs the one case CONTRACT_ONLY names and prints "ok ID" or "FAIL ID: why".
  */
 final class ContractChild {
 
     /** A child runs one case: its JVM's start plus at most one case's time. */
     static final long CHILD_TIMEOUT_SECONDS = 30;
+
+    /** What a case's env value may stand for: the parent's token, extension port and a port nothing listens on. */
+    private static final Set<String> PLACEHOLDERS = Set.of("$TOKEN", "$PORT", "$DOWN_PORT");
 
     private ContractChild() {
     }
@@ -49,16 +54,21 @@ final class ContractChild {
         System.exit(why == null ? 0 : 1);
     }
 
-    /** In the child: the environment the parent gave it is the case's, token variables included; null when so. */
+    /**
+     * In the child: the environment the parent gave it is the case's (every variable it names, and none of the
+     * variables an env case replaces that it does not name); null when so.
+     */
     private static String checkEnvironment(Map<String, Object> caseEnv) {
-        for (String name : ContractRun.TOKEN_VARIABLES) {
+        Set<String> names = new LinkedHashSet<>(ContractRun.ENV_CASE_VARIABLES);
+        names.addAll(caseEnv.keySet());
+        for (String name : names) {
             Object want = caseEnv.get(name);
             String got = System.getenv(name);
             boolean matches;
             if (want == null) {
                 matches = got == null;
-            } else if ("$TOKEN".equals(want)) {
-                matches = got != null && !got.isEmpty();
+            } else if (PLACEHOLDERS.contains(want)) {
+                matches = got != null && !got.isEmpty(); // the parent's value, which the child may not have
             } else {
                 matches = want.equals(got);
             }
@@ -82,9 +92,24 @@ final class ContractChild {
         if (token == null || token.isEmpty()) {
             return "test error: AWS_SESSION_TOKEN (the extension's token, \"$TOKEN\") is not set";
         }
+        Map<String, String> placeholders = new LinkedHashMap<>();
+        placeholders.put("$TOKEN", token);
+        placeholders.put("$PORT", System.getenv("CACHE_EXTENSION_PORT"));
+        placeholders.put("$DOWN_PORT", System.getenv("CONTRACT_DOWN_PORT"));
         Map<String, String> variables = new LinkedHashMap<>();
+        List<String> secrets = new ArrayList<>(List.of(token)); // masked in the child's output
         for (Map.Entry<String, Object> entry : ContractRun.asMap(testCase.get("env")).entrySet()) {
-            variables.put(entry.getKey(), "$TOKEN".equals(entry.getValue()) ? token : (String) entry.getValue());
+            String value = (String) entry.getValue();
+            if (placeholders.containsKey(value)) {
+                value = placeholders.get(value);
+                if (value == null || value.isEmpty()) {
+                    return "test error: " + entry.getValue() + " stands for a variable this runner does not have";
+                }
+            }
+            variables.put(entry.getKey(), value);
+            if (ContractRun.TOKEN_VARIABLES.contains(entry.getKey()) && !value.isEmpty()) {
+                secrets.add(value);
+            }
         }
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
         // Under surefire java.class.path may be its booter jar alone; the test class path is in this property.
@@ -93,7 +118,7 @@ final class ContractChild {
         ProcessBuilder builder = new ProcessBuilder(java, "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-cp", classPath,
                 ContractChild.class.getName());
         Map<String, String> env = builder.environment();
-        env.keySet().removeAll(ContractRun.TOKEN_VARIABLES);
+        env.keySet().removeAll(ContractRun.ENV_CASE_VARIABLES);
         env.remove("CONTRACT_GATE");
         env.putAll(variables);
         env.put("CONTRACT_ONLY", id);
@@ -110,10 +135,9 @@ final class ContractChild {
             child.destroyForcibly().waitFor(CHILD_TIMEOUT_SECONDS, TimeUnit.SECONDS);
         }
         String text = new String(output.get(CHILD_TIMEOUT_SECONDS, TimeUnit.SECONDS), StandardCharsets.UTF_8);
-        for (String secret : variables.values()) {
-            text = secret.isEmpty() ? text : text.replace(secret, "<token>");
+        for (String secret : secrets) {
+            text = text.replace(secret, "<token>");
         }
-        text = text.replace(token, "<token>");
         if (exited && child.exitValue() == 0 && Arrays.asList(text.split("\n")).contains("ok " + id)) {
             return null;
         }

@@ -25,8 +25,15 @@ import java.util.Set;
  */
 final class ContractRun {
 
-    /** The clients' token chain, first non-empty one wins; a case's "env" replaces all three. */
-    static final List<String> TOKEN_VARIABLES = CacheClient.TOKEN_VARIABLES;
+    /**
+     * The token variables as the contract names them (every client's chain, first non-empty one wins), not taken
+     * from the client under test, so that a client missing one fails its case.
+     */
+    static final List<String> TOKEN_VARIABLES =
+            List.of("CACHE_EXTENSION_TOKEN", "AWS_TOKEN", "AWS_SESSION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN");
+    /** What a case's "env" replaces: the token variables and AWS's extension's port (CACHE_EXTENSION_PORT stays). */
+    static final List<String> ENV_CASE_VARIABLES = List.of("CACHE_EXTENSION_TOKEN", "AWS_TOKEN", "AWS_SESSION_TOKEN",
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN", "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT");
     /** Reads the extension's GET /stats around a case that expects "requests"; never the client under test. */
     private static final HttpClient STATS_HTTP = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
             .connectTimeout(Duration.ofSeconds(5)).proxy(HttpClient.Builder.NO_PROXY).build();
