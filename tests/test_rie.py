@@ -131,6 +131,11 @@ def start_rie(rie_binary, python_layer_dir, moto, tmp_path):
         return run
 
     yield start
+    stop_and_check(runs)
+
+
+def stop_and_check(runs: list[Run]) -> None:
+    """Stop every RIE environment, then fail if any one's output carried the token or a secret."""
     for run in runs:
         run.rie.stop()
     for run in runs:

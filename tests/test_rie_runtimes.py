@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REGION, ROOT, SAMPLE_CONFIG, secret_leaks
+from conftest import REGION, ROOT, SAMPLE_CONFIG
 from local_lambda import rie, rie_runtimes
 from local_lambda.aws import SAMPLE_SECRET, free_port, lambda_environment
-from test_rie import EXPECTED, Run, assert_sample_values, rie_binary  # noqa: F401 (rie_binary: a fixture)
+from test_rie import EXPECTED, Run, assert_sample_values, rie_binary, stop_and_check  # noqa: F401 (rie_binary: a fixture)
 
 EXAMPLES = ROOT / "function-example"
 INVOKES = 2
@@ -136,12 +136,7 @@ def start_runtime(rie_binary, standalone_dir, moto, tmp_path):
         return run
 
     yield start
-    for run in runs:
-        run.rie.stop()
-    for run in runs:
-        leaks = secret_leaks(run.rie.output, run.token)
-        if leaks:
-            pytest.fail(f"RIE's output carried {', '.join(leaks)}", pytrace=False)
+    stop_and_check(runs)
 
 
 def stats(run: Run) -> dict:
