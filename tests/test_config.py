@@ -234,6 +234,70 @@ def test_yaml_syntax_errors(text, line, message):
     assert error(text).startswith(f"{PATH}:{line}: {message}")
 
 
+@pytest.mark.parametrize("text,line,words", [
+    ("parameters:\n  - region: a\n   names: b\n", 3, "this line is indented differently from the lines above it "
+     "(the block that starts at line 2)"),
+    ("parameters:\n  - region: a\n    names:\n      - A\n  names2: x\n", 5, "indented differently"),
+    ("parameters:\n\t- a\n", 2, "a tab character; YAML indents with spaces only"),
+    ("parameters:\n  - names: a: b\n", 2, "a ':' where no key can start"),
+    ("parameters:\n  - names: ['a\n", 3, "the quoted text opened at line 2 is not closed"),
+    ("parameters:\n  - names: [a\n  - b: c\n", 3, "the list opened at line 2 is not closed with ']'"),
+    ("parameters:\n  - region: a\n    names\n    x: y\n", 4, "line 3 has no ':' after its key"),
+    ("a: 1\n---\nb: 2\n", 2, "a second YAML document ('---')"),
+    ("a: *x\n", 1, "undefined alias 'x'"),
+])
+def test_yaml_syntax_errors_in_plain_words(text, line, words):
+    message = error(text)
+    assert message.startswith(f"{PATH}:{line}: invalid YAML: ") and words in message
+    for jargon in ("<block end>", "<block mapping start>", "while parsing", "while scanning", "found '?'"):
+        assert jargon not in message
+
+
+def test_wrongly_indented_name_merging_two_names_is_an_error():
+    # One column too far: YAML folds the second item into the first, "A - /b", which AWS would refuse.
+    message = error("""\
+        parameters:
+          - region: us-west-2
+            names:
+              - CacheExtensions_Parameter1
+               - /aws/reference/secretsmanager/secret_info
+        """)
+    assert message.startswith(f"{PATH}:4: parameters[0].names[0]: 'CacheExtensions_Parameter1 - /aws/reference/")
+    assert "contains a space; SSM parameter names cannot" in message and "indented" in message
+    assert "contains a space" in error("secrets:\n  - names: ['my secret']\n")
+    assert "contains '\\t'" in error('parameters:\n  - names: ["a\\tb"]\n')
+    assert "allow.parameters[0]" in error("allow:\n  parameters:\n    - /app/*\n     - /b/*\n")
+
+
+def test_every_name_aws_accepts_is_kept():
+    # Only what AWS refuses is refused: secret names take / _ + = . @ -, and ARNs and version selectors have ':'.
+    names = ["a/b_c+d=e.f@g-h", "arn:aws:secretsmanager:us-east-1:123456789012:secret:x-AbCdEf", "p:3", "é"]
+    config = parse("secrets:\n  - names:\n" + "".join(f"      - '{n}'\n" for n in names) +
+                   "parameters:\n  - names: ['/a/b.c-d_e', 'arn:aws:ssm:us-east-1:123456789012:parameter/a']\n")
+    assert [item.name for item in config.items] == names + ["/a/b.c-d_e", "arn:aws:ssm:us-east-1:123456789012:parameter/a"]
+
+
+@pytest.mark.parametrize("text", ["", "# nothing here\n", "parameters:\n", "parameters: []\ndynamodb: []\n"])
+def test_empty_config_warns_once(tmp_path, caplog, text):
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    with caplog.at_level("WARNING"):
+        config = load_config(str(path), default_region="us-east-1", default_ttl=1.0)
+    assert config.items == ()
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [f"{path} lists no items: nothing is prefetched and every read is refused; add parameters:, "
+                        "secrets:, dynamodb: or allow: (CACHE_EXTENSION_CONFIG names the file)"]
+
+
+def test_config_with_items_or_allow_does_not_warn(tmp_path, caplog):
+    for text in (GO_SAMPLE, "allow:\n  parameters: ['/app/*']\n"):
+        path = tmp_path / "config.yaml"
+        path.write_text(text)
+        with caplog.at_level("WARNING"):
+            load_config(str(path), default_region="us-east-1", default_ttl=1.0)
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
 @pytest.mark.parametrize("text,line,key,message", [
     # unknown keys, naming the allowed ones
     ("parameters: []\nparameter: []\n", 2, "parameter",

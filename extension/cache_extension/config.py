@@ -12,6 +12,7 @@ nodes keep their line numbers and the scalar text exactly as written ("007" stay
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 
@@ -156,9 +157,13 @@ def load_config(path: str, *, default_region: str | None, default_ttl: float, de
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         raise ConfigError("the file is not valid UTF-8", path=path, line=line) from None
-    return parse_config(text, path=path, default_region=default_region, default_ttl=default_ttl,
-                        source_ttls=source_ttls,
-                        default_stale=default_stale)
+    config = parse_config(text, path=path, default_region=default_region, default_ttl=default_ttl,
+                          source_ttls=source_ttls, default_stale=default_stale)
+    if not config.sources:
+        logging.getLogger("cache_extension.config").warning(
+            "%s lists no items: nothing is prefetched and every read is refused; add parameters:, secrets:, "
+            "dynamodb: or allow: (CACHE_EXTENSION_CONFIG names the file)", path)
+    return config
 
 
 def parse_config(text: str, *, path: str, default_region: str | None, default_ttl: float,
@@ -189,6 +194,36 @@ def _kind(node: Node) -> str:
     if _is_null(node):
         return "nothing"
     return f"the text {_show(node.value)}"
+
+
+def _plain_yaml_error(e: yaml.MarkedYAMLError) -> str:
+    """PyYAML's parser terms ("expected <block end>, but found '?'") in plain words."""
+    problem, context = e.problem or "", e.context or ""
+    since = f" at line {e.context_mark.line + 1}" if e.context_mark else ""
+    if problem.startswith("expected <block end>"):
+        return (f"this line is indented differently from the lines above it (the block that starts{since}); "
+                "keys and '- ' items of one list or mapping must start in the same column")
+    if problem.startswith("found character '\\t'"):
+        return "a tab character; YAML indents with spaces only"
+    if problem.startswith("mapping values are not allowed"):
+        return "a ':' where no key can start; check the indentation, or quote text that contains ': '"
+    if "quoted scalar" in context:
+        return f"the quoted text opened{since} is not closed"
+    if problem.startswith(("expected ',' or ']'", "expected ',' or '}'")):
+        bracket, kind = ("]", "list") if "]" in problem else ("}", "mapping")
+        return f"the {kind} opened{since} is not closed with '{bracket}'"
+    if problem.startswith("could not find expected ':'"):
+        where = f"line {e.context_mark.line + 1}" if e.context_mark else "a line"
+        return f"{where} has no ':' after its key (write 'key: value', or '- name' for a list item)"
+    if "another document" in problem:
+        return "a second YAML document ('---'); the file must hold one"
+    if "<stream end>" in problem:
+        return "the file ends where a value was expected (is a '[' or '{' not closed?)"
+    if problem.startswith("found undefined alias"):
+        return f"{problem[len('found '):]} (an '*name' needs a '&name' above it)"
+    if context:  # PyYAML reads "<context>, <problem>", e.g. "while parsing a flow node, expected ..."
+        return f"{context}{since}, {problem}" if problem else context
+    return problem or "syntax error"
 
 
 # A mapping's entries by key name: (key node, value node).
@@ -237,11 +272,7 @@ class _Parser:
             return yaml.compose(text, Loader=yaml.SafeLoader)
         except yaml.MarkedYAMLError as e:
             mark = e.problem_mark or e.context_mark
-            problem = e.problem or "syntax error"
-            if e.context:  # PyYAML reads "<context>, <problem>", e.g. "while parsing a block mapping, expected ..."
-                context_line = f" (line {e.context_mark.line + 1})" if e.context_mark else ""
-                problem = f"{e.context}{context_line}, {problem}" if e.problem else e.context
-            raise self.error(mark.line + 1 if mark else 1, None, f"invalid YAML: {problem}") from None
+            raise self.error(mark.line + 1 if mark else 1, None, f"invalid YAML: {_plain_yaml_error(e)}") from None
         except yaml.reader.ReaderError as e:
             line = text.count("\n", 0, e.position) + 1
             char = f"#x{e.character:04x}" if isinstance(e.character, int) else repr(e.character)
@@ -274,6 +305,7 @@ class _Parser:
                 item_stale = self.stale(named, nkp, stale)
             else:
                 name = self.scalar(name_node, nkp)
+            self.check_name(source, name, name_node, nkp)
             self.add(Item(source, name, region, item_ttl, item_stale, version_stage=stage, line=_line(name_node)), nkp)
 
     def allow_section(self, node: Node) -> None:
@@ -287,6 +319,7 @@ class _Parser:
             for j, pattern_node in enumerate(self.sequence(key_node, value_node, f"allow.{source}").value):
                 pkp = f"allow.{source}[{j}]"
                 pattern = self.scalar(pattern_node, pkp)
+                self.check_name(source, pattern, pattern_node, pkp)
                 if "*" in pattern[:-1]:
                     raise self.error(pattern_node, pkp, f"{_show(pattern)}: '*' may only end a pattern (a prefix)")
                 found.append(pattern)
@@ -355,6 +388,19 @@ class _Parser:
                 raise self.error(where, vkp, "must not be empty (DynamoDB key values cannot be empty)")
             return text, {"B": data}
         return text, {"S": text}
+
+    def check_name(self, source: str, name: str, node: Node, kp: str) -> None:
+        """AWS refuses whitespace and control characters in every parameter and secret name (and ARN); a
+        list item indented one column too far is joined to the one above it by YAML: "A - /b"."""
+        bad = next((ch for ch in name if ch.isspace() or not ch.isprintable()), None)
+        if bad is None:
+            return
+        allowed = ("letters, digits and . - _ /" if source == "parameters" else "letters, digits and / _ + = . @ -")
+        what = "SSM parameter" if source == "parameters" else "Secrets Manager secret"
+        hint = "; is a '- ' item indented more than the one above it, so YAML joined the lines?" \
+            if re.search(r"\s-\s", name) else ""
+        raise self.error(node, kp, f"{_show(name)} contains {'a space' if bad == ' ' else repr(bad)}; "
+                                   f"{what} names cannot ({allowed}){hint}")
 
     def add(self, item: Item, kp: str) -> None:
         address = (item.source, item.name)

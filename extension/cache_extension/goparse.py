@@ -2,7 +2,8 @@
 
 The original extension is written in Go and documents its settings in Go's terms
 (`time.ParseDuration`, `strconv.ParseBool`), so users' existing values must mean the
-same thing here, and bad values should fail with the messages they would recognise.
+same thing here. A bad duration keeps Go's wording (it names the faulty part); a bad boolean lists
+the accepted spellings instead of Go's "invalid syntax".
 """
 
 from __future__ import annotations
@@ -81,12 +82,18 @@ def parse_duration(text: str) -> float:
 
 
 def parse_bool(text: str) -> bool:
-    """Parse a boolean with exactly the spellings Go's strconv.ParseBool accepts."""
+    """Parse a boolean with exactly the spellings Go's strconv.ParseBool accepts (the error lists them)."""
     if text in _TRUE:
         return True
     if text in _FALSE:
         return False
-    raise ValueError(f"strconv.ParseBool: parsing {quote(text)}: invalid syntax")
+    raise ValueError(BOOL_HINT)
+
+
+# What a bad boolean says: the spellings accepted, not Go's "strconv.ParseBool: ... invalid syntax".
+BOOL_HINT = "must be true or false (accepted: 1, t, T, TRUE, true, True and 0, f, F, FALSE, false, False)"
+# Appended to a bad duration's message, which keeps Go's wording (it names the faulty part).
+DURATION_HINT = "use a Go duration such as 30s, 5m or 1h30m (units: ns, us, ms, s, m, h)"
 
 
 def quote(text: str) -> str:

@@ -11,7 +11,7 @@ import posixpath
 from dataclasses import dataclass, field
 from collections.abc import Mapping
 
-from .goparse import parse_bool, parse_duration, quote
+from .goparse import DURATION_HINT, parse_bool, parse_duration, quote
 
 DEFAULT_TASK_ROOT = "/var/task"
 DEFAULT_TTL = 300.0  # 5m, the original sample's default
@@ -128,15 +128,22 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     )
 
 
+def _go_duration(raw: str) -> float:
+    try:
+        return parse_duration(raw)
+    except ValueError as e:
+        raise ValueError(f"{e}; {DURATION_HINT}") from None
+
+
 def _positive_duration(raw: str) -> float:
-    seconds = parse_duration(raw)
+    seconds = _go_duration(raw)
     if seconds <= 0:
         raise ValueError("must be greater than zero (e.g. 30s, 5m, 1h30m)")
     return seconds
 
 
 def _duration(raw: str) -> float:
-    seconds = parse_duration(raw)
+    seconds = _go_duration(raw)
     if seconds < 0:
         raise ValueError("must be zero or more (e.g. 0s, 30s, 5m)")
     return seconds
