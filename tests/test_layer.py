@@ -40,6 +40,23 @@ def test_layer_tree_and_zip(layer_dir):
         assert "cache-extension/cache_extension/store.py" in archive.namelist()
 
 
+def test_layer_has_no_dist_info_of_a_package_it_does_not_carry(layer_dir):
+    """A package removed from the layer (boto3, s3transfer) takes its *.dist-info with it: metadata of a package
+    that is not there would tell importlib.metadata (and anyone auditing the layer) it is installed."""
+    package = layer_dir / "cache-extension"
+    dist_infos = sorted(package.glob("*.dist-info"))
+    assert any(d.name.startswith("botocore-") for d in dist_infos), dist_infos  # the check sees real ones
+    orphans = []
+    for dist_info in dist_infos:
+        # RECORD lists the package's files, paths relative to the install directory; its own metadata aside.
+        files = [line.split(",")[0] for line in (dist_info / "RECORD").read_text().splitlines() if line.strip()]
+        carried = [f for f in files if not f.startswith((dist_info.name + "/", "../", "bin/")) and (package / f).exists()]
+        if not carried:
+            orphans.append(dist_info.name)
+    assert orphans == []
+    assert not any(d.name.lower().startswith(("boto3-", "s3transfer-", "click-")) for d in dist_infos)
+
+
 FETCHERS = ROOT / "extension" / "cache_extension" / "fetchers"
 SERVICE_OF = {"ssm.py": "ssm", "secrets.py": "secretsmanager", "dynamodb.py": "dynamodb"}
 CLIENT_CHECK = """
@@ -186,6 +203,44 @@ def test_zip_names():
     assert layer.zip_name("arm64") == "cache-extension-layer-arm64.zip"
     assert layer.zip_name("arm64", "3.12") == "cache-extension-layer-arm64-python3.12.zip"
     assert layer.zip_name("x86_64", standalone=True) == "cache-extension-layer-x86_64-standalone.zip"
+
+
+def test_docs_name_the_zips_as_the_build_does():
+    """README and docs/layers.md write every zip name in full, each one zip_name gives, and agree on when the
+    name carries -python<X.Y> (only with --python: scripts/build-layer passes args.python to zip_name)."""
+    forms = {layer.zip_name(arch, python, standalone=standalone)
+             for arch in ("<arch>", *layer.TARGET_ARCHES) for python in (None, "<X.Y>", *layer.TARGET_PYTHONS)
+             for standalone in (False, True)}
+    for doc in ("README.md", "docs/layers.md"):
+        text = (ROOT / doc).read_text()
+        named = re.findall(r"[\w.<>/-]*-python<X\.Y>\.zip|[\w.<>/-]*layer-[\w.<>-]*\.zip", text)
+        assert named, doc
+        for name in named:
+            assert name.rsplit("/", 1)[-1] in forms, (doc, name)
+        assert "`-python<X.Y>` only when you pass `--python`" in " ".join(text.split()), doc
+
+
+def test_readme_examples_match_the_layer(layer_dir):
+    """The README's client snippets read names the example config.yaml has, its clients table gives the Node.js
+    client's option form, and it names the cache headers every value response carries."""
+    import yaml
+
+    readme = (ROOT / "README.md").read_text()
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    configured = {name for group in config["parameters"] + config["secrets"] for name in group["names"]}
+    python = readme.split("```python\nfrom cache_extension_client import", 1)[1].split("```", 1)[0]
+    read = re.findall(r'cache\.get_(?:parameter|secret)\("([^"]+)"', python)
+    assert read and set(read) <= configured, read
+    typings = (layer_dir / "nodejs" / "node_modules" / "cache-extension-client" / "index.d.ts").read_text()
+    for method in ("getParameter", "getSecret"):
+        assert f"{method}(name: string, options: {{ transform: 'json' }})" in typings.replace("<T = unknown>", "")
+        assert f"`{method}(name[, {{transform}}])`" in readme, method
+    body = (ROOT / "extension" / "cache_extension" / "app.py").read_text().split("def cache_headers", 1)[1]
+    sent = re.findall(r'\(b"([a-z-]+)"', body.split("\ndef ", 1)[0])
+    assert sent == ["x-cache", "age", "cache-control"]
+    sentence = " ".join(readme.split("Headers on every value response", 1)[1].split("\n\n", 1)[0].split())
+    for header in ("X-Cache", "Age", "Cache-Control"):
+        assert f"`{header}" in sentence, header
 
 
 def test_cross_build_for_arm64_and_python_3_12(tmp_path):

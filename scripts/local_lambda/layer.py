@@ -87,6 +87,8 @@ def build(arch: str, python: str, out: Path, *, log=print, zip_path: Path | None
     # never imported, and botocore's data needs only the services it calls (about 15 MiB less zipped).
     for unused in ("boto3", "s3transfer"):
         shutil.rmtree(package_dir / unused, ignore_errors=True)
+        for dist_info in package_dir.glob(f"{unused}-*.dist-info"):  # its metadata goes with it
+            shutil.rmtree(dist_info)
     trim_botocore(package_dir / "botocore" / "data")
     vendor_patches.apply(package_dir, log=log)
     shutil.copytree(ROOT / "extension" / "cache_extension", package_dir / "cache_extension",
