@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -42,13 +46,21 @@ EXPECTED = {
 DURATION = r"\d+\.\d\d ms"
 
 
-def run_local(*args: str) -> subprocess.CompletedProcess[str]:
+def shell_env(**settings: str) -> dict[str, str]:
+    """The test's environment as a user's shell, without the extension's settings unless given here:
+    run-local passes CACHE_EXTENSION_* and AWS_LAMBDA_LOG_FORMAT from the shell through to the extension."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CACHE_EXTENSION_") and k != "AWS_LAMBDA_LOG_FORMAT"}
+    return {**env, **settings}
+
+
+def run_local(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "local_lambda.run_local", *args],
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=RUN_TIMEOUT,
+        env=shell_env() if env is None else env,
     )
 
 
@@ -110,3 +122,75 @@ def test_run_local_help_and_bad_event(tmp_path: Path) -> None:
     bad.write_text("{not json")
     result = run_local("--once", "--event", str(bad), "--layer", str(tmp_path))
     assert result.returncode == 2 and "--event" in result.stderr
+
+
+def test_run_local_passes_the_shells_extension_settings_through(layer_dir: Path) -> None:
+    # An invalid setting from the shell reaches the extension, which refuses it naming the variable.
+    result = run_local("--once", "--layer", str(layer_dir), "--port", "0", "--warm", "0",
+                       env=shell_env(CACHE_EXTENSION_TTL="abc"))
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "INIT failed" in output and "CACHE_EXTENSION_TTL" in output, output
+    assert "from the shell: CACHE_EXTENSION_TTL" in output, output
+
+    # Valid ones take effect: JSON log lines from the extension, and the run still succeeds.
+    result = run_local("--once", "--layer", str(layer_dir), "--port", "0", "--warm", "0",
+                       env=shell_env(AWS_LAMBDA_LOG_FORMAT="JSON", CACHE_EXTENSION_TTL="90s"))
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert re.search(r'^\[cache-extension\] \{.*"level"', output, flags=re.MULTILINE), output
+    assert "CACHE_EXTENSION_TTL" in output and "AWS_LAMBDA_LOG_FORMAT" in output
+
+    help_text = run_local("--help").stdout
+    assert "CACHE_EXTENSION_" in help_text and "AWS_LAMBDA_LOG_FORMAT" in help_text
+
+
+def test_run_local_points_to_port_when_it_is_taken(layer_dir: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_local("--once", "--layer", str(layer_dir), "--port", str(port), "--warm", "0")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert f"port {port} is taken" in output and "--port" in output, output
+
+
+def child_pids(pid: int) -> list[int]:
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
+def test_run_local_says_when_the_extension_exited_on_its_own(layer_dir: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "local_lambda.run_local", "--layer", str(layer_dir), "--port", "0", "--warm", "0"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=shell_env(),
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + RUN_TIMEOUT
+        lines = []
+        for line in process.stdout:  # bounded: the finally kills the run at worst
+            lines.append(line)
+            if "until Ctrl-C" in line or time.monotonic() > deadline:
+                break
+        assert any("until Ctrl-C" in line for line in lines), "".join(lines)
+        extension = [pid for pid in child_pids(process.pid)
+                     if "cache-extension" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")]
+        assert len(extension) == 1, extension
+        os.kill(extension[0], signal.SIGKILL)  # run-local did not ask it to: it exited on its own
+        rest, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    output = "".join(lines) + rest
+    assert process.returncode == 1, output
+    assert "the extension exited on its own" in output and "signal 9" in output, output

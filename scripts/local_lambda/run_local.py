@@ -12,9 +12,12 @@ extension) run in an environment of their own against the same moto server, for 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import shutil
+import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -25,7 +28,7 @@ from typing import Any
 
 from . import layer
 from .aws import SAMPLE_PARAMETER, MotoServer, create_sample_resources, free_port, lambda_environment
-from .extensions_api import EmulatorError, LambdaEmulator
+from .extensions_api import EmulatorError, InitFailed, LambdaEmulator
 from .runtime_api import InvokeResult
 
 REGION = "us-west-2"
@@ -35,6 +38,15 @@ EXAMPLES = layer.ROOT / "function-example"
 RUNTIMES = Path(__file__).resolve().parent / "runtimes"
 INVOKE_TIMEOUT = 15.0  # the function's timeout, in seconds
 INIT_TIMEOUT = 20.0
+SHELL_SETTINGS = "CACHE_EXTENSION_"  # passed from the shell to the extension (and the function), as Lambda's env
+SHELL_EXTRAS = ("AWS_LAMBDA_LOG_FORMAT",)
+SETTINGS_HELP = (
+    "The extension's settings come from your shell: CACHE_EXTENSION_* (TTL, INIT_STARTUP, LOG_LEVEL, TOKEN, ...) "
+    "and AWS_LAMBDA_LOG_FORMAT are passed through to the extension and the function, as a function's environment "
+    "variables on Lambda; nothing else from the shell reaches them (no AWS credentials). --port and --config win "
+    "over CACHE_EXTENSION_PORT and CACHE_EXTENSION_CONFIG. For example: "
+    "CACHE_EXTENSION_TTL=30s AWS_LAMBDA_LOG_FORMAT=JSON scripts/run-local --once"
+)
 
 
 @dataclass
@@ -49,17 +61,19 @@ class Function:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="scripts/run-local", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="scripts/run-local", description=__doc__.split("\n\n")[0],
+                                     epilog=SETTINGS_HELP)
     parser.add_argument("--function", choices=("python", "nodejs", "java"), default="python",
                         help="which example function to invoke (default: %(default)s)")
     parser.add_argument("--event", type=Path, help="JSON file with the event to invoke it with (default: {})")
     parser.add_argument("--warm", type=int, default=5, help="warm invokes after the cold one (default: %(default)s)")
     parser.add_argument("--once", action="store_true",
                         help="exit after the invocations instead of serving until Ctrl-C")
-    parser.add_argument("--port", type=int, default=4000,
-                        help="port the extension serves on; 0 picks a free one (default: %(default)s)")
-    parser.add_argument("--config", type=Path, default=layer.ROOT / "config.yaml",
-                        help="config file (default: the example)")
+    parser.add_argument("--port", type=int,
+                        help="port the extension serves on; 0 picks a free one "
+                             "(default: $CACHE_EXTENSION_PORT, else 4000)")
+    parser.add_argument("--config", type=Path,
+                        help="config file (default: $CACHE_EXTENSION_CONFIG, else the example's config.yaml)")
     parser.add_argument("--no-build", action="store_true", help="use dist/layer as it is instead of rebuilding it")
     parser.add_argument("--layer", type=Path, help="use this built layer tree (laid out as /opt) as it is; implies --no-build")
     args = parser.parse_args(argv)
@@ -79,7 +93,17 @@ def main(argv: list[str] | None = None) -> int:
         tree = layer.ROOT / "dist" / "layer"
         if not (args.no_build and (tree / "extensions" / "cache-extension").exists()):
             layer.build(layer.machine_arch(), f"{sys.version_info.major}.{sys.version_info.minor}", tree)
-    port = args.port or free_port()
+    shell = shell_settings()
+    if args.config is None:
+        args.config = Path(shell["CACHE_EXTENSION_CONFIG"]) if shell.get("CACHE_EXTENSION_CONFIG") else layer.ROOT / "config.yaml"
+    if args.port is not None:
+        port: int | str = args.port or free_port()
+    else:
+        port = shell.get("CACHE_EXTENSION_PORT") or 4000  # a bad value goes on to the extension, which names it
+    if isinstance(port, int) or port.isdigit():
+        if port_taken(int(port)):
+            print(port_taken_message(port), file=sys.stderr)
+            return 1
 
     with tempfile.TemporaryDirectory(prefix="run-local-") as work:
         try:
@@ -93,9 +117,32 @@ def main(argv: list[str] | None = None) -> int:
             return run(args, function, tree, port, moto, event)
 
 
-def run(args: argparse.Namespace, function: Function, tree: Path, port: int, moto: MotoServer, event: Any) -> int:
+def shell_settings() -> dict[str, str]:
+    """The extension's settings in the shell's environment: CACHE_EXTENSION_* and AWS_LAMBDA_LOG_FORMAT."""
+    return {name: value for name, value in os.environ.items()
+            if name.startswith(SHELL_SETTINGS) or name in SHELL_EXTRAS}
+
+
+def port_taken(port: int) -> bool:
+    """True if something already listens on 127.0.0.1:`port` (where the extension would serve)."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
+def port_taken_message(port: int | str) -> str:
+    return (f"port {port} is taken on 127.0.0.1 (another run-local still serving?): "
+            f"stop it, or pick another port with --port N (--port 0 picks a free one)")
+
+
+def run(args: argparse.Namespace, function: Function, tree: Path, port: int | str, moto: MotoServer, event: Any) -> int:
+    shell = shell_settings()
     common = {
         "PATH": f"{Path(sys.base_prefix) / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        **shell,
         "CACHE_EXTENSION_PORT": str(port),
     }
     # The extension finds its config through CACHE_EXTENSION_CONFIG (extensions get no LAMBDA_TASK_ROOT);
@@ -104,6 +151,9 @@ def run(args: argparse.Namespace, function: Function, tree: Path, port: int, mot
                              function_name=FUNCTION_NAME, extra=common)
     with LambdaEmulator(function_name=FUNCTION_NAME, handler=function.handler, region=REGION, echo=True) as emulator:
         print(f"moto (AWS emulator) on {moto.endpoint}; Lambda emulator (Extensions + Runtime API) on {emulator.address}")
+        passed = sorted(set(shell) - {"CACHE_EXTENSION_PORT", "CACHE_EXTENSION_CONFIG"})
+        if passed:  # names only: a value may be a token
+            print(f"from the shell: {', '.join(passed)}")
         extension = emulator.launch(str(tree / "extensions" / "cache-extension"), env)
         try:
             runtime = emulator.launch_runtime(function.command, {**env, **function.env}, cwd=str(function.task_root),
@@ -111,6 +161,8 @@ def run(args: argparse.Namespace, function: Function, tree: Path, port: int, mot
             emulator.wait_init(timeout=INIT_TIMEOUT)
         except (EmulatorError, TimeoutError) as exc:
             print(f"INIT failed: {exc}", file=sys.stderr)
+            if isinstance(exc, InitFailed) and any(e.get("error_type") == "Extension.PortUnavailable" for e in exc.errors):
+                print(port_taken_message(port), file=sys.stderr)  # taken between the check and the extension's bind
             return 1
         print(f"\nINIT: extension start -> register {ms(extension.registered_at - extension.launched_at)}, "
               f"start -> event/next {ms(extension.init_done_at - extension.launched_at)}, "
@@ -126,14 +178,20 @@ def run(args: argparse.Namespace, function: Function, tree: Path, port: int, mot
             compare(cached, direct)
 
         if not args.once:
+            token = "$CACHE_EXTENSION_TOKEN" if shell.get("CACHE_EXTENSION_TOKEN") else TOKEN
             print(f"\nthe extension serves on http://localhost:{port} until Ctrl-C; for example:\n"
-                  f"  curl -H 'X-Aws-Parameters-Secrets-Token: {TOKEN}' "
-                  f"'http://localhost:{port}/parameters?name={SAMPLE_PARAMETER[0]}'")
+                  f"  curl -H \"X-Aws-Parameters-Secrets-Token: {token}\" "
+                  f"'http://localhost:{port}/parameters?name={SAMPLE_PARAMETER[0]}'", flush=True)
             try:
-                while extension.wait_exit(1.0) is None:
+                while (code := extension.wait_exit(1.0)) is None:
                     pass
             except KeyboardInterrupt:
                 print()
+            else:
+                how = f"killed by signal {-code}{signal_name(-code)}" if code < 0 else f"exit code {code}"
+                print(f"\nthe extension exited on its own ({how}) while serving; its last output is above",
+                      file=sys.stderr)
+                ok = False
         timings = emulator.shutdown()
         exits = ", ".join(f"{name} {ms(seconds) if seconds is not None else 'killed'}" for name, seconds in timings.items())
         print(f"SHUTDOWN -> exit: {exits}")
@@ -286,6 +344,13 @@ def java_function(tree: Path, work: Path) -> Function:
         task_root=task_root,
         env={"AWS_EXECUTION_ENV": "AWS_Lambda_java11"},
     )
+
+
+def signal_name(number: int) -> str:
+    try:
+        return f" ({signal.Signals(number).name})"
+    except ValueError:
+        return ""
 
 
 def ms(seconds: float | None) -> str:
