@@ -16,8 +16,9 @@ from typing import Awaitable, Callable, Union
 
 from .config import Config, Item
 from .fetchers import FetchError
-from .http_common import (MAX_BODY, MAX_HEADER_BYTES, MAX_HEADERS, HTTPError, Request, Response, error,
-                          is_proxy_header, json_response, query_value)
+from .http_common import (MAX_HEADER_BYTES, MAX_HEADERS, HTTPError, Request, Response, error, is_proxy_header,
+                          json_response, query_value)
+from .http_limits import announces_body
 from .metrics import Metrics
 from .refresh import BUCKET_RATE, BUCKET_SIZE, TokenBucket, refresher
 from .store import Result, Store
@@ -83,8 +84,7 @@ class Guard:
             if is_proxy_header(name):
                 return error(400, "ForwardedRequest",
                              "requests relayed by a proxy (Forwarded, Via, X-Forwarded-*, X-Real-IP) are refused")
-            if name == b"transfer-encoding" or (
-                    name == b"content-length" and not (value.isdigit() and int(value) <= MAX_BODY)):
+            if announces_body(name, value):
                 return error(413, "BodyTooLarge", "requests carry no body (arguments go in the query)")
             if name == TOKEN_HEADER or name == VAULT_HEADER:
                 if name in presented:
@@ -130,9 +130,7 @@ def lookup(store: Store, item: Item | None, source: str, metrics: Metrics | None
             result = result.result()  # a failure the store still holds: no need to wait
         except FetchError as exc:
             return _failed(exc, source, metrics, fail)
-    if metrics is not None:
-        metrics.count(source, STATE_COUNTERS[result.state])
-    return answer(result)
+    return _served(result, source, metrics, answer)
 
 
 async def waited(future: Future, source: str, metrics: Metrics | None, answer: Callable[[Result], Response],
@@ -142,6 +140,10 @@ async def waited(future: Future, source: str, metrics: Metrics | None, answer: C
         result = await asyncio.shield(asyncio.wrap_future(future))
     except FetchError as exc:
         return _failed(exc, source, metrics, fail)
+    return _served(result, source, metrics, answer)
+
+
+def _served(result: Result, source: str, metrics: Metrics | None, answer: Callable[[Result], Response]) -> Response:
     if metrics is not None:
         metrics.count(source, STATE_COUNTERS[result.state])
     return answer(result)

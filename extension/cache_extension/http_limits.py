@@ -38,14 +38,14 @@ class Refused(Exception):
     """Raised in a parser callback: httptools stops and feed_data raises HttpParserCallbackError."""
 
 
+def announces_body(name: bytes, value: bytes) -> bool:
+    """A header announcing a body the server will not read: any Transfer-Encoding, or a Content-Length past
+    MAX_BODY. The server stops reading at it; app.py's Guard answers it (413)."""
+    return name == b"transfer-encoding" or (name == b"content-length" and not (value.isdigit() and int(value) <= MAX_BODY))
+
+
 def refuses_body(headers: list[tuple[bytes, bytes]]) -> bool:
-    """A body the server will not read: any Transfer-Encoding, or a Content-Length past MAX_BODY."""
-    for name, value in headers:
-        if name == b"transfer-encoding":
-            return True
-        if name == b"content-length" and not (value.isdigit() and int(value) <= MAX_BODY):
-            return True
-    return False
+    return any(announces_body(name, value) for name, value in headers)
 
 
 class HeadBudget:

@@ -329,22 +329,26 @@ def _max_age(value: str | None) -> int:
         if key in ("no-store", "no-cache"):
             return 0
         if key == "max-age":
-            argument = argument.strip().strip('"')
-            if max_age is not None or not (argument.isascii() and argument.isdigit()):
+            seconds = _delta_seconds(argument.strip().strip('"'))
+            if max_age is not None or seconds is None:
                 return 0  # two max-age directives: stale, as RFC 9111 4.2.1 says
-            digits = argument.lstrip("0") or "0"  # the length bounds int(), as in _retry_after
-            max_age = MAX_RETRY_AFTER if len(digits) > 10 else min(int(digits), MAX_RETRY_AFTER)
+            max_age = seconds
     return max_age or 0
 
 
 def _retry_after(value: str | None) -> float | None:
     """Retry-After in delta-seconds (RFC 9110: digits only) as seconds, else None: an HTTP-date, a fraction,
     a sign or any other text is ignored, never raised."""
-    text = (value or "").strip(" \t")
+    seconds = _delta_seconds((value or "").strip(" \t"))
+    return None if seconds is None else float(seconds)
+
+
+def _delta_seconds(text: str) -> int | None:
+    """RFC 9110's delta-seconds (digits only) as an int capped at MAX_RETRY_AFTER, else None."""
     if not (text.isascii() and text.isdigit()):  # ASCII: str.isdigit() also takes "²" or "٣"
         return None
-    digits = text.lstrip("0") or "0"  # the length bounds int(): a long digit string is just MAX_RETRY_AFTER
-    return float(MAX_RETRY_AFTER if len(digits) > 10 else min(int(digits), MAX_RETRY_AFTER))
+    digits = text.lstrip("0") or "0"  # the length bounds int(): a long digit string is just the cap
+    return MAX_RETRY_AFTER if len(digits) > 10 else min(int(digits), MAX_RETRY_AFTER)
 
 
 def _error(status: int, body: bytes, what: str, retry_after: float | None = None) -> CacheExtensionError:
