@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REGION, ROOT, close_and_check, launch
+from conftest import REGION, ROOT, close_and_check, launch, skip_or_fail
 from contract.resources import CASES, CONFIG, create_contract_resources
 from local_lambda import layer
 from local_lambda.aws import free_port, lambda_environment
@@ -37,10 +37,7 @@ ELF_MACHINES = {"amd64": 62, "arm64": 183}  # e_machine: EM_X86_64, EM_AARCH64
 def go() -> str:
     path = shutil.which("go")
     if path is None:
-        message = "`go` is not on PATH: the Go client's tests need Go 1.21 or later"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail("`go` is not on PATH: the Go client's tests need Go 1.21 or later")
     return path
 
 

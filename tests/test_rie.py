@@ -11,7 +11,6 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import http.client
-import os
 import re
 import shutil
 import time
@@ -21,7 +20,7 @@ from urllib.parse import quote
 
 import pytest
 
-from conftest import REGION, ROOT, SAMPLE_CONFIG, SECRET_VALUES, secret_leaks, unique
+from conftest import REGION, ROOT, SAMPLE_CONFIG, SECRET_VALUES, secret_leaks, skip_or_fail, unique
 from local_lambda import rie
 from local_lambda.aws import SAMPLE_ITEM, SAMPLE_PARAMETER, SAMPLE_SECRET, free_port, lambda_environment
 
@@ -76,10 +75,7 @@ def rie_binary() -> Path:
             return rie.install(log=lambda *_: None)
         except (rie.RieUnavailable, OSError) as exc:
             reason = str(exc)
-    message = f"the RIE tier cannot run here: {reason}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message + " (CI=true: this tier must run in CI)", pytrace=False)
-    pytest.skip(message)
+    skip_or_fail(f"the RIE tier cannot run here: {reason}")
 
 
 class Run:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REGION, ROOT, SAMPLE_CONFIG
+from conftest import REGION, ROOT, SAMPLE_CONFIG, skip_or_fail
 from local_lambda import rie, rie_runtimes
 from local_lambda.aws import SAMPLE_SECRET, free_port, lambda_environment
 from test_rie import EXPECTED, Run, assert_sample_values, rie_binary, stop_and_check  # noqa: F401 (rie_binary: a fixture)
@@ -56,10 +56,7 @@ public class RieHandler {
 GO_INIT_LINE = "INIT: read the sample's parameter, secret and item"  # function-example/go/main.go, after its reads
 
 
-def unavailable(message: str):
-    if os.environ.get("CI") == "true":
-        pytest.fail(message + " (CI=true: this tier must run in CI)", pytrace=False)
-    pytest.skip(message)
+unavailable = skip_or_fail
 
 
 def tool(name: str) -> str:
