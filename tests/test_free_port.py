@@ -1,11 +1,11 @@
-"""free_port() (scripts/local_lambda/aws.py): ports for the extension to bind later, chosen where no outgoing
+"""free_port() (scripts/local_lambda/ports.py): ports for the extension to bind later, chosen where no outgoing
 connection can take them in the meantime (the "Address already in use" race of bind(0) ports)."""
 
 from __future__ import annotations
 
 import socket
 
-from local_lambda.aws import PORT_SPAN, _ephemeral_low, free_port
+from local_lambda.ports import PORT_SPAN, _ephemeral_low, free_port
 
 
 def test_ports_are_below_the_ephemeral_range_distinct_and_free():

@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import socket
 import threading
 import time
 from collections import Counter
@@ -24,6 +23,8 @@ import boto3
 from botocore.config import Config
 from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
+
+from .ports import free_port  # noqa: F401 (the tests and scripts import it from here too)
 
 SAMPLE_PARAMETER = ("CacheExtensions_Parameter1", "MyParameter")
 SAMPLE_SECRET = ("secret_info", "MySecret")
@@ -336,41 +337,3 @@ def lambda_environment(
     return env
 
 
-# free_port() hands out ports below the kernel's ephemeral range: a port the kernel picked with bind(0) is an
-# ephemeral one, which any process's next outgoing connection may take before the extension binds it
-# ("Address already in use", seen in CI). Below the range only another listener can take it; each process
-# starts at its own offset (by pid) and walks on, so two test processes do not pick the same port either.
-PORT_SPAN = 12000
-_port_lock = threading.Lock()
-_next_port: list[int] = []
-
-
-def _ephemeral_low() -> int:
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768  # Linux's default
-
-
-def free_port() -> int:
-    """A loopback TCP port free now, outside the ephemeral range (so no outgoing connection takes it)."""
-    low = _ephemeral_low()
-    if low - PORT_SPAN < 1024:  # an unusual ephemeral range: no room below it
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            return sock.getsockname()[1]
-    first = low - PORT_SPAN
-    with _port_lock:
-        if not _next_port:
-            _next_port.append(first + (os.getpid() * 97) % PORT_SPAN)
-        for _ in range(PORT_SPAN):
-            port = _next_port[0]
-            _next_port[0] = first + (port + 1 - first) % PORT_SPAN
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-                try:
-                    sock.bind(("127.0.0.1", port))
-                except OSError:
-                    continue  # taken: the next one
-                return port
-    raise OSError(f"no free loopback port in {first}-{low - 1}")

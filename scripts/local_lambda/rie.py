@@ -20,7 +20,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -30,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from local_lambda import procfs
+from local_lambda.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 RIE_MODULE = "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie"
@@ -207,7 +207,7 @@ class RieEnvironment:
         if not self.binary.is_file():
             raise RieUnavailable(f"{self.binary} is not installed (local_lambda.rie.install())")
         for attempt in range(3):
-            self.runtime_api_port = _free_port()
+            self.runtime_api_port = free_port()
             self._launch()
             try:
                 self._wait_listening(timeout)
@@ -362,12 +362,6 @@ class RieEnvironment:
     def wait_gone(pids: set[int], timeout: float) -> float | None:
         """Seconds until none of `pids` is alive (zombies count as gone), or None after `timeout`."""
         return procfs.wait_gone(pids, timeout)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # -- the probe ------------------------------------------------------------------------------------
