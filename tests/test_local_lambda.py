@@ -77,6 +77,7 @@ if status != 200:
 ident = headers["Lambda-Extension-Identifier"]
 
 if MODE == "init_error":
+    print(f"ERROR [{{NAME}}] bad config", flush=True)  # as the cache extension logs it
     status, _, _ = call(
         "POST", "/init/error",
         {{"errorMessage": "bad config", "errorType": "Extension.ConfigInvalid", "stackTrace": []}},
@@ -231,8 +232,11 @@ def test_register_with_wrong_name_fails_init(emulator: ExtensionsApiEmulator, ex
 
 def test_init_error_is_recorded_and_fails_init(emulator: ExtensionsApiEmulator, ext_dir: Path) -> None:
     ext = emulator.launch(write_extension(ext_dir, "broken"), ext_env("init_error"))
+    assert ext.wait_exit(10) == 1  # reported, then exited, as Lambda asks: still one error, its own type
     with pytest.raises(InitFailed) as failure:
         emulator.wait_init(timeout=10)
+    assert len(failure.value.errors) == 1, failure.value.errors
+    assert str(failure.value).startswith("Init failed: broken: Extension.ConfigInvalid\n")
     assert ext.init_errors == [
         {
             "error_type": "Extension.ConfigInvalid",
@@ -247,6 +251,19 @@ def test_init_error_is_recorded_and_fails_init(emulator: ExtensionsApiEmulator, 
     assert failure.value.errors[0]["error_type"] == "Extension.ConfigInvalid"
     assert ext.wait_exit(2) == 1
     assert "init/error 202" in ext.output
+
+
+def test_echo_tags_each_line_once_and_errors_do_not_repeat_it(ext_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    """run-local's view: output echoed as it comes, tagged with the process's name unless the line names it."""
+    with ExtensionsApiEmulator(echo=True) as emulator:
+        ext = emulator.launch(write_extension(ext_dir, "broken"), ext_env("init_error"))
+        assert ext.wait_exit(10) == 1
+        with pytest.raises(InitFailed) as failure:
+            emulator.wait_init(timeout=10)
+    echoed = capsys.readouterr().out
+    assert "\nERROR [broken] bad config\n" in "\n" + echoed  # not "[broken] ERROR [broken] ..."
+    assert "[broken] init/error 202" in echoed
+    assert str(failure.value) == "Init failed: broken: Extension.ConfigInvalid"  # the output is above, not again
 
 
 def test_exit_before_init_fails_fast(emulator: ExtensionsApiEmulator, ext_dir: Path) -> None:
@@ -409,6 +426,7 @@ if MODE == "exit":
     print("crashing during init", flush=True)
     sys.exit(4)
 if MODE == "init_error":
+    print(f"ERROR [{{NAME}}] bad config", flush=True)  # as the cache extension logs it
     status, _, _ = call("POST", "/init/error",
                         {"errorMessage": "No module named 'app'", "errorType": "Runtime.ImportModuleError", "stackTrace": []},
                         {"Lambda-Runtime-Function-Error-Type": "Runtime.ImportModuleError"})

@@ -140,8 +140,10 @@ def _read_output(proc: Process, echo: bool) -> None:
     for line in proc.process.stdout:
         proc._append_output(line)
         if echo:
+            # A line that already names its process (the extension's own "LEVEL [name] ...") is not tagged twice.
+            tag = "" if f"[{proc.name}]" in line[:40] else f"[{proc.name}] "
             with _print_lock:
-                print(f"[{proc.name}] {line}", end="" if line.endswith("\n") else "\n", flush=True)
+                print(f"{tag}{line}", end="" if line.endswith("\n") else "\n", flush=True)
     proc.process.stdout.close()
 
 
