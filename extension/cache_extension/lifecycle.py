@@ -24,8 +24,11 @@ class ExtensionsApiError(Exception):
 class ExtensionsApi:
     def __init__(self, address: str, name: str) -> None:
         host, _, port = address.rpartition(":")
+        if not address.strip():
+            raise ExtensionsApiError("AWS_LAMBDA_RUNTIME_API is not set: Lambda sets it for extensions it launches "
+                                     "(locally, scripts/run-local does)")
         if not host or not port.isdigit():
-            raise ExtensionsApiError("AWS_LAMBDA_RUNTIME_API is not host:port")
+            raise ExtensionsApiError(f"AWS_LAMBDA_RUNTIME_API is {address[:100]!r}, not host:port")
         self.host, self.port = host.strip("[]"), int(port)
         self.name = name
         self.identifier: str | None = None

@@ -16,6 +16,11 @@ def printable(text: str) -> str:
     return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
 
+def count(number: int, noun: str) -> str:
+    """'1 item', '2 items': log lines read as sentences."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 class JsonFormatter(logging.Formatter):
     """Lambda's JSON log shape (timestamp, level, message), so log filters and Insights queries apply."""
 

@@ -177,8 +177,9 @@ class Extension:
             failed = sum(1 for f in pending if f.done() and f.exception() is not None)
             unfinished = sum(1 for f in pending if not f.done())
             log.info(
-                "prefetched %d items in %.0f ms (%d failed, %d still in flight)",
-                len(pending) - failed - unfinished, (time.monotonic() - self.started) * 1000, failed, unfinished,
+                "prefetched %s in %.0f ms (%d failed, %d still in flight)",
+                logs.count(len(pending) - failed - unfinished, "item"), (time.monotonic() - self.started) * 1000,
+                failed, unfinished,
             )
         while not self.server.started and not serving.done():
             await asyncio.sleep(0.002)
@@ -253,7 +254,7 @@ class Extension:
     def _refresh_ahead(self) -> None:
         started = self._guarded(self.store.refresh_ahead)
         if started:
-            log.debug("refreshing %d entries ahead of expiry", started)
+            log.debug("refreshing %s ahead of expiry", "1 entry" if started == 1 else f"{started} entries")
 
     @staticmethod
     def _guarded(function):
