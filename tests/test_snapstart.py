@@ -10,66 +10,23 @@ extension imports anything: the wall clock jumps, the monotonic one does not, as
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import stat
 import sys
-import threading
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from conftest import (REGION, SECRET_VALUES, RunningExtension, close_and_check, path_for, unique)
 from local_lambda.aws import put_secret, lambda_environment
+from local_lambda.credentials_endpoint import CredentialsEndpoint
 from local_lambda.extensions_api import ExtensionsApiEmulator
 
 WRAPPER = Path(__file__).with_name("snapstart_wrapper.py")
 DAYS = 86400.0
-
-
-class CredentialsEndpoint:
-    """Lambda's container credentials endpoint, as botocore's container provider reads it."""
-
-    def __init__(self, token: str) -> None:
-        self.token = token
-        self.served = 0
-        self.refused = 0
-        endpoint = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                if self.headers.get("Authorization") != endpoint.token:
-                    endpoint.refused += 1
-                    self._send(401, {"message": "missing or wrong authorization token"})
-                    return
-                endpoint.served += 1
-                expires = datetime.now(timezone.utc) + timedelta(days=30)  # outlives the simulated restore
-                self._send(200, {"AccessKeyId": "ASIACONTAINERCREDS", "SecretAccessKey": "container-secret",
-                                 "Token": "container-session", "Expiration": expires.strftime("%Y-%m-%dT%H:%M:%SZ")})
-
-            def _send(self, status, body):
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.uri = f"http://127.0.0.1:{self.server.server_address[1]}/2021-04-23/credentials"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
