@@ -1,11 +1,16 @@
 """The built layer is laid out as /opt and runs on its own vendored packages."""
 
+import importlib.machinery
+import importlib.util
 import json
+import os
 import re
 import stat
 import subprocess
 import sys
+import tomllib
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -38,6 +43,10 @@ def test_layer_tree_and_zip(layer_dir):
         info = archive.getinfo("extensions/cache-extension")
         assert (info.external_attr >> 16) & 0o111
         assert "cache-extension/cache_extension/store.py" in archive.namelist()
+        assert json.loads(archive.read(layer.MANIFEST)) == layer.read_manifest(layer_dir)  # shipped
+    assert layer.read_manifest(layer_dir) == {"layer": "python", "arch": layer.machine_arch(),
+                                              "python": layer.this_python(), "extension": VERSION}
+    assert layer.unfit_here(layer_dir) is None
 
 
 def test_layer_has_no_dist_info_of_a_package_it_does_not_carry(layer_dir):
@@ -57,6 +66,7 @@ def test_layer_has_no_dist_info_of_a_package_it_does_not_carry(layer_dir):
     assert not any(d.name.lower().startswith(("boto3-", "s3transfer-", "click-")) for d in dist_infos)
 
 
+VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 FETCHERS = ROOT / "extension" / "cache_extension" / "fetchers"
 SERVICE_OF = {"ssm.py": "ssm", "secrets.py": "secretsmanager", "dynamodb.py": "dynamodb"}
 CLIENT_CHECK = """
@@ -244,11 +254,23 @@ def test_readme_examples_match_the_layer(layer_dir):
 
 
 def test_cross_build_for_arm64_and_python_3_12(tmp_path):
-    """The target's manylinux wheels (PyYAML's C extension for aarch64, cp312) and 3.12 bytecode."""
+    """The target's manylinux wheels (PyYAML's C extension for aarch64, cp312) and 3.12 bytecode, a manifest
+    saying so, and no pip resolver ERROR about a package installed in the Python running build-layer (as a
+    system Python's awscli pinning another botocore): pip checks --target installs against that environment."""
     out = tmp_path / "layer"
+    unrelated = tmp_path / "site" / "unrelated_tool-1.0.dist-info"
+    unrelated.mkdir(parents=True)
+    (unrelated / "METADATA").write_text("Metadata-Version: 2.1\nName: unrelated-tool\nVersion: 1.0\n"
+                                        "Requires-Dist: botocore==1.0.0\n")
     result = subprocess.run([sys.executable, str(layer.ROOT / "scripts" / "build-layer"), "--arch", "arm64",
-                             "--python", "3.12", "--out", str(out)], capture_output=True, text=True, timeout=300)
+                             "--python", "3.12", "--out", str(out)], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": str(unrelated.parent)})
     assert result.returncode == 0, result.stderr
+    assert "ERROR" not in result.stderr and "unrelated-tool" not in result.stderr, result.stderr
+    assert "WARNING: Running pip as the 'root' user" not in result.stderr
+    assert layer.read_manifest(out) == {"layer": "python", "arch": "arm64", "python": "3.12", "extension": VERSION}
+    assert layer.unfit_here(out).endswith(f"was built for arm64 / Python 3.12; this machine runs "
+                                          f"{layer.machine_arch()} / Python {layer.this_python()}")
     zip_path = tmp_path / "cache-extension-layer-arm64-python3.12.zip"
     assert f"built {zip_path}" in result.stdout and "MiB" in result.stdout  # the size is reported
     package = out / "cache-extension"
@@ -270,7 +292,7 @@ def test_cross_build_for_arm64_and_python_3_12(tmp_path):
         launcher = archive.getinfo("extensions/cache-extension")
         assert (launcher.external_attr >> 16) & 0o111
         assert archive.read("extensions/cache-extension").startswith(b"#!/bin/sh\n")
-    for needed in ("cache-extension/__main__.py", "cache-extension/cache_extension/main.py",
+    for needed in (layer.MANIFEST, "cache-extension/__main__.py", "cache-extension/cache_extension/main.py",
                    "cache-extension/yaml/__init__.py", "cache-extension/botocore/__init__.py",
                    "cache-extension/uvloop/__init__.py", "cache-extension/httptools/__init__.py",
                    "python/cache_extension_client/__init__.py",
@@ -285,3 +307,97 @@ def test_all_refuses_a_single_target(tmp_path):
                              "--out", str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "--all" in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_vendor_still_fails_on_requirements_that_cannot_be_met(tmp_path, monkeypatch, capfd):
+    """--no-warn-conflicts silences pip's check against the build interpreter's packages, not the resolver."""
+    monkeypatch.setattr(layer, "dependencies", lambda: ["PyYAML==6.0.1", "PyYAML==6.0.2"])
+    with pytest.raises(subprocess.CalledProcessError):
+        layer.vendor(tmp_path / "site", layer.machine_arch(), layer.this_python(), native=True)
+    assert "conflicting dependencies" in capfd.readouterr().err
+
+
+def load_build_layer():
+    spec = importlib.util.spec_from_loader("build_layer", importlib.machinery.SourceFileLoader(
+        "build_layer", str(ROOT / "scripts" / "build-layer")))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_build_layer_puts_each_target_in_its_own_tree(tmp_path, monkeypatch):
+    """Another architecture or Python never lands in dist/layer (what run-local launches): it gets
+    dist/layers/<arch>-python<X.Y>/ as --all gives it; --out still decides. The builds themselves are recorded."""
+    build_layer = load_build_layer()
+    built = []
+    monkeypatch.setattr(layer, "ROOT", tmp_path)
+    monkeypatch.setattr(layer, "build", lambda arch, python, out, zip_path: built.append((arch, python, out, zip_path)))
+    native, this = layer.machine_arch(), layer.this_python()
+    other = {"x86_64": "arm64", "arm64": "x86_64"}[native]
+    other_python = "3.13" if this != "3.13" else "3.12"
+    dist = tmp_path / "dist"
+    cases = {
+        (): (native, this, dist / "layer", dist / f"cache-extension-layer-{native}.zip"),
+        ("--arch", native): (native, this, dist / "layer", dist / f"cache-extension-layer-{native}.zip"),
+        ("--arch", other): (other, this, dist / "layers" / f"{other}-python{this}",
+                            dist / f"cache-extension-layer-{other}.zip"),
+        ("--python", other_python): (native, other_python, dist / "layers" / f"{native}-python{other_python}",
+                                     dist / f"cache-extension-layer-{native}-python{other_python}.zip"),
+        ("--arch", other, "--python", "3.12"): (other, "3.12", dist / "layers" / f"{other}-python3.12",
+                                                 dist / f"cache-extension-layer-{other}-python3.12.zip"),
+        ("--arch", other, "--out", str(tmp_path / "mine" / "tree")): (
+            other, this, tmp_path / "mine" / "tree", tmp_path / "mine" / f"cache-extension-layer-{other}.zip"),
+    }
+    for argv, expected in cases.items():
+        built.clear()
+        monkeypatch.setattr(sys, "argv", ["build-layer", *argv])
+        assert build_layer.main() == 0
+        assert built == [expected], argv
+
+
+def fake_tree(tree: Path, built_for: dict | None) -> Path:
+    """Enough of a layer tree for run-local's checks: the launcher and, unless None, the manifest."""
+    (tree / "extensions").mkdir(parents=True)
+    (tree / "extensions" / "cache-extension").write_text("#!/bin/sh\nexit 1\n")
+    (tree / "cache-extension").mkdir()
+    if built_for is not None:
+        (tree / layer.MANIFEST).write_text(json.dumps(built_for))
+    return tree
+
+
+def test_run_local_refuses_a_layer_built_for_another_machine(tmp_path, monkeypatch, capsys):
+    """run-local --no-build / --layer DIR with a tree for another architecture or Python, or with no manifest
+    (an older build), says which and stops before starting anything (the launched extension would fail only
+    at import: ModuleNotFoundError: No module named 'httptools.parser.parser')."""
+    from local_lambda import run_local
+
+    def started(*_args, **_kwargs):
+        raise AssertionError("run-local started moto for a layer it should refuse")
+
+    monkeypatch.setattr(run_local, "MotoServer", started)
+    monkeypatch.setattr(layer, "build", started)  # --no-build: never rebuilt
+    native, this = layer.machine_arch(), layer.this_python()
+    other = {"x86_64": "arm64", "arm64": "x86_64"}[native]
+    here = f"this machine runs {native} / Python {this}"
+    monkeypatch.setattr(layer, "ROOT", tmp_path)  # dist/layer is tmp_path/dist/layer
+    fake_tree(tmp_path / "dist" / "layer", {"layer": "python", "arch": other, "python": "3.12"})
+    assert run_local.main(["--no-build", "--once", "--port", "0"]) == 1
+    assert capsys.readouterr().err == (f"run-local: dist/layer was built for {other} / Python 3.12; {here}: "
+                                       "rebuild without --no-build, or scripts/build-layer\n")
+    monkeypatch.setattr(layer, "ROOT", ROOT)  # trees outside the project are shown by their full path
+    cases = {
+        "python": ({"layer": "python", "arch": native, "python": "2.7"}, f"was built for {native} / Python 2.7; {here}"),
+        "standalone": ({"layer": "standalone", "arch": other, "python": this},
+                       f"was built for {other} (standalone); this machine runs {native}"),
+        "old": (None, f"does not say what it was built for (no {layer.MANIFEST}): an older scripts/build-layer"),
+    }
+    for name, (built_for, said) in cases.items():
+        tree = fake_tree(tmp_path / "elsewhere" / name, built_for)
+        assert run_local.main(["--layer", str(tree), "--once", "--port", "0"]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"run-local: {tree} ") and said in err, err
+        assert "scripts/build-layer" in err
+    # What fits runs: the same architecture and Python, or a standalone tree of this architecture (any Python).
+    assert layer.unfit_here(fake_tree(tmp_path / "fits", {"layer": "python", "arch": native, "python": this})) is None
+    assert layer.unfit_here(fake_tree(tmp_path / "frozen", {"layer": "standalone", "arch": native,
+                                                             "python": "3.13"})) is None

@@ -11,6 +11,7 @@ python3 without PyInstaller, and that the build refuses what PyInstaller cannot 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -71,6 +72,11 @@ def test_standalone_tree_and_zip(standalone_dir):
         for executable in ("extensions/cache-extension", "cache-extension/cache-extension"):
             assert (archive.getinfo(executable).external_attr >> 16) & 0o111, executable
         names = archive.namelist()
+        built_for = json.loads(archive.read(layer.MANIFEST))  # what it was built for, shipped with it
+    assert built_for == layer.read_manifest(standalone_dir)
+    assert {k: built_for[k] for k in ("layer", "arch", "python")} == {
+        "layer": "standalone", "arch": layer.machine_arch(), "python": layer.this_python()}
+    assert layer.unfit_here(standalone_dir) is None
     assert "python/cache_extension_client/__init__.py" in names
     assert not any(name.startswith("cache-extension/cache_extension/") for name in names)  # frozen, not sources
 

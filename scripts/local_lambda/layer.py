@@ -12,10 +12,14 @@ The Python layer, for Python runtimes (`build`):
 
 The standalone layer, for every runtime (`build_standalone`): the extension frozen by PyInstaller with its
 own interpreter, C library and loader, so it needs no python3 and no particular glibc: see layer_standalone.py.
+
+Every tree records what it was built for in cache-extension/built-for.json (MANIFEST), shipped with it: run-local
+refuses a tree built for another architecture or Python (`unfit_here`) instead of failing on a foreign C extension.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shutil
@@ -38,6 +42,8 @@ JAVA_CLIENT_JAR = "cache-extension-client.jar"
 ZIP_TIME = (2020, 1, 1, 0, 0, 0)  # fixed, so the same inputs give the same zip
 # manylinux tags the target's wheels may carry; Amazon Linux 2023 has glibc 2.34.
 MANYLINUX_TAGS = ("manylinux_2_28", "manylinux2014")
+# What a tree was built for: {"layer": "python" | "standalone", "arch": ..., "python": "X.Y", "extension": version}.
+MANIFEST = f"{EXTENSION_NAME}/built-for.json"
 
 
 class BuildError(ValueError):
@@ -62,6 +68,59 @@ def zip_name(arch: str, python: str | None = None, *, standalone: bool = False) 
     if standalone:
         return f"cache-extension-layer-{arch}-standalone.zip"
     return f"cache-extension-layer-{arch}" + (f"-python{python}" if python else "") + ".zip"
+
+
+def variant_tree(dist: Path, arch: str, python: str) -> Path:
+    """Where a Python layer build goes by default: dist/layer for this machine's architecture and Python (what
+    run-local launches), dist/layers/<arch>-python<X.Y>/ for any other target, so variants sit side by side."""
+    if (arch, python) == (machine_arch(), this_python()):
+        return dist / "layer"
+    return dist / "layers" / f"{arch}-python{python}"
+
+
+def write_manifest(tree: Path, *, arch: str, python: str, standalone: bool = False) -> None:
+    """Record in the tree what it was built for (no time stamp: the same inputs still give the same zip)."""
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        version = tomllib.load(f)["project"]["version"]
+    built_for = {"layer": "standalone" if standalone else "python", "arch": arch, "python": python,
+                 "extension": version}
+    (tree / MANIFEST).write_text(json.dumps(built_for, indent=2) + "\n")
+
+
+def read_manifest(tree: Path) -> dict | None:
+    """What the tree was built for, or None if it records nothing (built before manifests, or unfinished)."""
+    try:
+        built_for = json.loads((tree / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    return built_for if isinstance(built_for, dict) else None
+
+
+def unfit_here(tree: Path) -> str | None:
+    """Why the layer tree cannot run on this machine under this interpreter, or None if it can.
+
+    The Python layer carries C extensions (PyYAML, uvloop, httptools) and bytecode for one architecture and
+    Python version; the standalone layer carries its own interpreter, so only its architecture matters."""
+    shown = _shown(tree)
+    built_for = read_manifest(tree)
+    if built_for is None:
+        return (f"{shown} does not say what it was built for (no {MANIFEST}): an older scripts/build-layer "
+                "or an unfinished build made it")
+    here_arch, here_python = machine_arch(), this_python()
+    if built_for.get("layer") == "standalone":
+        if built_for.get("arch") == here_arch:
+            return None
+        return f"{shown} was built for {built_for.get('arch')} (standalone); this machine runs {here_arch}"
+    if (built_for.get("arch"), built_for.get("python")) == (here_arch, here_python):
+        return None
+    return (f"{shown} was built for {built_for.get('arch')} / Python {built_for.get('python')}; "
+            f"this machine runs {here_arch} / Python {here_python}")
+
+
+def _shown(tree: Path) -> str:
+    """The tree's path as a user would type it: relative to the project when it lies inside."""
+    tree = tree.resolve()
+    return str(tree.relative_to(ROOT)) if tree.is_relative_to(ROOT) else str(tree)
 
 
 def is_standalone(tree: Path) -> bool:
@@ -100,6 +159,7 @@ def build(arch: str, python: str, out: Path, *, log=print, zip_path: Path | None
     compile_bytecode(package_dir, python, log=log)
     if (out / "python").exists():
         compile_bytecode(out / "python", python, log=log)
+    write_manifest(out, arch=arch, python=python)  # last: a tree without it never finished
     zip_path = zip_path or out.parent / zip_name(arch)
     write_zip(out, zip_path)
     log(f"built {zip_path} ({_mib(zip_path.stat().st_size)} MiB zipped, {_mib(tree_size(out))} MiB unzipped)")
@@ -113,7 +173,7 @@ def build_all(dist: Path, *, log=print) -> list[dict]:
     java_jar: Path | None = None
     for arch in TARGET_ARCHES:
         for python in TARGET_PYTHONS:
-            tree = dist / "layers" / f"{arch}-python{python}"
+            tree = dist / "layers" / f"{arch}-python{python}"  # even the native one: the set stays whole
             zip_path = build(arch, python, tree, log=log, zip_path=dist / zip_name(arch, python), java_jar=java_jar)
             built_jar = tree / "java" / "lib" / JAVA_CLIENT_JAR
             java_jar = built_jar if built_jar.exists() else java_jar
@@ -166,14 +226,20 @@ def _site_packages_names() -> set[str]:
 
 
 def vendor(target: Path, arch: str, python: str, *, native: bool) -> None:
-    """pip install the extension's dependencies into `target`: the target's manylinux wheels unless native."""
+    """pip install the extension's dependencies into `target`: the target's manylinux wheels unless native.
+
+    --no-warn-conflicts: after a --target install pip checks the new packages against those installed in the
+    interpreter running it (pip's check_install_conflicts reads that environment, not the target), so a system
+    or pyenv Python with, say, awscli pinning another botocore printed a resolver ERROR about packages the layer
+    never sees. The resolver still fails the build if the layer's own requirements cannot be met together.
+    PIP_ROOT_USER_ACTION: the warning about pip run as root concerns installs into that Python, not --target."""
     pip = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
-           "--only-binary=:all:", "--target", str(target)]
+           "--no-warn-conflicts", "--only-binary=:all:", "--target", str(target)]
     if not native:  # the target's wheels, not this machine's
         pip += ["--implementation", "cp", "--python-version", python, "--abi", f"cp{python.replace('.', '')}"]
         for tag in MANYLINUX_TAGS:
             pip += ["--platform", f"{tag}_{ARCHES[arch]}"]
-    subprocess.run(pip + dependencies(), check=True)
+    subprocess.run(pip + dependencies(), check=True, env={**os.environ, "PIP_ROOT_USER_ACTION": "ignore"})
     shutil.rmtree(target / "bin", ignore_errors=True)  # console scripts: nothing runs them
     strip_shared_objects(target, native=native)
 

@@ -126,6 +126,8 @@ def build_standalone(out: Path, *, arch: str | None = None, python: str | None =
         # The function's Python version is not known here: ship the client's bytecode for each one at hand.
         for version in dict.fromkeys((*layer.TARGET_PYTHONS, layer.this_python())):
             layer.compile_bytecode(out / "python", version, log=lambda *_: None)
+    # python: the interpreter bundled; the layer runs beside any runtime of its architecture.
+    layer.write_manifest(out, arch=arch, python=layer.this_python(), standalone=True)
     zip_path = zip_path or out.parent / layer.zip_name(arch, standalone=True)
     layer.write_zip(out, zip_path)
     log(f"built {zip_path} ({layer._mib(zip_path.stat().st_size)} MiB zipped, "

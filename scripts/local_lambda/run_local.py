@@ -93,6 +93,11 @@ def main(argv: list[str] | None = None) -> int:
         tree = layer.ROOT / "dist" / "layer"
         if not (args.no_build and (tree / "extensions" / "cache-extension").exists()):
             layer.build(layer.machine_arch(), f"{sys.version_info.major}.{sys.version_info.minor}", tree)
+    if unfit := layer.unfit_here(tree):  # before anything starts: a foreign C extension fails only at import
+        remedy = ("pass one built for this machine (scripts/build-layer makes dist/layer)" if args.layer
+                  else "rebuild without --no-build, or scripts/build-layer")
+        print(f"run-local: {unfit}: {remedy}", file=sys.stderr)
+        return 1
     shell = shell_settings()
     if args.config is None:
         args.config = Path(shell["CACHE_EXTENSION_CONFIG"]) if shell.get("CACHE_EXTENSION_CONFIG") else layer.ROOT / "config.yaml"
