@@ -216,8 +216,9 @@ def test_zip_names():
 
 
 def test_docs_name_the_zips_as_the_build_does():
-    """README and docs/layers.md write every zip name in full, each one zip_name gives, and agree on when the
-    name carries -python<X.Y> (only with --python: scripts/build-layer passes args.python to zip_name)."""
+    """README and docs/layers.md write every zip name in full, each one zip_name gives, agree on when the
+    name carries -python<X.Y> (only with --python: scripts/build-layer passes args.python to zip_name), name
+    the trees variant_tree gives and the manifest."""
     forms = {layer.zip_name(arch, python, standalone=standalone)
              for arch in ("<arch>", *layer.TARGET_ARCHES) for python in (None, "<X.Y>", *layer.TARGET_PYTHONS)
              for standalone in (False, True)}
@@ -228,6 +229,11 @@ def test_docs_name_the_zips_as_the_build_does():
         for name in named:
             assert name.rsplit("/", 1)[-1] in forms, (doc, name)
         assert "`-python<X.Y>` only when you pass `--python`" in " ".join(text.split()), doc
+        # ... and on the trees: dist/layer for this machine, dist/layers/<arch>-python<X.Y>/ for another target.
+        for tree in (layer.variant_tree(Path("dist"), layer.machine_arch(), layer.this_python()),
+                     layer.variant_tree(Path("dist"), "<arch>", "<X.Y>")):
+            assert f"`{tree}/`" in text, (doc, tree)
+        assert layer.MANIFEST in text, doc
 
 
 def test_readme_examples_match_the_layer(layer_dir):
