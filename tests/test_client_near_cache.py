@@ -224,6 +224,7 @@ def test_bounded(python_client, client, upstream, monkeypatch):
 def test_module_functions_share_the_default_client(python_client, upstream, monkeypatch):
     monkeypatch.delenv("CACHE_EXTENSION_CLIENT_CACHE", raising=False)
     monkeypatch.setenv("CACHE_EXTENSION_PORT", str(upstream.port))
+    monkeypatch.setenv("CACHE_EXTENSION_TOKEN", "t0k")  # without a token nothing would be sent (MissingToken)
     monkeypatch.setattr(python_client, "_default", None)
     assert python_client.get_parameter("p") == python_client.get_parameter("p") == "v1"
     assert len(upstream.gets) == 1

@@ -25,6 +25,7 @@ import pytest
 from conftest import PATH, ROOT, SECRET_VALUES, close_and_check, launch
 from contract.resources import (CASES, CONFIG, EXACT_NUMBERS, SECRET_VALUES as CONTRACT_SECRETS, create_contract_resources,
                                 fail_denied)
+from contract.trap import Trap
 from java_maven import JAVA_CLIENT, failures, run_maven, run_maven_gated, surefire_class_path, surefire_outcomes
 from local_lambda.aws import SAMPLE_ITEM, free_port
 from local_lambda.layer import JAVA_CLIENT_JAR
@@ -63,9 +64,23 @@ def contract_extension(layer_dir, moto, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def contract_env(contract_extension) -> dict[str, str]:
+def contract_trap():
+    """cases.json's "$TRAP_PORT": counts connections; a runner's test fails if a case made any (trap.py)."""
+    with Trap() as trap:
+        yield trap
+
+
+@pytest.fixture(scope="module")
+def contract_env(contract_extension, contract_trap) -> dict[str, str]:
     return {"CACHE_EXTENSION_PORT": str(contract_extension.port), "AWS_SESSION_TOKEN": contract_extension.token,
-            "CONTRACT_CASES": str(CASES), "CONTRACT_DOWN_PORT": str(free_port())}
+            "CONTRACT_CASES": str(CASES), "CONTRACT_DOWN_PORT": str(free_port()),
+            "CONTRACT_TRAP_PORT": str(contract_trap.port)}
+
+
+def assert_nothing_trapped(trap: Trap, before: int = 0) -> None:
+    """The cases that point a client at "$TRAP_PORT" must make no connection at all (none since `before`)."""
+    made = trap.count() - before
+    assert made == 0, f"{made} connection(s) reached the trap port: a client sent without a token"
 
 
 @pytest.fixture(scope="module")
@@ -171,11 +186,11 @@ def includes(value, expected) -> bool:
     return value == expected
 
 
-def case_environment(case: dict, token: str, port: str = "", down_port: str = "") -> dict[str, str]:
+def case_environment(case: dict, token: str, port: str = "", down_port: str = "", trap_port: str = "") -> dict[str, str]:
     """The variables a case with "env" gives the client: "$TOKEN" is the extension's token, "$PORT" its port,
-    "$DOWN_PORT" a port nothing listens on."""
+    "$DOWN_PORT" a port nothing listens on, "$TRAP_PORT" one that counts connections."""
     assert "token" not in case.get("client", {}), f"{case['id']}: a case with env gives no token option"
-    places = {"$TOKEN": token, "$PORT": port, "$DOWN_PORT": down_port}
+    places = {"$TOKEN": token, "$PORT": port, "$DOWN_PORT": down_port, "$TRAP_PORT": trap_port}
     return {name: places.get(value, value) for name, value in case["env"].items()}
 
 
@@ -226,7 +241,7 @@ def check_case_result(module, case: dict, down_port: str, token: str) -> None:
 
 
 @pytest.mark.parametrize("case", [c for c in ALL_CASES if not c.get("startup")], ids=lambda c: c["id"])
-def test_python_client_contract(python_client, contract_env, monkeypatch, case):
+def test_python_client_contract(python_client, contract_env, contract_trap, monkeypatch, case):
     for name, value in contract_env.items():
         monkeypatch.setenv(name, value)
     for name in ("CACHE_EXTENSION_TOKEN", "AWS_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN",
@@ -236,9 +251,11 @@ def test_python_client_contract(python_client, contract_env, monkeypatch, case):
         for name in ENV_CASE_VARIABLES:
             monkeypatch.delenv(name, raising=False)
         for name, value in case_environment(case, contract_env["AWS_SESSION_TOKEN"], contract_env["CACHE_EXTENSION_PORT"],
-                                            contract_env["CONTRACT_DOWN_PORT"]).items():
+                                            contract_env["CONTRACT_DOWN_PORT"], contract_env["CONTRACT_TRAP_PORT"]).items():
             monkeypatch.setenv(name, value)
+    trapped = contract_trap.count()
     check_python_case(python_client, case, contract_env["CONTRACT_DOWN_PORT"], contract_env["AWS_SESSION_TOKEN"])
+    assert_nothing_trapped(contract_trap, trapped)
 
 
 def test_python_client_offline_values_from_a_file(python_client, tmp_path, monkeypatch):
@@ -398,14 +415,14 @@ def test_python_client_retry_after_on_other_errors(python_client):
         client.close()
         listener.close()
     assert python_client.CacheExtensionError("m", 429, "RateLimited").retry_after is None
-    down = python_client.CacheClient(port=free_port(), startup_timeout=0)  # nothing listens there
+    down = python_client.CacheClient(port=free_port(), token="t0k", startup_timeout=0)  # nothing listens there
     with pytest.raises(python_client.ExtensionUnavailableError) as raised:
         down.refresh_all()
     assert raised.value.retry_after is None
 
 
-# Token variables (None: unset) -> the token the client sends (None: no header), as cases.json's "env" cases
-# prove against the extension; here also the explicit option, which wins over the environment.
+# Token variables (None: unset) -> the token the client sends (None: none, so no request at all: MissingToken), as
+# cases.json's "env" cases prove against the extension; here also the explicit option, which wins over the environment.
 TOKEN_CHAIN_CASES = [  # CACHE_EXTENSION_TOKEN, AWS_TOKEN, AWS_SESSION_TOKEN, AWS_CONTAINER_AUTHORIZATION_TOKEN
     ((None, None, None, None), None), (("", "", "", ""), None), (("ext", "agent", "session", "container"), "ext"),
     (("", "agent", "session", "container"), "agent"), (("", "", "session", "container"), "session"),
@@ -426,17 +443,38 @@ def test_python_client_token_chain(python_client, monkeypatch):
                 else:
                     monkeypatch.setenv(name, value)
             client = python_client.CacheClient(port=port)
+            sent_before = len(requests)
+            if sent is None:
+                check_missing_token(python_client, client.get_item, "T-1")
+                assert len(requests) == sent_before, values
+                continue
             client.get_item("T-1")
             client.close()
             header = [line for line in requests[-1].split("\r\n") if line.lower().startswith("x-aws-parameters-secrets-token:")]
-            assert header == ([f"X-Aws-Parameters-Secrets-Token: {sent}"] if sent else []), (values, header)
+            assert header == [f"X-Aws-Parameters-Secrets-Token: {sent}"], (values, header)
         client = python_client.CacheClient(port=port, token="explicit")  # the environment still says "session"
         client.get_item("T-1")
         client.close()
         assert "X-Aws-Parameters-Secrets-Token: explicit\r\n" in requests[-1]
         assert "session" not in repr(client) and "explicit" not in repr(client)
+        sent_before = len(requests)
+        empty = python_client.CacheClient(port=port, token="")  # explicitly empty: no token, whatever the environment says
+        for call, arguments in ((empty.get_parameter, ("p",)), (empty.get_secret, ("s",)), (empty.refresh, ("p",)),
+                                (empty.refresh_all, ())):
+            check_missing_token(python_client, call, *arguments)
+        assert len(requests) == sent_before
     finally:
         listener.close()
+
+
+def check_missing_token(python_client, call, *arguments) -> None:
+    """The no-token error: the base class, status 0, code MissingToken, a message saying what to set."""
+    with pytest.raises(python_client.CacheExtensionError) as raised:
+        call(*arguments)
+    error = raised.value
+    assert (type(error), error.status, error.code) == (python_client.CacheExtensionError, 0, "MissingToken")
+    for name in ("CACHE_EXTENSION_TOKEN", "AWS_SESSION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN", "nothing was sent"):
+        assert name in str(error), str(error)
 
 
 def test_python_client_reuses_one_connection(python_client, contract_extension):
@@ -453,9 +491,10 @@ def test_python_client_reuses_one_connection(python_client, contract_extension):
 # --- Node.js and Java: their own test programs, the same table ---------------------------------------
 
 
-def test_node_client(layer_dir, contract_env):
+def test_node_client(layer_dir, contract_env, contract_trap):
     result = run([tool("node"), "--test", str(NODE_TESTS)], node_env(layer_dir, contract_env))
     assert "# fail 0" in result.stdout and "# skipped 0" in result.stdout, result.stdout
+    assert_nothing_trapped(contract_trap)
 
 
 def maven_on_layer_jar(layer_dir) -> str:
@@ -463,13 +502,14 @@ def maven_on_layer_jar(layer_dir) -> str:
     return f"-Dclient.classes={layer_dir / 'java' / 'lib' / JAVA_CLIENT_JAR}"
 
 
-def test_java_client(java_build, contract_env, layer_dir):
+def test_java_client(java_build, contract_env, contract_trap, layer_dir):
     """`mvn test` on layer/java, on the layer's jar: the JUnit 5 unit tests, and the contract table (one test per
     case, by id) against the extension; surefire's reports must hold every non-startup case, passed, and unit tests
     all passed."""
     result = run_maven(java_build, {**os.environ, **contract_env}, "test", maven_on_layer_jar(layer_dir))
     outcomes = surefire_outcomes(java_build)
     assert result.returncode == 0, f"mvn test failed:\n{result.stdout}\n{result.stderr}\n{failures(java_build)}"
+    assert_nothing_trapped(contract_trap)
     jar = layer_dir / "java" / "lib" / JAVA_CLIENT_JAR
     class_path = surefire_class_path(java_build)
     assert str(jar) in class_path and str(java_build / "classes") not in class_path

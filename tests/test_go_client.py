@@ -22,7 +22,8 @@ from contract.resources import CASES, CONFIG, create_contract_resources
 from local_lambda import layer
 from local_lambda.aws import free_port, lambda_environment
 # The shared contract extension of tests/test_clients.py: one per module that uses it.
-from test_clients import ALL_CASES, STARTUP_DELAY, TOKEN_VARIABLES, contract_env, contract_extension  # noqa: F401
+from test_clients import (ALL_CASES, STARTUP_DELAY, TOKEN_VARIABLES, assert_nothing_trapped, contract_env,  # noqa: F401
+                          contract_extension, contract_trap)
 
 CLIENT = ROOT / "layer" / "go"
 RUNNER = ROOT / "tests" / "clients" / "go"
@@ -88,11 +89,12 @@ def count_passed(output: str) -> int:
     return output.count("--- PASS: TestContract/")
 
 
-def test_go_client_contract(contract_binary, contract_env):
+def test_go_client_contract(contract_binary, contract_env, contract_trap):
     result = run([str(contract_binary), *CONTRACT_ARGS, "-test.timeout=300s"], RUNNER, runner_env(contract_env))
     expected = len([c for c in ALL_CASES if not c.get("startup")])
     assert count_passed(result.stdout) == expected, result.stdout
     assert "--- FAIL" not in result.stdout and "--- SKIP" not in result.stdout, result.stdout
+    assert_nothing_trapped(contract_trap)
 
 
 def test_go_client_reads_during_startup_wait_for_the_extension(contract_binary, layer_dir, moto, tmp_path):

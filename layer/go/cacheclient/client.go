@@ -11,6 +11,8 @@
 // Secrets Manager Agent's), else AWS_SESSION_TOKEN, else AWS_CONTAINER_AUTHORIZATION_TOKEN (Lambda SnapStart has
 // no session token); an empty variable counts as unset. The extension chooses both the same way, so a function
 // switching from AWS's extension or agent keeps its environment. An explicit Options.Port or Options.Token wins.
+// With no token at all, a call that would ask the extension returns an *Error with Code "MissingToken" (Status 0)
+// before it connects: nothing is sent. Offline values need no token.
 //
 // Errors are *Error, or wrap one: *NotFoundError (404), *UpstreamError (502/504) and *UnavailableError (no
 // answer), also matched by errors.Is with ErrNotFound, ErrUpstream and ErrUnavailable. Messages never contain a
@@ -61,8 +63,10 @@ var nearCacheSwitch = map[string]bool{"on": true, "true": true, "1": true, "yes"
 
 // Options of New. The zero value is what a function on Lambda needs.
 type Options struct {
-	Port  int    // 0: the first non-empty of PortVariables, else 4000
-	Token string // "": the first non-empty of TokenVariables; sent in X-Aws-Parameters-Secrets-Token
+	Port int // 0: the first non-empty of PortVariables, else 4000
+	// Token is sent in X-Aws-Parameters-Secrets-Token; "": the first non-empty of TokenVariables, and with none of
+	// them, calls that would ask the extension fail with Code "MissingToken" before connecting.
+	Token string
 	// Timeout bounds each request (0: 1 s). StartupTimeout is how long a refused or reset connection and 503 are
 	// retried while the extension starts (0: 2 s; negative: not at all), with a 10 ms backoff, doubling to at
 	// most 100 ms; a refresh is retried only while its connection is refused. RefreshTimeout bounds a refresh,

@@ -20,7 +20,7 @@ func TestTokenChain(t *testing.T) {
 	f := newFake(t, text("v", ""))
 	for _, tc := range []struct {
 		values []string // CACHE_EXTENSION_TOKEN, AWS_TOKEN, AWS_SESSION_TOKEN, AWS_CONTAINER_AUTHORIZATION_TOKEN; "-": unset
-		sent   string   // "": no header
+		sent   string   // "": none, so no request at all (MissingToken)
 	}{
 		{[]string{"-", "-", "-", "-"}, ""}, {[]string{"", "", "", ""}, ""},
 		{[]string{"ext", "agent", "session", "container"}, "ext"}, {[]string{"ext", "agent", "-", "-"}, "ext"},
@@ -39,13 +39,21 @@ func TestTokenChain(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c.GetParameter(ctx, "p")
+		before := f.connections()
+		_, err = c.GetParameter(ctx, "p")
 		c.Close()
-		got, present := f.last().Header[http.CanonicalHeaderKey(tokenHeader)]
-		if (tc.sent == "" && present) || (tc.sent != "" && !reflect.DeepEqual(got, []string{tc.sent})) {
+		if tc.sent == "" {
+			checkMissingToken(t, err)
+			if f.connections() != before {
+				t.Errorf("%v: a connection was made without a token", tc.values)
+			}
+			continue
+		}
+		got := f.last().Header[http.CanonicalHeaderKey(tokenHeader)]
+		if !reflect.DeepEqual(got, []string{tc.sent}) {
 			t.Errorf("%v: sent %v, expected %q", tc.values, got, tc.sent)
 		}
-		if tc.sent != "" && strings.Contains(c.String(), tc.sent) {
+		if strings.Contains(c.String(), tc.sent) {
 			t.Error("the token is in the client's String")
 		}
 	}
@@ -56,6 +64,50 @@ func TestTokenChain(t *testing.T) {
 	c.GetParameter(ctx, "p")
 	if f.last().Header.Get(tokenHeader) != "explicit" {
 		t.Error("the Token option does not win over the environment")
+	}
+}
+
+// checkMissingToken: the no-token error is a plain *Error, Status 0, Code MissingToken, saying what to set.
+func checkMissingToken(t *testing.T, err error) {
+	t.Helper()
+	var e *Error
+	if !asError(err, &e) || e.Status != 0 || e.Code != "MissingToken" || errors.Is(err, ErrUnavailable) {
+		t.Fatalf("expected the MissingToken *Error, got %T: %v", err, err)
+	}
+	for _, text := range []string{"CACHE_EXTENSION_TOKEN", "AWS_SESSION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+		"nothing was sent"} {
+		if !strings.Contains(err.Error(), text) {
+			t.Errorf("the message does not say %q: %v", text, err)
+		}
+	}
+}
+
+func TestNoTokenSendsNothing(t *testing.T) {
+	f := newFake(t, text("v", ""))
+	clearEnvironment(t)
+	c, err := New(Options{Port: f.port()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s string
+	for _, call := range []func() error{
+		func() error { _, err := c.GetParameter(ctx, "p"); return err },
+		func() error { return c.GetSecretJSON(ctx, "s", &s) },
+		func() error { _, err := c.GetItem(ctx, "T-1"); return err },
+		func() error { _, err := c.Refresh(ctx, "p", ""); return err },
+		func() error { _, err := c.RefreshAll(ctx); return err },
+	} {
+		checkMissingToken(t, call())
+	}
+	if f.connections() != 0 {
+		t.Errorf("%d connections made without a token", f.connections())
+	}
+	offline, err := New(Options{Values: &Values{Parameters: map[string]string{"p": "v"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := offline.GetParameter(ctx, "p"); v != "v" || err != nil {
+		t.Errorf("offline values need no token: %q, %v", v, err)
 	}
 }
 
@@ -235,7 +287,7 @@ func TestARefusedConnectionIsRetriedUntilItListens(t *testing.T) {
 		t.Fatalf("%q, %v", v, err)
 	}
 	started := time.Now()
-	down, _ := New(Options{Port: freePort(t), StartupTimeout: -1})
+	down, _ := New(Options{Port: freePort(t), Token: "t", StartupTimeout: -1})
 	_, err := down.RefreshAll(ctx)
 	var e *Error
 	if !errors.Is(err, ErrUnavailable) || !asError(err, &e) || e.Status != 0 || e.HasRetryAfter || time.Since(started) > time.Second {

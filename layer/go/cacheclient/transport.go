@@ -13,6 +13,12 @@ import (
 	"time"
 )
 
+// missingToken is the same words in every client: what to set when there is no token. Without one the extension
+// answers 401, so the client says so itself, before it connects, rather than send a request that must fail.
+const missingToken = "no token for the cache extension, so nothing was sent: set CACHE_EXTENSION_TOKEN to the " +
+	"extension's token (on Lambda, AWS_SESSION_TOKEN, or AWS_CONTAINER_AUTHORIZATION_TOKEN with SnapStart, is set " +
+	"for you; AWS_TOKEN is read too)"
+
 const (
 	tokenHeader = "X-Aws-Parameters-Secrets-Token"
 	maxBody     = 64 << 20 // a DynamoDB item is at most 400 KB; anything near this is not the extension
@@ -62,8 +68,12 @@ func (t *transport) closeIdle() {
 
 // call makes one request and returns its 200 answer, or the error its answer or its failure means. While the
 // extension starts, a refused connection is retried, and for a GET (idempotent) also a connection closed before
-// any answer and 503, until startup has passed. A POST is never sent twice.
+// any answer and 503, until startup has passed. A POST is never sent twice. Without a token nothing is sent: an
+// *Error with Code "MissingToken" and Status 0.
 func (t *transport) call(ctx context.Context, method, target, what string, timeout, startup time.Duration) (*answer, error) {
+	if t.token == "" {
+		return nil, &Error{Code: "MissingToken", msg: what + ": " + missingToken}
+	}
 	if !headerSafe(t.token) {
 		// Never sent, never echoed: a header cannot carry it, and CR or LF would inject headers.
 		return nil, &Error{msg: "the token has characters an HTTP header cannot carry"}
@@ -116,11 +126,8 @@ func (t *transport) once(ctx context.Context, method, target string, timeout tim
 	if err != nil {
 		return nil, err
 	}
-	request.Header["User-Agent"] = []string{""} // not sent: the extension has no use for it
-	// No token, no header (as the other clients): the extension answers 401.
-	if t.token != "" {
-		request.Header[tokenHeader] = []string{t.token}
-	}
+	request.Header["User-Agent"] = []string{""}     // not sent: the extension has no use for it
+	request.Header[tokenHeader] = []string{t.token} // never empty: call sends nothing without one
 	client := t.keepAlive
 	if method != http.MethodGet {
 		client = t.oneShot

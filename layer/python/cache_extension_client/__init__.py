@@ -13,7 +13,9 @@ One keep-alive connection per client, reused across calls and invocations, on a 
 The port comes from CACHE_EXTENSION_PORT, else PARAMETERS_SECRETS_EXTENSION_HTTP_PORT (AWS's Parameters and
 Secrets extension's), else 4000; the token from CACHE_EXTENSION_TOKEN, else AWS_TOKEN (the Secrets Manager
 Agent's), else AWS_SESSION_TOKEN, else AWS_CONTAINER_AUTHORIZATION_TOKEN (Lambda SnapStart has no session
-token); an empty variable counts as unset. The extension chooses its port and token the same way.
+token); an empty variable counts as unset. The extension chooses its port and token the same way. With no
+token (none of them set, or ``token=""``), every call that would ask the extension raises CacheExtensionError
+with code "MissingToken" and status 0 before it connects: nothing is sent. Offline values need no token.
 
 DynamoDB numbers carry up to 38 significant digits, more than a float holds: get_item returns a whole number
 as an int and any other number as a decimal.Decimal, every digit kept (boto3 gives Decimal for both).
@@ -62,6 +64,11 @@ PORT_VARIABLES = ("CACHE_EXTENSION_PORT", "PARAMETERS_SECRETS_EXTENSION_HTTP_POR
 NEAR_CACHE_VARIABLE = "CACHE_EXTENSION_CLIENT_CACHE"
 NEAR_CACHE_SWITCH = {"on": True, "true": True, "1": True, "yes": True, "off": False, "false": False, "0": False, "no": False}
 NEAR_CACHE_MAX = 1000  # values kept per client: bounded whatever names a function reads
+# The same words in every client: what to set when there is no token. Without one the extension answers 401, so the
+# client says so itself, before it connects, rather than send a request that must fail.
+MISSING_TOKEN = ("no token for the cache extension, so nothing was sent: set CACHE_EXTENSION_TOKEN to the "
+                 "extension's token (on Lambda, AWS_SESSION_TOKEN, or AWS_CONTAINER_AUTHORIZATION_TOKEN with "
+                 "SnapStart, is set for you; AWS_TOKEN is read too)")
 
 
 class CacheExtensionError(Exception):
@@ -224,7 +231,9 @@ class CacheClient:
     def _call(self, method: str, path: str, what: str, timeout: float) -> tuple[str, bytes, int]:
         """One request; (content type, body, Cache-Control max-age or 0) of a 200. While the extension starts, a refused connection is
         retried, and for a GET (idempotent) also a connection closed before any answer and 503. A POST is never
-        sent twice."""
+        sent twice. Without a token, nothing: the MissingToken error."""
+        if not self._token:
+            raise CacheExtensionError(f"{what}: {MISSING_TOKEN}", 0, "MissingToken")
         retried = STARTUP_FAILURES if method == "GET" else (ConnectionRefusedError,)
         deadline = time.monotonic() + self.startup_timeout
         delay = 0.01
@@ -283,9 +292,7 @@ class CacheClient:
         raise AssertionError("unreachable")
 
     def _request_bytes(self, method: str, path: str) -> bytes:
-        head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
-        if self._token:  # no token, no header (as the Node.js and Java clients): the extension answers 401
-            head += f"{TOKEN_HEADER}: {self._token}\r\n"
+        head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n{TOKEN_HEADER}: {self._token}\r\n"
         if method == "POST":
             head += "Content-Length: 0\r\n"
         try:

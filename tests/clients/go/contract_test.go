@@ -1,6 +1,6 @@
 // The shared client contract (tests/contract/cases.json) run against a real extension.
 //
-//	CONTRACT_CASES=.../cases.json CACHE_EXTENSION_PORT=... AWS_SESSION_TOKEN=... CONTRACT_DOWN_PORT=... \
+//	CONTRACT_CASES=.../cases.json CACHE_EXTENSION_PORT=... AWS_SESSION_TOKEN=... CONTRACT_DOWN_PORT=... CONTRACT_TRAP_PORT=... \
 //	go test -count=1 -v .
 //
 // With CONTRACT_STARTUP=1 only the cases marked "startup" run, otherwise only the others. A case with "env" runs
@@ -41,7 +41,7 @@ var clientVariables = append(append([]string{}, tokenVariables...), cacheclient.
 
 // The placeholders a case's "env" may hold, and the variable of this runner each stands for.
 var placeholders = map[string]string{"$TOKEN": "AWS_SESSION_TOKEN", "$PORT": cacheclient.PortVariable,
-	"$DOWN_PORT": "CONTRACT_DOWN_PORT"}
+	"$DOWN_PORT": "CONTRACT_DOWN_PORT", "$TRAP_PORT": "CONTRACT_TRAP_PORT"}
 
 type step struct {
 	Call      string `json:"call"`

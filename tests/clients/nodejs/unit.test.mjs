@@ -952,8 +952,6 @@ test('token: option, then CACHE_EXTENSION_TOKEN, AWS_TOKEN, AWS_SESSION_TOKEN, A
   assert.equal(await tokenOf([undefined, undefined, 'container']), 'container'); // SnapStart: no session token
   assert.equal(await tokenOf(['', '', 'container']), 'container');
   assert.equal(await tokenOf(['ext', 'session', 'container'], { token: 'opt' }), 'opt');
-  assert.equal(await tokenOf([undefined, undefined, undefined]), undefined);
-  assert.equal(await tokenOf(['', '', '']), undefined);
   // AWS_TOKEN (the Secrets Manager Agent's) comes after CACHE_EXTENSION_TOKEN and before the other two.
   assert.equal(await tokenOf([undefined, 'session', 'container', 'agent']), 'agent');
   assert.equal(await tokenOf(['', 'session', 'container', 'agent']), 'agent');
@@ -961,13 +959,27 @@ test('token: option, then CACHE_EXTENSION_TOKEN, AWS_TOKEN, AWS_SESSION_TOKEN, A
   assert.equal(await tokenOf(['ext', 'session', 'container', 'agent']), 'ext');
   assert.equal(await tokenOf([undefined, 'session', 'container', '']), 'session');
   assert.equal(await tokenOf([undefined, undefined, undefined, 'agent'], { token: 'opt' }), 'opt');
-  const guard = await serve((req, res) => (req.headers['x-aws-parameters-secrets-token'] === undefined
-    ? sendError(res, 401, 'MissingToken', 'no token header') : send(res, 200, 'ok')));
-  const noToken = withEnv({ CACHE_EXTENSION_TOKEN: '', AWS_TOKEN: '', AWS_SESSION_TOKEN: undefined, AWS_CONTAINER_AUTHORIZATION_TOKEN: undefined },
-    () => new CacheClient({ port: guard.port }));
-  clients.push(noToken);
-  await assert.rejects(noToken.getParameter('p'),
-    (err) => err.status === 401 && err.message.includes('AWS_CONTAINER_AUTHORIZATION_TOKEN') && err.message.includes('AWS_TOKEN'));
+  // No token (every variable unset or empty, or the option ''): every call rejects with MissingToken, nothing sent.
+  const missingToken = (err) => err.constructor === CacheExtensionError && err.code === 'MissingToken'
+    && err.status === undefined && ['CACHE_EXTENSION_TOKEN', 'AWS_SESSION_TOKEN', 'AWS_CONTAINER_AUTHORIZATION_TOKEN',
+      'nothing was sent'].every((text) => err.message.includes(text));
+  const sentBefore = server.requests.length;
+  const noTokens = [
+    withEnv({ CACHE_EXTENSION_TOKEN: undefined, AWS_TOKEN: undefined, AWS_SESSION_TOKEN: undefined, AWS_CONTAINER_AUTHORIZATION_TOKEN: undefined },
+      () => new CacheClient({ port: server.port })),
+    withEnv({ CACHE_EXTENSION_TOKEN: '', AWS_TOKEN: '', AWS_SESSION_TOKEN: '', AWS_CONTAINER_AUTHORIZATION_TOKEN: '' },
+      () => new CacheClient({ port: server.port })),
+    withEnv({ CACHE_EXTENSION_TOKEN: 'ext', AWS_SESSION_TOKEN: 'session' }, () => new CacheClient({ port: server.port, token: '' })),
+  ];
+  clients.push(...noTokens);
+  for (const noToken of noTokens) {
+    await assert.rejects(noToken.getParameter('p'), missingToken);
+    await assert.rejects(noToken.getSecret('s', { transform: 'json' }), missingToken);
+    await assert.rejects(noToken.getItem('T-1'), missingToken);
+    await assert.rejects(noToken.refresh('p'), missingToken);
+    await assert.rejects(noToken.refreshAll(), missingToken);
+  }
+  assert.equal(server.requests.length, sentBefore, 'a client without a token sent a request');
   const client = withEnv({ CACHE_EXTENSION_TOKEN: 'hidden-token' }, () => new CacheClient({ port: 1 }));
   assert.ok(!JSON.stringify(client).includes('hidden-token'));
   assert.throws(() => new CacheClient({ token: 'bad\ntoken' }), TypeError);

@@ -43,7 +43,9 @@ import java.util.Optional;
  * {@code PARAMETERS_SECRETS_EXTENSION_HTTP_PORT} (AWS's Parameters and Secrets extension's), else 4000; the token
  * from the first non-empty of {@code CACHE_EXTENSION_TOKEN}, {@code AWS_TOKEN} (the Secrets Manager Agent's),
  * {@code AWS_SESSION_TOKEN} and {@code AWS_CONTAINER_AUTHORIZATION_TOKEN} (Lambda SnapStart has no session
- * token). So a function moved over from either of AWS's keeps its environment. Each call waits at most
+ * token). So a function moved over from either of AWS's keeps its environment. With no token (none of them set, or
+ * {@code token("")}), a call that would ask the extension throws a {@link CacheExtensionException} with code
+ * {@code "MissingToken"} and status 0 before it connects: nothing is sent. Each call waits at most
  * {@link #DEFAULT_TIMEOUT} for an answer; while the extension is still starting (connection refused, a broken
  * connection before any answer, or 503) it is retried with a short backoff for up to
  * {@link #DEFAULT_STARTUP_TIMEOUT}. A refresh ({@link #refresh(String, String)}, {@link #refreshAll()}) waits for
@@ -78,6 +80,14 @@ public final class CacheClient {
 
     /** The header that carries the token. */
     public static final String TOKEN_HEADER = "X-Aws-Parameters-Secrets-Token";
+
+    /**
+     * The same words in every client: what to set when there is no token. Without one the extension answers 401,
+     * so the client says so itself, before it connects, rather than send a request that must fail.
+     */
+    private static final String MISSING_TOKEN = "no token for the cache extension, so nothing was sent: set"
+            + " CACHE_EXTENSION_TOKEN to the extension's token (on Lambda, AWS_SESSION_TOKEN, or"
+            + " AWS_CONTAINER_AUTHORIZATION_TOKEN with SnapStart, is set for you; AWS_TOKEN is read too)";
 
     /**
      * Where the default token comes from, in order: the first non-empty one wins ({@code AWS_TOKEN} is the Secrets
@@ -386,6 +396,9 @@ public final class CacheClient {
      * refreshes of an item within a second (the repeat gets the first one's outcome and makes no AWS call).
      */
     private HttpResponse<byte[]> send(boolean get, String pathAndQuery, String call, Duration limit) {
+        if (token == null || token.isEmpty()) {
+            throw new CacheExtensionException(call + ": " + MISSING_TOKEN, 0, "MissingToken");
+        }
         HttpRequest.Builder request = HttpRequest.newBuilder(URI.create("http://" + HOST + ":" + port + pathAndQuery))
                 .timeout(limit);
         if (get) {
@@ -393,9 +406,7 @@ public final class CacheClient {
         } else {
             request.POST(HttpRequest.BodyPublishers.noBody());
         }
-        if (token != null) {
-            request.header(TOKEN_HEADER, token);
-        }
+        request.header(TOKEN_HEADER, token);
         HttpRequest built = request.build();
         long start = System.nanoTime();
         long window = startupTimeout.toNanos();
@@ -617,12 +628,11 @@ public final class CacheClient {
 
         /**
          * The token sent in {@code X-Aws-Parameters-Secrets-Token} (default: the first non-empty of
-         * {@link #TOKEN_VARIABLES} in the environment); null restores the default.
+         * {@link #TOKEN_VARIABLES} in the environment); null restores the default. An empty token is no token: calls
+         * that would ask the extension throw code {@code "MissingToken"} before connecting, as with none in the
+         * environment.
          */
         public Builder token(String token) {
-            if (token != null && token.isEmpty()) {
-                throw new IllegalArgumentException("the token is empty");
-            }
             this.token = token == null ? null : checkToken(token);
             return this;
         }

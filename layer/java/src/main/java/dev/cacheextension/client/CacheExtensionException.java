@@ -47,7 +47,8 @@ public class CacheExtensionException extends RuntimeException {
 
     /**
      * The {@code error} field of the extension's JSON error body (for example {@code "NotConfigured"},
-     * {@code "AccessDeniedException"}), or {@code null} when there was none.
+     * {@code "AccessDeniedException"}), {@code "MissingToken"} when the client had no token and sent nothing, or
+     * {@code null} when there was none.
      */
     public String code() {
         return code;

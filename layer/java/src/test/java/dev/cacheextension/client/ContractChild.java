@@ -24,8 +24,11 @@ final class ContractChild {
     /** A child runs one case: its JVM's start plus at most one case's time. */
     static final long CHILD_TIMEOUT_SECONDS = 30;
 
-    /** What a case's env value may stand for: the parent's token, extension port and a port nothing listens on. */
-    private static final Set<String> PLACEHOLDERS = Set.of("$TOKEN", "$PORT", "$DOWN_PORT");
+    /**
+     * What a case's env value may stand for: the parent's token, extension port, a port nothing listens on and one
+     * that counts connections.
+     */
+    private static final Set<String> PLACEHOLDERS = Set.of("$TOKEN", "$PORT", "$DOWN_PORT", "$TRAP_PORT");
 
     private ContractChild() {
     }
@@ -96,6 +99,7 @@ final class ContractChild {
         placeholders.put("$TOKEN", token);
         placeholders.put("$PORT", System.getenv("CACHE_EXTENSION_PORT"));
         placeholders.put("$DOWN_PORT", System.getenv("CONTRACT_DOWN_PORT"));
+        placeholders.put("$TRAP_PORT", System.getenv("CONTRACT_TRAP_PORT"));
         Map<String, String> variables = new LinkedHashMap<>();
         List<String> secrets = new ArrayList<>(List.of(token)); // masked in the child's output
         for (Map.Entry<String, Object> entry : ContractRun.asMap(testCase.get("env")).entrySet()) {

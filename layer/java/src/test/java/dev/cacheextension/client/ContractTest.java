@@ -22,7 +22,7 @@ import org.junit.jupiter.api.Timeout;
  * named by its id, in the table's order. tests/test_clients.py runs it with
  *
  * <pre>
- *   CONTRACT_CASES=... CACHE_EXTENSION_PORT=... AWS_SESSION_TOKEN=... CONTRACT_DOWN_PORT=... mvn -B -q -o test
+ *   CONTRACT_CASES=... CACHE_EXTENSION_PORT=... AWS_SESSION_TOKEN=... CONTRACT_DOWN_PORT=... CONTRACT_TRAP_PORT=... mvn -B -q -o test
  * </pre>
  *
  * Without CONTRACT_CASES it is skipped (a plain {@code mvn test} runs the unit tests only). With CONTRACT_STARTUP=1
@@ -44,7 +44,7 @@ class ContractTest {
         if (casesPath == null || casesPath.isEmpty()) { // one skipped test that says why, in the reports too
             return List.of(DynamicTest.dynamicTest("contract table", () -> assumeTrue(false, "skipped: CONTRACT_CASES is not "
                     + "set; the contract table runs against a running extension (tests/test_clients.py sets CONTRACT_CASES, "
-                    + "CACHE_EXTENSION_PORT, AWS_SESSION_TOKEN and CONTRACT_DOWN_PORT)")));
+                    + "CACHE_EXTENSION_PORT, AWS_SESSION_TOKEN, CONTRACT_DOWN_PORT and CONTRACT_TRAP_PORT)")));
         }
         boolean startup = "1".equals(System.getenv("CONTRACT_STARTUP"));
         ContractRun table = new ContractRun(Path.of(casesPath));

@@ -32,6 +32,7 @@ import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.function.Executable;
 
 /** What the client sends: routes, query encoding, the token header, the port, kept-alive connections. */
 @Timeout(30)
@@ -99,8 +100,6 @@ class HttpRequestTest {
             assertEquals(Collections.singletonList("session"), fx.last().header(TOKEN_HEADER));
             env(port, "ext-token", "session").token("explicit").build().getParameter("p");
             assertEquals(Collections.singletonList("explicit"), fx.last().header(TOKEN_HEADER));
-            env(port, null, null).build().getParameter("p");
-            assertNull(fx.last().header(TOKEN_HEADER));
             assertNull(fx.last().header("x-forwarded-for"));
             // Lambda SnapStart has no AWS_SESSION_TOKEN: the container credentials' token is the last resort.
             env(port, "ext-token", "session", "container").build().getParameter("p");
@@ -113,10 +112,35 @@ class HttpRequestTest {
             assertEquals(Collections.singletonList("container"), fx.last().header(TOKEN_HEADER));
             env(port, null, null, "container").token("explicit").build().getParameter("p");
             assertEquals(Collections.singletonList("explicit"), fx.last().header(TOKEN_HEADER));
-            env(port, "", "", "").build().getParameter("p");
-            assertNull(fx.last().header(TOKEN_HEADER));
             notContains(env(port, null, null, "container").build().toString(), "container");
         }
+    }
+
+    @Test
+    @DisplayName("http: no token (none in the environment, or token(\"\")): MissingToken before connecting, nothing sent")
+    void noTokenSendsNothing() throws Exception {
+        try (FakeExtension fx = new FakeExtension(ok("v"))) {
+            String port = String.valueOf(fx.port());
+            for (CacheClient client : List.of(env(port, null, null).build(), env(port, "", "", "").build(),
+                    env(port, "ext-token", "session").token("").build())) {
+                List<Executable> calls = List.of(() -> client.getParameter("p"), () -> client.getSecret("s", Transform.JSON),
+                        () -> client.getItem("T-1"), () -> client.refresh("p"), client::refreshAll);
+                for (Executable call : calls) {
+                    CacheExtensionException e = assertThrows(CacheExtensionException.class, call);
+                    assertSame(CacheExtensionException.class, e.getClass());
+                    assertEquals(0, e.status());
+                    assertEquals("MissingToken", e.code());
+                    for (String text : List.of("CACHE_EXTENSION_TOKEN", "AWS_SESSION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+                            "nothing was sent")) {
+                        contains(e.getMessage(), text);
+                    }
+                    notContains(e.getMessage(), "ext-token");
+                }
+            }
+            assertEquals(0, fx.requests.size());
+        }
+        Map<String, Map<String, String>> values = Map.of("parameters", Map.of("p", "v")); // they need no token
+        assertEquals("v", CacheClient.builder().environment(Collections.emptyMap()).values(values).build().getParameter("p"));
     }
 
     @Test
@@ -129,7 +153,6 @@ class HttpRequestTest {
         assertThrows(IllegalArgumentException.class, () -> env("70000", null, TOKEN).build());
         assertThrows(IllegalArgumentException.class, () -> CacheClient.builder().port(0));
         assertThrows(IllegalArgumentException.class, () -> CacheClient.builder().token("bad\r\ntoken"));
-        assertThrows(IllegalArgumentException.class, () -> CacheClient.builder().token(""));
         assertThrows(IllegalArgumentException.class, () -> CacheClient.builder().timeout(Duration.ZERO));
         assertThrows(IllegalArgumentException.class, () -> CacheClient.builder().startupTimeout(Duration.ofMillis(-1)));
         notContains(CacheClient.builder().environment(Collections.emptyMap()).token(TOKEN).build().toString(), TOKEN);
