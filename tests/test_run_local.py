@@ -6,6 +6,7 @@ so these runs can go in parallel with the rest of the suite.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import ROOT, SECRET_BYTES, SECRET_VALUES, secret_leaks
 from local_lambda.aws import SAMPLE_PARAMETER, SAMPLE_SECRET
 
 RUN_TIMEOUT = 90  # a hard bound; a run takes about 5 to 10 s
@@ -140,6 +142,7 @@ def test_run_local_passes_the_shells_extension_settings_through(layer_dir: Path)
     assert result.returncode == 0, output
     assert re.search(r'^\[cache-extension\] \{.*"level"', output, flags=re.MULTILINE), output
     assert "CACHE_EXTENSION_TTL" in output and "AWS_LAMBDA_LOG_FORMAT" in output
+    assert "AWS calls during 1 invoke: 0" in output and "1 invokes" not in output, output  # --warm 0: one invoke
 
     help_text = run_local("--help").stdout
     assert "CACHE_EXTENSION_" in help_text and "AWS_LAMBDA_LOG_FORMAT" in help_text
@@ -194,3 +197,130 @@ def test_run_local_says_when_the_extension_exited_on_its_own(layer_dir: Path) ->
     output = "".join(lines) + rest
     assert process.returncode == 1, output
     assert "the extension exited on its own" in output and "signal 9" in output, output
+
+
+# -- your own resources (--resources), modes (--mode) ----------------------------------------------
+
+EXAMPLE_RESOURCES = ROOT / "function-example" / "resources.example.yaml"
+EXAMPLE_CONFIG = ROOT / "function-example" / "config.example.yaml"
+
+
+def example_secrets() -> tuple[set[str], set[bytes]]:
+    """What function-example/resources.example.yaml holds that run-local must never print: SecureString
+    parameters' and secrets' values (text, and a mapping's JSON and its fields), binary secrets."""
+    from local_lambda.resources import load_resources
+
+    resources = load_resources(EXAMPLE_RESOURCES)
+    texts = {p.value for p in resources.parameters if p.type == "SecureString"}
+    texts |= {s.value for s in resources.secrets if isinstance(s.value, str)}
+    texts |= {field for s in resources.secrets if isinstance(s.value, str) and s.value.startswith("{")
+              for field in json.loads(s.value).values() if len(field) >= 8}
+    return texts, {s.value for s in resources.secrets if isinstance(s.value, bytes)}
+
+
+def table_rows(output: str) -> dict[str, list[str]]:
+    """The every-item table: name -> [kind, status, X-Cache, cold, warm p50, value]."""
+    section = output.split("through the layer's Python client", 1)[1].split("\n  values:", 1)[0]
+    header, *lines = section.splitlines()[1:]  # after the title's end
+    columns = [match.start() for match in re.finditer(r"\S+(?: \S+)*", header)]  # cells: 2+ spaces apart
+    rows = {}
+    for line in lines:
+        cells = [line[start:end].strip() for start, end in zip(columns, columns[1:] + [None])]
+        rows[cells[1]] = [cells[0], *cells[2:]]
+    return rows
+
+
+def test_run_local_seeds_your_resources_and_reads_every_configured_item(layer_dir: Path) -> None:
+    secrets, binaries = example_secrets()
+    SECRET_VALUES.update(secrets)
+    SECRET_BYTES.update(binaries)
+    result = run_local("--once", "--layer", str(layer_dir), "--port", "0", "--warm", "1",
+                       "--resources", str(EXAMPLE_RESOURCES), "--config", str(EXAMPLE_CONFIG))
+    output = result.stdout + result.stderr
+    assert not secret_leaks(output, values=secrets, binaries=binaries), secret_leaks(output, values=secrets, binaries=binaries)
+    assert result.returncode == 0, output
+    assert "the responses differ" not in output and "direct boto3" not in output
+    assert "read 8 items: 8 x 200" in output and "(the same statuses)" in output, output
+    rows = table_rows(output)
+    assert set(rows) == {"/app/region", "/app/hosts", "/app/db-password", "/aws/reference/secretsmanager/app/db",
+                         "app/db", "app/signing-key", "Orders id=order-1 line=1",
+                         "Orders id=order-1 line=2 (second-line)"}, output
+    for name, (kind, status, x_cache, cold, warm, value) in rows.items():
+        assert (status, x_cache) == ("200", "hit"), (name, output)
+        assert re.fullmatch(DURATION, cold) and re.fullmatch(DURATION, warm), (name, cold, warm)
+    assert rows["/app/region"][5] == '"eu-west-1"'  # a String parameter's value may be shown
+    assert rows["/app/hosts"][5] == '"a.example.com,b.example.com"'
+    hidden = {name: row[5] for name, row in rows.items() if name not in ("/app/region", "/app/hosts")}
+    for name, value in hidden.items():  # the rest only as length and SHA-256 prefix
+        assert re.fullmatch(r"\d+ bytes( of JSON| \(binary\))?, sha256 [0-9a-f]{12}", value), (name, value)
+    signing_key = base64.b64decode("ZXhhbXBsZS1vbmx5LWJpbmFyeS1zZWNyZXQ=")
+    assert hidden["app/signing-key"] == f"{len(signing_key)} bytes (binary), sha256 {hashlib.sha256(signing_key).hexdigest()[:12]}"
+    assert [kind for kind, *_ in rows.values()].count("dynamodb") == 2
+    assert "allow: (parameters /app/flags/*) is read on demand: those names cannot be listed" in output
+    assert "AWS calls during these 2 invokes: 0" in output  # every read served from the cache
+
+
+@pytest.mark.parametrize("content, suffix, expected", [
+    ("parameters:\n  - name: /app/a\n    type: Strin\n    value: x\n", ".yaml",
+     r":3: parameters\[0\] \(/app/a\) type: must be one of String, StringList, SecureString"),
+    ("secrets:\n  - name: app/s\n    value: do-not-echo-this\n    binary: AAAA\n", ".yaml",
+     r":2: secrets\[0\] \(app/s\): give exactly one of 'value' .* and 'binary'"),
+    ("dynamodb:\n  - table: Orders\n    hashkey: id\n    items:\n      - {id: a}\n      - {sku: b}\n", ".yaml",
+     r":6: dynamodb\[0\] \(Orders\) items\[1\]: missing its key attribute 'id'"),
+    ("parameters:\n  - name: /app/a\n    valu: x\n", ".yaml", r":3: parameters\[0\] \(/app/a\) valu: unknown key 'valu'"),
+    ("parameters: [\n", ".yaml", r":2: invalid YAML"),
+    ('{"parameters": [{"name": "/app/a", "value": 5}]}', ".json",
+     r"json: parameters\[0\] \(/app/a\) value: must be text, not a number"),
+    ('{"parameters": [\n  {"name": "/app/a",}\n]}', ".json", r"json:2: invalid JSON"),
+])
+def test_run_local_refuses_a_bad_resources_file_naming_file_entry_and_line(tmp_path: Path, content: str, suffix: str,
+                                                                           expected: str) -> None:
+    bad = tmp_path / f"resources{suffix}"
+    bad.write_text(content)
+    # Before anything starts: --layer names an empty directory, which would fail later if it got that far.
+    result = run_local("--once", "--resources", str(bad), "--layer", str(tmp_path))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"--resources {bad}" in result.stderr and re.search(expected, result.stderr), result.stderr
+    assert "do-not-echo-this" not in result.stderr
+    assert "moto" not in result.stdout
+
+
+def test_run_local_snap_start_mode(layer_dir: Path) -> None:
+    result = run_local("--once", "--layer", str(layer_dir), "--port", "0", "--warm", "1", "--mode", "snap-start")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "mode snap-start (AWS_LAMBDA_INITIALIZATION_TYPE=snap-start): no AWS_SESSION_TOKEN" in output
+    assert "ready on" in output and "(snap-start)" in output  # the extension saw the mode
+    served = re.search(r"INIT \(snap-start\): .*container credentials served (\d+)x", output)
+    assert served and int(served.group(1)) >= 1, output  # the extension's AWS calls used the container endpoint
+    cached = output.split("with the cache extension:", 1)[1].split("\n\n", 1)[0]
+    assert cold_response(invocations(cached)[0][1]) == EXPECTED
+    assert "same response from both" in output  # direct.py too, with container credentials
+
+
+def test_run_local_managed_instances_mode_runs_invokes_concurrently(layer_dir: Path, tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("parameters:\n  - names: [CacheExtensions_Parameter1]\n")
+    result = run_local("--once", "--layer", str(layer_dir), "--port", "0", "--warm", "4", "--mode",
+                       "managed-instances", "--config", str(config))
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "AWS_LAMBDA_MAX_CONCURRENCY=4): up to 4 invokes at once" in output, output
+    assert "(lambda-managed-instances)" in output  # the extension's ready line: SHUTDOWN only, timer refresh
+    assert "INIT (lambda-managed-instances)" in output
+    together = re.search(r"4 invokes sent at once, (\d) in flight together", output)
+    assert together and int(together.group(1)) >= 2, output
+    assert [kind for kind, _ in invocations(output)] == ["cold", "warm", "warm", "warm", "warm"], output
+    assert "reads its 1 item through" in output and "read 1 item: 1 x 200" in output, output  # not "1 items"
+    assert table_rows(output)["CacheExtensions_Parameter1"][1:3] == ["200", "hit"], output
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--mode", "managed-instances", "--function", "nodejs"], "--mode managed-instances runs with --function python only"),
+    (["--mode", "managed-instances", "--function", "java"], "the local Node.js and Java bootstraps serve one invoke"),
+    (["--mode", "snap-start", "--function", "nodejs"], "Lambda has no SnapStart for Node.js"),
+    (["--resources", str(EXAMPLE_RESOURCES), "--function", "nodejs"], "--function nodejs reads the sample's names"),
+])
+def test_run_local_refuses_what_a_function_cannot_run(tmp_path: Path, args: list[str], expected: str) -> None:
+    result = run_local("--once", "--layer", str(tmp_path), *args)
+    assert result.returncode == 2 and expected in result.stderr, result.stderr

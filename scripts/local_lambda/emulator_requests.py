@@ -138,6 +138,10 @@ class ApiRequests:
         if call == runtime_api.NEXT:
             invocation = self._runtime_next(runtime)
             return HTTPStatus.OK, invocation.next_headers(), invocation.payload
+        if call == runtime_api.RESTORE_NEXT:
+            # The snapshot is "taken" and restored at once here: no time passes, and no RESTORE event goes to
+            # extensions (Lambda sends none). The runtime then runs its after-restore hooks and invocation/next.
+            return HTTPStatus.OK, {}, b""
         error_type = headers.get(runtime_api.ERROR_TYPE_HEADER)
         with self._cond:
             if call == runtime_api.INIT_ERROR:

@@ -22,13 +22,20 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+from urllib.parse import quote
 
-from . import layer
+from . import layer, run_local_items, run_local_modes
 from .aws import SAMPLE_PARAMETER, MotoServer, create_sample_resources, free_port, lambda_environment
+from .credentials_endpoint import CredentialsEndpoint
 from .extensions_api import EmulatorError, InitFailed, LambdaEmulator
+from .resources import ResourcesError, load_resources, seed
+from .run_local_items import plural
+from .run_local_modes import MODES, Mode
 from .runtime_api import InvokeResult
 
 REGION = "us-west-2"
@@ -74,6 +81,13 @@ def main(argv: list[str] | None = None) -> int:
                              "(default: $CACHE_EXTENSION_PORT, else 4000)")
     parser.add_argument("--config", type=Path,
                         help="config file (default: $CACHE_EXTENSION_CONFIG, else the example's config.yaml)")
+    parser.add_argument("--resources", type=Path,
+                        help="YAML or JSON file of SSM parameters, secrets and DynamoDB tables with items to put into "
+                             "the local AWS besides the sample's (format: scripts/local_lambda/resources.py, "
+                             "example: function-example/resources.example.yaml); with it, or with a --config other "
+                             "than the sample's, the function reads every configured item and prints one row each")
+    parser.add_argument("--mode", choices=tuple(MODES), default="on-demand",
+                        help="the Lambda mode to run in, with the environment Lambda sets in it (default: %(default)s)")
     parser.add_argument("--no-build", action="store_true", help="use dist/layer as it is instead of rebuilding it")
     parser.add_argument("--layer", type=Path, help="use this built layer tree (laid out as /opt) as it is; implies --no-build")
     args = parser.parse_args(argv)
@@ -84,6 +98,27 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--event {args.event}: {exc}")
     if args.warm < 0:
         parser.error("--warm must be 0 or more")
+    resources = None
+    if args.resources is not None:
+        try:
+            resources = load_resources(args.resources)
+        except ResourcesError as exc:
+            parser.error(f"--resources {exc}")
+    mode = MODES[args.mode]
+    if refusal := mode.check(args.function):
+        parser.error(refusal)
+    shell = shell_settings()
+    if args.config is None:
+        args.config = Path(shell["CACHE_EXTENSION_CONFIG"]) if shell.get("CACHE_EXTENSION_CONFIG") else layer.ROOT / "config.yaml"
+    config = run_local_items.read_config(args.config, REGION)  # None if invalid: the extension says why at INIT
+    own = resources is not None or not run_local_items.is_sample(config, REGION)
+    if own and args.function != "python":
+        parser.error(f"--function {args.function} reads the sample's names; with --resources or your own --config "
+                     "run-local reads every configured item through the Python client: leave out --function")
+    if own and args.event is not None:
+        parser.error("--event is for the example function; with --resources or your own --config the function "
+                     "reads every configured item")
+    items = run_local_items.items_to_read(config, run_local_items.shown_parameters(resources)) if own else None
 
     if args.layer is not None:
         tree = args.layer.resolve()
@@ -98,9 +133,6 @@ def main(argv: list[str] | None = None) -> int:
                   else "rebuild without --no-build, or scripts/build-layer")
         print(f"run-local: {unfit}: {remedy}", file=sys.stderr)
         return 1
-    shell = shell_settings()
-    if args.config is None:
-        args.config = Path(shell["CACHE_EXTENSION_CONFIG"]) if shell.get("CACHE_EXTENSION_CONFIG") else layer.ROOT / "config.yaml"
     if args.port is not None:
         port: int | str = args.port or free_port()
     else:
@@ -112,14 +144,22 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="run-local-") as work:
         try:
-            function = prepare(args.function, tree, Path(work))
+            function = python_function(tree, "read_every_item.handler", RUNTIMES) if own else prepare(args.function, tree, Path(work))
         except RuntimeError as exc:
             print(f"cannot run the {args.function} example: {exc}", file=sys.stderr)
             return 1
         with MotoServer() as moto:
             create_sample_resources(moto, REGION)
+            if resources is not None:
+                seed(moto, resources, REGION)
             moto.reset_calls()
-            return run(args, function, tree, port, moto, event)
+            endpoint = CredentialsEndpoint(run_local_modes.CONTAINER_TOKEN) if mode.name == "snap-start" else None
+            try:
+                return run(args, function, tree, port, moto, event, mode, endpoint, items,
+                           run_local_items.allow_line(config) if own else None)
+            finally:
+                if endpoint is not None:
+                    endpoint.close()
 
 
 def shell_settings() -> dict[str, str]:
@@ -143,7 +183,10 @@ def port_taken_message(port: int | str) -> str:
             f"stop it, or pick another port with --port N (--port 0 picks a free one)")
 
 
-def run(args: argparse.Namespace, function: Function, tree: Path, port: int | str, moto: MotoServer, event: Any) -> int:
+def run(args: argparse.Namespace, function: Function, tree: Path, port: int | str, moto: MotoServer, event: Any,
+        mode: Mode, endpoint: CredentialsEndpoint | None, items: list[dict] | None, allow: str | None) -> int:
+    """INIT and the invokes in `mode`: the example function (compared with direct.py for Python), or with
+    `items` (your own config) the reader function, one row per configured item."""
     shell = shell_settings()
     common = {
         "PATH": f"{Path(sys.base_prefix) / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}",
@@ -152,10 +195,13 @@ def run(args: argparse.Namespace, function: Function, tree: Path, port: int | st
     }
     # The extension finds its config through CACHE_EXTENSION_CONFIG (extensions get no LAMBDA_TASK_ROOT);
     # the runtime gets LAMBDA_TASK_ROOT (its cwd) from launch_runtime.
-    env = lambda_environment(endpoint=moto.endpoint, region=REGION, token=TOKEN, config=str(args.config.resolve()),
-                             function_name=FUNCTION_NAME, extra=common)
-    with LambdaEmulator(function_name=FUNCTION_NAME, handler=function.handler, region=REGION, echo=True) as emulator:
+    env = run_local_modes.apply(mode, lambda_environment(
+        endpoint=moto.endpoint, region=REGION, token=TOKEN, config=str(args.config.resolve()),
+        function_name=FUNCTION_NAME, extra=common), endpoint)
+    with LambdaEmulator(function_name=FUNCTION_NAME, handler=function.handler, region=REGION, echo=True,
+                        max_concurrency=mode.max_concurrency) as emulator:
         print(f"moto (AWS emulator) on {moto.endpoint}; Lambda emulator (Extensions + Runtime API) on {emulator.address}")
+        print(f"mode {mode.changes}")
         passed = sorted(set(shell) - {"CACHE_EXTENSION_PORT", "CACHE_EXTENSION_CONFIG"})
         if passed:  # names only: a value may be a token
             print(f"from the shell: {', '.join(passed)}")
@@ -169,24 +215,37 @@ def run(args: argparse.Namespace, function: Function, tree: Path, port: int | st
             if isinstance(exc, InitFailed) and any(e.get("error_type") == "Extension.PortUnavailable" for e in exc.errors):
                 print(port_taken_message(port), file=sys.stderr)  # taken between the check and the extension's bind
             return 1
-        print(f"\nINIT: extension start -> register {ms(extension.registered_at - extension.launched_at)}, "
+        credentials = f", container credentials served {endpoint.served}x" if endpoint is not None else ""
+        init_type = "" if mode.name == "on-demand" else f" ({mode.initialization_type})"
+        print(f"\nINIT{init_type}: extension start -> register "
+              f"{ms(extension.registered_at - extension.launched_at)}, "
               f"start -> event/next {ms(extension.init_done_at - extension.launched_at)}, "
               f"RSS after prefetch {rss_mib(extension.process.pid)}, AWS calls at INIT {moto.call_counts()}; "
-              f"runtime start -> first invocation/next {ms(runtime.init_done_at - runtime.launched_at)}")
+              f"runtime start -> first invocation/next {ms(runtime.init_done_at - runtime.launched_at)}{credentials}")
 
-        title = f"{args.function} function ({function.label}) with the cache extension"
-        cached, ok = invoke_series(emulator, title, event, args.warm, moto)
-        direct = None
-        if args.function == "python":
-            direct, direct_ok = run_direct(tree, moto, event, args.warm)
-            ok = ok and direct_ok
-            compare(cached, direct)
+        if items is not None:
+            title = (f"your config ({args.config}): the function ({function.label}) reads its "
+                     f"{plural(len(items), 'item')} through the cache extension")
+            results, ok = invoke_series(emulator, title, {"items": items}, args.warm, moto, mode,
+                                        describe=run_local_items.describe)
+            ok = run_local_items.print_table(items, results, ms) and ok
+            if allow:
+                print(allow)
+        else:
+            title = f"{args.function} function ({function.label}) with the cache extension"
+            cached, ok = invoke_series(emulator, title, event, args.warm, moto, mode)
+            if args.function == "python":
+                direct, direct_ok = run_direct(tree, moto, event, args.warm, mode, endpoint)
+                ok = ok and direct_ok
+                compare(cached, direct)
 
         if not args.once:
-            token = "$CACHE_EXTENSION_TOKEN" if shell.get("CACHE_EXTENSION_TOKEN") else TOKEN
+            token = "$CACHE_EXTENSION_TOKEN" if shell.get("CACHE_EXTENSION_TOKEN") else run_local_modes.http_token(mode, TOKEN)
+            route, name = next(((i["route"], i["name"]) for i in items), ("parameters", SAMPLE_PARAMETER[0])) \
+                if items else ("parameters", SAMPLE_PARAMETER[0])
             print(f"\nthe extension serves on http://localhost:{port} until Ctrl-C; for example:\n"
                   f"  curl -H \"X-Aws-Parameters-Secrets-Token: {token}\" "
-                  f"'http://localhost:{port}/parameters?name={SAMPLE_PARAMETER[0]}'", flush=True)
+                  f"'http://localhost:{port}/{route}?name={quote(name, safe='/')}'", flush=True)
             try:
                 while (code := extension.wait_exit(1.0)) is None:
                     pass
@@ -203,13 +262,15 @@ def run(args: argparse.Namespace, function: Function, tree: Path, port: int | st
         return 0 if ok else 1
 
 
-def run_direct(tree: Path, moto: MotoServer, event: Any, warm: int) -> tuple[list[InvokeResult], bool]:
-    """direct.py in an execution environment of its own: no extension, the same moto server."""
+def run_direct(tree: Path, moto: MotoServer, event: Any, warm: int, mode: Mode,
+               endpoint: CredentialsEndpoint | None) -> tuple[list[InvokeResult], bool]:
+    """direct.py in an execution environment of its own, in the same mode: no extension, the same moto server."""
     function = python_function(tree, "direct.handler")
-    env = lambda_environment(endpoint=moto.endpoint, region=REGION, token=TOKEN, function_name=f"{FUNCTION_NAME}-direct",
-                             extra={"PATH": f"{Path(sys.base_prefix) / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}"})
+    env = run_local_modes.apply(mode, lambda_environment(
+        endpoint=moto.endpoint, region=REGION, token=TOKEN, function_name=f"{FUNCTION_NAME}-direct",
+        extra={"PATH": f"{Path(sys.base_prefix) / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}"}), endpoint)
     with LambdaEmulator(function_name=f"{FUNCTION_NAME}-direct", handler=function.handler, region=REGION,
-                        echo=True) as emulator:
+                        echo=True, max_concurrency=mode.max_concurrency) as emulator:
         emulator.launch_runtime(function.command, {**env, **function.env}, cwd=str(function.task_root),
                                 name="direct-function")
         try:
@@ -218,38 +279,88 @@ def run_direct(tree: Path, moto: MotoServer, event: Any, warm: int) -> tuple[lis
             print(f"INIT of the direct function failed: {exc}", file=sys.stderr)
             return [], False
         results = invoke_series(emulator, "the same Python function reading AWS directly with boto3 "
-                                f"({function.label}), no extension", event, warm, moto)
+                                f"({function.label}), no extension", event, warm, moto, mode)
         emulator.shutdown()
         return results
 
 
-def invoke_series(emulator: LambdaEmulator, title: str, event: Any, warm: int, moto: MotoServer) -> tuple[list[InvokeResult], bool]:
-    """One cold invoke and `warm` warm ones; prints each response and its durations."""
+def invoke_series(emulator: LambdaEmulator, title: str, event: Any, warm: int, moto: MotoServer, mode: Mode,
+                  describe: Callable[[InvokeResult, InvokeResult | None], str] | None = None,
+                  ) -> tuple[list[InvokeResult], bool]:
+    """One cold invoke and `warm` warm ones; prints each response (or `describe`'s text) and its durations.
+
+    On Managed Instances the warm invokes go in batches of up to the maximum concurrency, all at once."""
     print(f"\n{title}:")
     moto.reset_calls()
     results: list[InvokeResult] = []
     ok = True
-    for number in range(1 + warm):
+    batch = mode.max_concurrency or 1
+    sizes = [1] + [min(batch, warm - done) for done in range(0, warm, batch)]
+    for size in sizes:
         try:
-            result = emulator.invoke(event, timeout=INVOKE_TIMEOUT)
+            answers, overlap = invoke_batch(emulator, event, size)
         except (EmulatorError, TimeoutError) as exc:
             print(f"  invoke failed: {exc}", file=sys.stderr)
             return results, False
-        results.append(result)
-        kind = "cold" if number == 0 else "warm"
-        init = f"Init Duration {ms(result.init_duration):>11}  " if result.init_duration is not None else ""
-        if result.ok and number > 0 and result.payload == results[0].payload:
-            shown = "(the same response)"
-        elif result.ok:
-            shown = json.dumps(result.response, separators=(",", ":")) if result.response is not None else repr(result.payload)
-        else:
-            ok = False
-            shown = f"ERROR {result.error.error_type}: {result.error.message}"
-        print(f"  {kind}  {init:<27}Duration {ms(result.duration):>9}  {shown}")
+        if mode.max_concurrency:  # Managed Instances: say how the invokes went
+            if not results:
+                print(f"  the cold invoke alone, then up to {mode.max_concurrency} at once:")
+            elif size == 1:
+                print("  1 invoke alone:")
+            else:
+                print(f"  {size} invokes sent at once, {overlap} in flight together (measured):")
+        for result in answers:
+            kind = "cold" if not results else "warm"
+            results.append(result)
+            init = f"Init Duration {ms(result.init_duration):>11}  " if result.init_duration is not None else ""
+            if not result.ok:
+                ok = False
+            if describe is not None:
+                shown = describe(result, results[0] if len(results) > 1 else None)
+            elif result.ok and len(results) > 1 and result.payload == results[0].payload:
+                shown = "(the same response)"
+            elif result.ok:
+                shown = json.dumps(result.response, separators=(",", ":")) if result.response is not None else repr(result.payload)
+            else:
+                shown = f"ERROR {result.error.error_type}: {result.error.message}"
+            print(f"  {kind}  {init:<27}Duration {ms(result.duration):>9}  {shown}")
     calls = moto.calls()
-    print(f"  AWS calls during these {len(results)} invokes: {calls}"
-          + (f" ({calls / len(results):g} per invoke)" if results else ""))
+    if len(results) == 1:
+        print(f"  AWS calls during 1 invoke: {calls}")
+    else:
+        print(f"  AWS calls during these {len(results)} invokes: {calls}"
+              + (f" ({calls / len(results):g} per invoke)" if results else ""))
     return results, ok
+
+
+def invoke_batch(emulator: LambdaEmulator, event: Any, size: int) -> tuple[list[InvokeResult], int]:
+    """`size` invokes sent at the same moment from threads (one alone: from here). The results in the order
+    they were sent, and how many were in flight together at most (measured, not assumed)."""
+    if size == 1:
+        return [emulator.invoke(event, timeout=INVOKE_TIMEOUT)], 1
+    results: list[Any] = [None] * size
+    spans: list[tuple[float, float]] = [(0.0, 0.0)] * size
+    start = threading.Barrier(size)
+
+    def one(index: int) -> None:
+        start.wait(timeout=INVOKE_TIMEOUT)
+        began = time.monotonic()
+        try:
+            results[index] = emulator.invoke(event, timeout=INVOKE_TIMEOUT)
+        except (EmulatorError, TimeoutError) as exc:
+            results[index] = exc
+        spans[index] = (began, time.monotonic())
+
+    threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(size)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(INVOKE_TIMEOUT + 5)  # bounded: each invoke is, by its timeout
+    for result in results:
+        if not isinstance(result, InvokeResult):
+            raise result if isinstance(result, Exception) else TimeoutError("an invoke did not return")
+    overlap = max(sum(1 for b, e in spans if b <= began < e) for began, _ in spans)
+    return results, overlap
 
 
 def compare(cached: list[InvokeResult], direct: list[InvokeResult]) -> None:
@@ -283,7 +394,7 @@ def prepare(name: str, tree: Path, work: Path) -> Function:
     return java_function(tree, work)
 
 
-def python_function(tree: Path, handler: str) -> Function:
+def python_function(tree: Path, handler: str, task_root: Path = EXAMPLES / "python") -> Function:
     """AWS's runtime interface client, as in Lambda's Python runtimes; /opt/python on sys.path.
 
     The project's venv interpreter stands in for Lambda's Python runtime, which also ships boto3.
@@ -296,7 +407,7 @@ def python_function(tree: Path, handler: str) -> Function:
         label=handler,
         handler=handler,
         command=[str(python), "-m", "awslambdaric", handler],
-        task_root=EXAMPLES / "python",
+        task_root=task_root,
         env={"PYTHONPATH": str(tree / "python"), "AWS_EXECUTION_ENV": f"AWS_Lambda_python{version}"},
     )
 

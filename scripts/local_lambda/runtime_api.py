@@ -8,6 +8,7 @@ its routes, one invocation's bookkeeping, and what ``invoke()`` returns.
     POST /2018-06-01/runtime/invocation/{requestId}/response 202
     POST /2018-06-01/runtime/invocation/{requestId}/error    202 (Lambda-Runtime-Function-Error-Type)
     POST /2018-06-01/runtime/init/error                      202, during Init only
+    GET  /2018-06-01/runtime/restore/next                    200 at once (SnapStart: the restore follows the snapshot)
 
 Answers this emulator chose where the reference is silent: a request id that was never delivered is
 400 ``InvalidRequestID``; a second answer for the same invocation is 403 ``InvalidStateTransition``;
@@ -32,6 +33,7 @@ NEXT = "runtime/invocation/next"
 RESPONSE = "runtime/invocation/response"
 ERROR = "runtime/invocation/error"
 INIT_ERROR = "runtime/init/error"
+RESTORE_NEXT = "runtime/restore/next"  # SnapStart runtimes (awslambdaric) call it at the end of INIT
 
 ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
 
@@ -45,6 +47,8 @@ def match(path: str) -> tuple[str, str | None, str] | None:
         return NEXT, None, "GET"
     if parts == ["init", "error"]:
         return INIT_ERROR, None, "POST"
+    if parts == ["restore", "next"]:
+        return RESTORE_NEXT, None, "GET"
     if len(parts) == 3 and parts[0] == "invocation" and parts[1] and parts[2] in ("response", "error"):
         return (RESPONSE if parts[2] == "response" else ERROR), unquote(parts[1]), "POST"
     return None
