@@ -258,6 +258,9 @@ def test_run_local_seeds_your_resources_and_reads_every_configured_item(layer_di
     assert [kind for kind, *_ in rows.values()].count("dynamodb") == 2
     assert "allow: (parameters /app/flags/*) is read on demand: those names cannot be listed" in output
     assert "AWS calls during these 2 invokes: 0" in output  # every read served from the cache
+    # the README's example is this run, with these files
+    assert ("scripts/run-local --once --resources function-example/resources.example.yaml "
+            "--config function-example/config.example.yaml") in (ROOT / "README.md").read_text()
 
 
 @pytest.mark.parametrize("content, suffix, expected", [
