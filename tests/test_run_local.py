@@ -277,15 +277,29 @@ def test_run_local_seeds_your_resources_and_reads_every_configured_item(layer_di
     ('{"parameters": [\n  {"name": "/app/a",}\n]}', ".json", r"json:2: invalid JSON"),
 ])
 def test_run_local_refuses_a_bad_resources_file_naming_file_entry_and_line(tmp_path: Path, content: str, suffix: str,
-                                                                           expected: str) -> None:
+                                                                           expected: str, capsys) -> None:
     bad = tmp_path / f"resources{suffix}"
     bad.write_text(content)
     # Before anything starts: --layer names an empty directory, which would fail later if it got that far.
+    # In this process (run-local's main, as the script calls it): a subprocess each would cost 0.5 s.
+    from local_lambda.run_local import main
+
+    with pytest.raises(SystemExit) as exit:
+        main(["--once", "--resources", str(bad), "--layer", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert exit.value.code == 2, out + err
+    assert f"--resources {bad}" in err and re.search(expected, err), err
+    assert "do-not-echo-this" not in err
+    assert "moto" not in out
+
+
+def test_run_local_script_refuses_a_bad_resources_file_before_anything_starts(tmp_path: Path) -> None:
+    bad = tmp_path / "resources.yaml"
+    bad.write_text("parameters:\n  - name: /app/a\n    type: SecureString\n    value: [do-not-echo-this]\n")
     result = run_local("--once", "--resources", str(bad), "--layer", str(tmp_path))
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert f"--resources {bad}" in result.stderr and re.search(expected, result.stderr), result.stderr
-    assert "do-not-echo-this" not in result.stderr
-    assert "moto" not in result.stdout
+    assert result.returncode == 2 and result.stderr.startswith("usage: scripts/run-local"), result.stderr
+    assert re.search(r"resources.yaml:4: parameters\[0\] \(/app/a\) value: must be text, not a list", result.stderr)
+    assert "do-not-echo-this" not in result.stderr and "moto" not in result.stdout
 
 
 def test_run_local_snap_start_mode(layer_dir: Path) -> None:
@@ -324,6 +338,10 @@ def test_run_local_managed_instances_mode_runs_invokes_concurrently(layer_dir: P
     (["--mode", "snap-start", "--function", "nodejs"], "Lambda has no SnapStart for Node.js"),
     (["--resources", str(EXAMPLE_RESOURCES), "--function", "nodejs"], "--function nodejs reads the sample's names"),
 ])
-def test_run_local_refuses_what_a_function_cannot_run(tmp_path: Path, args: list[str], expected: str) -> None:
-    result = run_local("--once", "--layer", str(tmp_path), *args)
-    assert result.returncode == 2 and expected in result.stderr, result.stderr
+def test_run_local_refuses_what_a_function_cannot_run(tmp_path: Path, args: list[str], expected: str, capsys) -> None:
+    from local_lambda.run_local import main
+
+    with pytest.raises(SystemExit) as exit:
+        main(["--once", "--layer", str(tmp_path), *args])
+    err = capsys.readouterr().err
+    assert exit.value.code == 2 and expected in err, err

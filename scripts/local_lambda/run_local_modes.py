@@ -53,7 +53,8 @@ MODES = {
         "managed-instances", "lambda-managed-instances", MI_CONCURRENCY,
         f"managed-instances (AWS_LAMBDA_INITIALIZATION_TYPE=lambda-managed-instances, "
         f"AWS_LAMBDA_MAX_CONCURRENCY={MI_CONCURRENCY}): up to {MI_CONCURRENCY} invokes at once (awslambdaric runs "
-        f"one process per slot), never frozen; the extension registers for SHUTDOWN only and refreshes on a timer",
+        f"one process per slot), never frozen; the extension registers for SHUTDOWN only and refreshes on a timer "
+        f"(on Lambda: Python 3.13+)",
         ("python",),
         "the local Node.js and Java bootstraps serve one invoke at a time (on Lambda, Managed Instances run "
         "Node.js 22+ and Java 21+ invokes concurrently in one process)"),
