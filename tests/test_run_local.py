@@ -89,6 +89,7 @@ def test_run_local_invokes_the_example_function(function: str, layer_dir: Path) 
     assert SAMPLE_SECRET[1] not in output, "a secret value appeared in run-local's output"
 
     assert re.search(rf"INIT: extension start -> register {DURATION}", output), output
+    assert "mode on-demand (AWS_LAMBDA_INITIALIZATION_TYPE=on-demand): INIT before the first invoke" in output  # the default
     cached = output.split("with the cache extension:", 1)[1].split("\n\n", 1)[0]
     lines = invocations(cached)
     assert [kind for kind, _ in lines] == ["cold", "warm", "warm", "warm"], output
