@@ -241,8 +241,7 @@ def run(args: argparse.Namespace, function: Function, tree: Path, port: int | st
 
         if not args.once:
             token = "$CACHE_EXTENSION_TOKEN" if shell.get("CACHE_EXTENSION_TOKEN") else run_local_modes.http_token(mode, TOKEN)
-            route, name = next(((i["route"], i["name"]) for i in items), ("parameters", SAMPLE_PARAMETER[0])) \
-                if items else ("parameters", SAMPLE_PARAMETER[0])
+            route, name = (items[0]["route"], items[0]["name"]) if items else ("parameters", SAMPLE_PARAMETER[0])
             print(f"\nthe extension serves on http://localhost:{port} until Ctrl-C; for example:\n"
                   f"  curl -H \"X-Aws-Parameters-Secrets-Token: {token}\" "
                   f"'http://localhost:{port}/{route}?name={quote(name, safe='/')}'", flush=True)
