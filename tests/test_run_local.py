@@ -134,6 +134,10 @@ def test_run_local_passes_the_shells_extension_settings_through(layer_dir: Path)
     output = result.stdout + result.stderr
     assert result.returncode == 1, output
     assert "INIT failed" in output and "CACHE_EXTENSION_TTL" in output, output
+    # Said once, untagged twice, with one error type: not "Init failed: ... Extension.Crash" or "[name] ERROR [name]".
+    assert output.count("invalid duration") == 1 and "Init failed" not in output, output
+    assert "INIT failed: cache-extension: Extension.ConfigInvalid\n" in output, output
+    assert "[cache-extension] ERROR [cache-extension]" not in output, output
     assert "from the shell: CACHE_EXTENSION_TTL" in output, output
 
     # Valid ones take effect: JSON log lines from the extension, and the run still succeeds.

@@ -147,8 +147,10 @@ def _read_output(proc: Process, echo: bool) -> None:
     proc.process.stdout.close()
 
 
-def outputs(processes: list[Any], limit: int = 4000) -> str:
-    """The tail of each process's output, for error messages."""
+def outputs(echoed: bool, processes: list[Any], limit: int = 4000) -> str:
+    """The tail of each process's output, for error messages; nothing if it was echoed as it came."""
+    if echoed:
+        return ""
     parts = []
     for proc in processes:
         text = proc.output

@@ -298,7 +298,7 @@ class LambdaEmulator(ApiRequests):
                 errors.append({key: proc.name, "error_type": "Runtime.ExitError" if key == "runtime" else "Extension.Crash",
                                "body": f"exited with code {code} before Init finished"})
         summary = "; ".join(f"{e.get('extension') or e.get('runtime')}: {e['error_type']}" for e in errors)
-        raise InitFailed(f"Init failed: {summary}" + self._outputs(failed), errors)
+        raise InitFailed(f"Init failed: {summary}" + outputs(self.echo, failed), errors)
 
     @property
     def init_duration(self) -> float | None:
@@ -416,7 +416,7 @@ class LambdaEmulator(ApiRequests):
         self._raise_if_crashed()
         if runtime is not None and runtime._exited.is_set():
             raise RuntimeExited(f"runtime exited (code {runtime.process and runtime.process.returncode})"
-                                + self._outputs([runtime]))
+                                + outputs(self.echo, [runtime]))
         if runtime is not None and request_id in self._invocations:
             raise ValueError(f"request id {request_id!r} was already used")
         return runtime
@@ -504,18 +504,14 @@ class LambdaEmulator(ApiRequests):
         crashed = [e for e in self.extensions if e._exited.is_set()]
         if crashed:
             details = ", ".join(f"{e.name} (exit {e.process and e.process.returncode})" for e in crashed)
-            raise ExtensionCrashed(f"extension exited: {details}" + self._outputs(crashed))
-
-    def _outputs(self, processes: list[Any]) -> str:
-        """The processes' output for an error message, unless it was already echoed line by line."""
-        return "" if self.echo else outputs(processes)
+            raise ExtensionCrashed(f"extension exited: {details}" + outputs(self.echo, crashed))
 
     def _wait_for(self, pending: Callable[[], list[Any]], deadline: float, message: str) -> None:
         """With the condition held: wait until pending() is empty, else TimeoutError naming what still is."""
         while waiting := pending():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TimeoutError(message + ", ".join(p.name for p in waiting) + self._outputs(waiting))
+                raise TimeoutError(message + ", ".join(p.name for p in waiting) + outputs(self.echo, waiting))
             self._cond.wait(remaining)
 
 

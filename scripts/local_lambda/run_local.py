@@ -211,7 +211,7 @@ def run(args: argparse.Namespace, function: Function, tree: Path, port: int | st
                                               name="function")
             emulator.wait_init(timeout=INIT_TIMEOUT)
         except (EmulatorError, TimeoutError) as exc:
-            print(f"INIT failed: {exc}", file=sys.stderr)
+            print(f"INIT failed: {str(exc).removeprefix('Init failed: ')}", file=sys.stderr)
             if isinstance(exc, InitFailed) and any(e.get("error_type") == "Extension.PortUnavailable" for e in exc.errors):
                 print(port_taken_message(port), file=sys.stderr)  # taken between the check and the extension's bind
             return 1
