@@ -225,3 +225,21 @@ def test_parse_importtime_groups_by_package_and_counts_cumulative_at_the_outermo
     assert groups["yaml"]["self_us"] == 40 and groups["uvloop"]["self_us"] == 0  # named even when absent
     assert sum(row["self_us"] for row in groups.values()) == parsed["total_us"]
     assert list(groups)[0] == "botocore"  # the largest first
+
+
+def test_bench_refuses_a_layer_built_for_another_machine(tmp_path):
+    """--no-build with a tree from another --arch: the bench says which before measuring anything, instead of the
+    extension failing on a C extension it cannot load."""
+    from local_lambda import layer
+
+    tree = tmp_path / "layer"
+    (tree / "extensions").mkdir(parents=True)
+    (tree / "extensions" / "cache-extension").write_text("#!/bin/sh\nexit 1\n")
+    (tree / "cache-extension").mkdir()
+    other = "arm64" if layer.machine_arch() == "x86_64" else "x86_64"
+    (tree / layer.MANIFEST).write_text(json.dumps({"layer": "python", "arch": other, "python": layer.this_python()}))
+    run = subprocess.run([str(ROOT / "scripts" / "bench"), "--quick", "--no-build", "--layer", str(tree),
+                          "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert f"was built for {other} / Python {layer.this_python()}" in run.stderr
+    assert "drop --no-build" in run.stderr and not (tmp_path / "out").exists()

@@ -125,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         layer.build(layer.machine_arch(), layer.this_python(), tree, log=log)
     if not (tree / "extensions" / layer.EXTENSION_NAME).exists():
         parser.error(f"{tree} holds no extensions/{layer.EXTENSION_NAME}: build it, or drop --no-build")
+    if (unfit := layer.unfit_here(tree)) is not None:  # a tree from another --arch/--python: say so, not ImportError
+        parser.error(f"{unfit}: drop --no-build to rebuild it for this machine")
     results: dict[str, Any] = {"schema": 2, "command": shlex.join(["scripts/bench", *argv]), "quick": args.quick,
                                "machine": machine(), "layer_tree": shown(tree)}
     with tempfile.TemporaryDirectory(prefix="bench-") as temp, MotoServer() as moto:
