@@ -4,10 +4,12 @@ from the layer under the Extensions API emulator, exactly as Lambda would start 
 from __future__ import annotations
 
 import base64
+import fcntl
 import http.client
 import importlib
 import json
 import os
+import shutil
 import sys
 import uuid
 from dataclasses import dataclass
@@ -87,12 +89,29 @@ class RunningExtension:
         return self.request(f"/{source}?name={quote(name, safe='')}")
 
 
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """`name`/layer, built by build(out) once per run: under pytest-xdist the first worker to ask builds it
+    (under a file lock) in the directory all workers of the run share, and the others wait for it and reuse it."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        out = tmp_path_factory.mktemp(name) / "layer"
+        build(out)
+        return out
+    shared = tmp_path_factory.getbasetemp().parent  # pytest-of-<user>/pytest-N: one per run, shared by its workers
+    out, done = shared / name / "layer", shared / name / "built"
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or if this worker dies
+        if not done.exists():
+            shutil.rmtree(out.parent, ignore_errors=True)  # a worker that died mid-build left half a tree
+            build(out)
+            done.touch()
+    return out
+
+
 @pytest.fixture(scope="session")
 def python_layer_dir(tmp_path_factory) -> Path:
-    """The Python layer (the extension run by python3 from PATH), built once a session."""
-    out = tmp_path_factory.mktemp("build") / "layer"
-    layer.build(layer.machine_arch(), f"{sys.version_info.major}.{sys.version_info.minor}", out, log=lambda *_: None)
-    return out
+    """The Python layer (the extension run by python3 from PATH), built once a run."""
+    return built_once(tmp_path_factory, "build", lambda out: layer.build(
+        layer.machine_arch(), f"{sys.version_info.major}.{sys.version_info.minor}", out, log=lambda *_: None))
 
 
 @pytest.fixture(scope="session")
@@ -117,10 +136,8 @@ def python_client(layer_dir):
 
 @pytest.fixture(scope="session")
 def standalone_dir(tmp_path_factory) -> Path:
-    """The standalone layer (the extension frozen by PyInstaller): built once a session, it takes a while."""
-    out = tmp_path_factory.mktemp("standalone") / "layer"
-    layer.build_standalone(out, log=lambda *_: None)
-    return out
+    """The standalone layer (the extension frozen by PyInstaller): built once a run, it takes a while."""
+    return built_once(tmp_path_factory, "standalone", lambda out: layer.build_standalone(out, log=lambda *_: None))
 
 
 # The layer variants a module can run against (tests/test_end_to_end.py runs against both), by the name of

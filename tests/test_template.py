@@ -336,58 +336,61 @@ class ResponseCatcher(http.server.ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}/response?signature=x"
 
 
-def test_sample_item_custom_resource(monkeypatch):
-    moto = pytest.importorskip("moto")
+def test_sample_item_custom_resource(monkeypatch, moto):
+    """Against the session's moto server in a region no other test uses (not mock_aws, which would wipe the
+    state that server shares with this process: the sample resources other tests read)."""
     import boto3
 
     code = RESOURCES["SampleItemWriterFunction"]["Properties"]["Code"]["ZipFile"]
     assert len(code) <= 4096, "CloudFormation's inline code limit"
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto.endpoint)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-southeast-2")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     context = SimpleNamespace(log_stream_name="2026/01/01/[$LATEST]abc")
     catcher = ResponseCatcher()
+    dynamodb = boto3.client("dynamodb")
     try:
-        with moto.mock_aws():
-            dynamodb = boto3.client("dynamodb")
-            table = RESOURCES["DynamoDbTable"]["Properties"]
-            dynamodb.create_table(TableName=table["TableName"], BillingMode="PAY_PER_REQUEST",
-                                  AttributeDefinitions=table["AttributeDefinitions"], KeySchema=table["KeySchema"])
-            module: dict = {}
-            exec(compile(code, "SampleItemWriterFunction/index.py", "exec"), module)
+        table = RESOURCES["DynamoDbTable"]["Properties"]
+        dynamodb.create_table(TableName=table["TableName"], BillingMode="PAY_PER_REQUEST",
+                              AttributeDefinitions=table["AttributeDefinitions"], KeySchema=table["KeySchema"])
+        module: dict = {}
+        exec(compile(code, "SampleItemWriterFunction/index.py", "exec"), module)
 
-            def request(kind: str, table_name: str, physical_id: str | None = None) -> dict:
-                event = {"RequestType": kind, "ResponseURL": catcher.url, "StackId": "arn:aws:cloudformation:stack",
-                         "RequestId": f"req-{kind}", "LogicalResourceId": "SampleItem",
-                         "ResourceProperties": {"ServiceToken": "arn", "TableName": table_name}}
-                if physical_id:
-                    event["PhysicalResourceId"] = physical_id
-                module["handler"](event, context)
-                reply = catcher.replies.pop()
-                assert catcher.replies == []
-                assert (reply["RequestId"], reply["LogicalResourceId"], reply["StackId"]) == (
-                    f"req-{kind}", "SampleItem", "arn:aws:cloudformation:stack")
-                return reply
+        def request(kind: str, table_name: str, physical_id: str | None = None) -> dict:
+            event = {"RequestType": kind, "ResponseURL": catcher.url, "StackId": "arn:aws:cloudformation:stack",
+                     "RequestId": f"req-{kind}", "LogicalResourceId": "SampleItem",
+                     "ResourceProperties": {"ServiceToken": "arn", "TableName": table_name}}
+            if physical_id:
+                event["PhysicalResourceId"] = physical_id
+            module["handler"](event, context)
+            reply = catcher.replies.pop()
+            assert catcher.replies == []
+            assert (reply["RequestId"], reply["LogicalResourceId"], reply["StackId"]) == (
+                f"req-{kind}", "SampleItem", "arn:aws:cloudformation:stack")
+            return reply
 
-            key = {"pKey": {"S": "pKey1"}, "sKey": {"S": "sKey1"}}
-            reply = request("Create", "DynamoDbTable")
-            assert (reply["Status"], reply["PhysicalResourceId"]) == ("SUCCESS", "DynamoDbTable/pKey1/sKey1")
-            item = dynamodb.get_item(TableName="DynamoDbTable", Key=key)["Item"]
-            assert item == {**key, "Data": {"S": "DynamoDB sample data"}}
+        key = {"pKey": {"S": "pKey1"}, "sKey": {"S": "sKey1"}}
+        reply = request("Create", "DynamoDbTable")
+        assert (reply["Status"], reply["PhysicalResourceId"]) == ("SUCCESS", "DynamoDbTable/pKey1/sKey1")
+        item = dynamodb.get_item(TableName="DynamoDbTable", Key=key)["Item"]
+        assert item == {**key, "Data": {"S": "DynamoDB sample data"}}
 
-            assert request("Update", "DynamoDbTable", "DynamoDbTable/pKey1/sKey1")["Status"] == "SUCCESS"
-            reply = request("Delete", "DynamoDbTable", "DynamoDbTable/pKey1/sKey1")
-            assert (reply["Status"], reply["PhysicalResourceId"]) == ("SUCCESS", "DynamoDbTable/pKey1/sKey1")
-            assert "Item" not in dynamodb.get_item(TableName="DynamoDbTable", Key=key)
+        assert request("Update", "DynamoDbTable", "DynamoDbTable/pKey1/sKey1")["Status"] == "SUCCESS"
+        reply = request("Delete", "DynamoDbTable", "DynamoDbTable/pKey1/sKey1")
+        assert (reply["Status"], reply["PhysicalResourceId"]) == ("SUCCESS", "DynamoDbTable/pKey1/sKey1")
+        assert "Item" not in dynamodb.get_item(TableName="DynamoDbTable", Key=key)
 
-            failed = request("Create", "NoSuchTable")  # answers FAILED rather than leaving the stack waiting
-            assert failed["Status"] == "FAILED" and "ResourceNotFoundException" in failed["Reason"]
-            assert request("Delete", "NoSuchTable", "NoSuchTable/pKey1/sKey1")["Status"] == "SUCCESS"
+        failed = request("Create", "NoSuchTable")  # answers FAILED rather than leaving the stack waiting
+        assert failed["Status"] == "FAILED" and "ResourceNotFoundException" in failed["Reason"]
+        assert request("Delete", "NoSuchTable", "NoSuchTable/pKey1/sKey1")["Status"] == "SUCCESS"
     finally:
         catcher.shutdown()
         catcher.server_close()
+        if "DynamoDbTable" in dynamodb.list_tables()["TableNames"]:
+            dynamodb.delete_table(TableName="DynamoDbTable")
 
 
 # ----------------------------------------------------------------------------------------------------
