@@ -186,11 +186,14 @@ def includes(value, expected) -> bool:
     return value == expected
 
 
-def case_environment(case: dict, token: str, port: str = "", down_port: str = "", trap_port: str = "") -> dict[str, str]:
+def case_environment(case: dict, token: str, port: str = "", down_port: str = "", trap_port: str = "",
+                     values_file: str = "") -> dict[str, str]:
     """The variables a case with "env" gives the client: "$TOKEN" is the extension's token, "$PORT" its port,
-    "$DOWN_PORT" a port nothing listens on, "$TRAP_PORT" one that counts connections."""
+    "$DOWN_PORT" a port nothing listens on, "$TRAP_PORT" one that counts connections, "$VALUES_FILE" the file
+    holding the case's valuesFile."""
     assert "token" not in case.get("client", {}), f"{case['id']}: a case with env gives no token option"
-    places = {"$TOKEN": token, "$PORT": port, "$DOWN_PORT": down_port, "$TRAP_PORT": trap_port}
+    places = {"$TOKEN": token, "$PORT": port, "$DOWN_PORT": down_port, "$TRAP_PORT": trap_port,
+              "$VALUES_FILE": values_file}
     return {name: places.get(value, value) for name, value in case["env"].items()}
 
 
@@ -226,6 +229,10 @@ def check_case_result(module, case: dict, down_port: str, token: str) -> None:
                 raised.value.retry_after
         for text in filter(None, tokens):
             assert text not in str(raised.value)
+        for text in expect.get("messageIncludes", []):
+            assert text in str(raised.value), raised.value
+        for text in expect.get("messageExcludes", []):
+            assert text not in str(raised.value), f"the error message shows {text!r}"
         return
     value = run_python_case(module, case, down_port)
     if "value" in expect:
@@ -241,17 +248,22 @@ def check_case_result(module, case: dict, down_port: str, token: str) -> None:
 
 
 @pytest.mark.parametrize("case", [c for c in ALL_CASES if not c.get("startup")], ids=lambda c: c["id"])
-def test_python_client_contract(python_client, contract_env, contract_trap, monkeypatch, case):
+def test_python_client_contract(python_client, contract_env, contract_trap, monkeypatch, tmp_path, case):
     for name, value in contract_env.items():
         monkeypatch.setenv(name, value)
     for name in ("CACHE_EXTENSION_TOKEN", "AWS_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN",
                  "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", "CACHE_EXTENSION_CLIENT_CACHE"):
         monkeypatch.delenv(name, raising=False)
+    values_file = tmp_path / "values.json"
+    if "valuesFile" in case:  # given to the client through CACHE_EXTENSION_CLIENT_VALUES="$VALUES_FILE"
+        assert "env" in case, f"{case['id']}: a case with valuesFile names it in its env"
+        values_file.write_text(json.dumps(case["valuesFile"]), encoding="utf-8")
     if "env" in case:  # the client reads os.environ, set for this case only (monkeypatch undoes it)
         for name in ENV_CASE_VARIABLES:
             monkeypatch.delenv(name, raising=False)
         for name, value in case_environment(case, contract_env["AWS_SESSION_TOKEN"], contract_env["CACHE_EXTENSION_PORT"],
-                                            contract_env["CONTRACT_DOWN_PORT"], contract_env["CONTRACT_TRAP_PORT"]).items():
+                                            contract_env["CONTRACT_DOWN_PORT"], contract_env["CONTRACT_TRAP_PORT"],
+                                            str(values_file)).items():
             monkeypatch.setenv(name, value)
     trapped = contract_trap.count()
     check_python_case(python_client, case, contract_env["CONTRACT_DOWN_PORT"], contract_env["AWS_SESSION_TOKEN"])
@@ -269,6 +281,43 @@ def test_python_client_offline_values_from_a_file(python_client, tmp_path, monke
         client.get_secret("missing")
     with pytest.raises(ValueError):
         client.get_parameter("/p", transform="yaml")
+
+
+def test_python_client_offline_json_values(python_client, tmp_path, monkeypatch):
+    """The offline values' rule (contract cases "offline values file: ..."), in code too: a string is the value as
+    stored; any other JSON value reads as its compact JSON text (numbers of the file as written), parses with
+    transform json and is refused by binary; None and items that are not dicts are refused when the client is made,
+    naming the section and the name, never the value."""
+    client = python_client.CacheClient(values={
+        "parameters": {"o": {"a": 1, "b": [True, None, "é"]}, "n": 5, "f": 2.5, "d": Decimal("1.50"), "s": '{"a": 1}'},
+        "secrets": {"t": True, "bin": b"\x00\xff"}})
+    assert [client.get_parameter(name) for name in ("o", "n", "f", "d", "s")] == [
+        '{"a":1,"b":[true,null,"é"]}', "5", "2.5", "1.50", '{"a": 1}']
+    assert type(client.get_parameter("o")) is str
+    assert client.get_parameter("o", transform="json") == {"a": 1, "b": [True, None, "é"]}
+    assert client.get_secret("t") == "true" and client.get_secret("bin") == b"\x00\xff"
+    for read in (lambda: client.get_secret("t", transform="binary"), lambda: client.get_parameter("o", transform="binary")):
+        with pytest.raises(python_client.CacheExtensionError, match="JSON value"):
+            read()
+    for values, says in (({"parameters": {"p": None}}, "parameters 'p' is null"),
+                         ({"secrets": {"s": {1, 2}}}, "secrets 's' is a set"),
+                         ({"secrets": {"s": float("nan")}}, "secrets 's' is a number"),
+                         ({"dynamodb": {"T": "item-text-not-shown"}}, "dynamodb 'T' must be an item"),
+                         ({"dynamodb": {"T": [{"id": "1"}]}}, "dynamodb 'T' must be an item")):
+        with pytest.raises(ValueError, match=says) as refused:
+            python_client.CacheClient(values=values)
+        assert "item-text-not-shown" not in str(refused.value)
+    values = tmp_path / "values.json"
+    values.write_text('{"parameters": {"x": {"n": [1.50, 1e3, 0.0000001, -0]}}, "dynamodb": {"T": {"n": 1.50}}}')
+    monkeypatch.setenv("CACHE_EXTENSION_CLIENT_VALUES", str(values))
+    client = python_client.CacheClient()
+    assert client.get_parameter("x") == '{"n":[1.50,1e3,0.0000001,-0]}'  # numbers as written in the file
+    item = client.get_item("T")
+    assert item == {"n": Decimal("1.50")} and type(item["n"]) is Decimal
+    values.write_text('{"secrets": {"good": "good-value-not-shown", "bad": null}}')
+    with pytest.raises(python_client.CacheExtensionError, match="secrets 'bad' is null") as refused:
+        python_client.CacheClient()
+    assert "good-value-not-shown" not in str(refused.value)
 
 
 def test_python_client_offline_items_keep_every_digit(python_client, tmp_path, monkeypatch):

@@ -80,8 +80,11 @@ type Options struct {
 	NearCache *bool
 }
 
-// Values are offline values: a missing name is a *NotFoundError (code NotConfigured). Items are JSON objects
-// (map[string]any) or JSON text. A JSON file of this shape is read with every number a json.Number.
+// Values are offline values: a missing name is a *NotFoundError (code NotConfigured). Parameters and secrets are
+// their values as stored in AWS. Items are JSON objects (map[string]any, a struct) or JSON text of one; New
+// refuses any other. The JSON file named by CACHE_EXTENSION_CLIENT_VALUES has this shape, except that a
+// parameter or secret may also be any other JSON value but null, standing for a value whose text is that JSON
+// (compact, numbers as written), which the Binary calls refuse; its items are JSON objects.
 type Values struct {
 	Parameters map[string]string `json:"parameters,omitempty"`
 	Secrets    map[string]string `json:"secrets,omitempty"`
@@ -96,8 +99,8 @@ func Bool(v bool) *bool { return &v }
 type Client struct {
 	port                                    int
 	timeout, startupTimeout, refreshTimeout time.Duration
-	values                                  *Values
-	near                                    *nearCache // nil when off
+	values                                  offlineValues // nil: ask the extension
+	near                                    *nearCache    // nil when off
 	http                                    *transport
 	now                                     func() time.Time // time.Now, with its monotonic reading; tests move it
 }
@@ -107,7 +110,14 @@ type Client struct {
 // CACHE_EXTENSION_CLIENT_VALUES.
 func New(options Options) (*Client, error) {
 	c := &Client{port: options.Port, timeout: options.Timeout, startupTimeout: options.StartupTimeout,
-		refreshTimeout: options.RefreshTimeout, values: options.Values, now: time.Now}
+		refreshTimeout: options.RefreshTimeout, now: time.Now}
+	if options.Values != nil {
+		values, err := checkValues(options.Values)
+		if err != nil {
+			return nil, err
+		}
+		c.values = values
+	}
 	if c.port == 0 {
 		c.port = 4000
 		for _, name := range PortVariables {
@@ -379,6 +389,9 @@ func (c *Client) getBinary(ctx context.Context, route, name string) ([]byte, err
 	}
 	if value.binary && route == SourceSecrets {
 		return []byte(value.text), nil // a binary secret's bytes (application/octet-stream)
+	}
+	if value.jsonValue { // base64 text is given as a string, never as a JSON value
+		return nil, &Error{msg: fmt.Sprintf("/%s %q: the Binary calls need base64 text, and the offline value is a JSON value", route, name)}
 	}
 	data, err := base64.StdEncoding.DecodeString(value.text)
 	if err != nil {

@@ -482,7 +482,7 @@ func TestOfflineValuesFromAFile(t *testing.T) {
 	if err != nil || item["big"] != jsonNumber("12345678901234567890.123456789012345678") || item["l"].([]any)[0] != jsonNumber("1E-130") {
 		t.Fatalf("%v, %v", item, err)
 	}
-	for _, content := range []string{`{"parameter": {}}`, `{"parameters": {"p": 1}}`, `not json s3cr3t`, `[]`} {
+	for _, content := range []string{`{"parameter": {}}`, `{"parameters": {"p": null}}`, `{"dynamodb": {"T": "s3cr3t"}}`, `not json s3cr3t`, `[]`} {
 		os.WriteFile(path, []byte(content), 0o600)
 		_, err := New(Options{Port: 1})
 		if err == nil || !strings.Contains(err.Error(), ValuesVariable) || strings.Contains(err.Error(), "s3cr3t") {
@@ -507,5 +507,51 @@ func TestRefreshAnswer(t *testing.T) {
 	f.reply = answerWith(200, "application/json", `[1]`, "")
 	if _, err := c.RefreshAll(ctx); err == nil {
 		t.Fatal("not an object: no error")
+	}
+}
+
+// The offline values' rule (contract cases "offline values file: ..."): in the file, a parameter or secret that is
+// another JSON value than a string reads as its compact JSON text, numbers as written; the Binary calls refuse it;
+// null and items that are not objects are refused by New, naming the section and the name, never the value.
+func TestOfflineJSONValues(t *testing.T) {
+	clearEnvironment(t)
+	path := filepath.Join(t.TempDir(), "values.json")
+	os.WriteFile(path, []byte(`{"parameters": {"x": {"n": [1.50, 1e3, 0.0000001, -0], "s": "é<>\u00e9", "o": {}},
+		"t": true, "s": "{\"a\": 1}"}, "dynamodb": {"T": {"n": 1.50}}}`), 0o600)
+	t.Setenv(ValuesVariable, path)
+	c, err := New(Options{Port: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"x": `{"n":[1.50,1e3,0.0000001,-0],"s":"é<>é","o":{}}`, "t": "true", "s": `{"a": 1}`} {
+		if got, err := c.GetParameter(ctx, name); got != want || err != nil {
+			t.Errorf("%s: %q, %v", name, got, err)
+		}
+	}
+	var v map[string]any
+	if err := c.GetParameterJSON(ctx, "x", &v); err != nil || v["o"] == nil {
+		t.Errorf("%v, %v", v, err)
+	}
+	if _, err := c.GetParameterBinary(ctx, "t"); err == nil || !strings.Contains(err.Error(), "JSON value") {
+		t.Errorf("binary of a JSON value: %v", err)
+	}
+	if item, err := c.GetItem(ctx, "T"); err != nil || item["n"] != jsonNumber("1.50") {
+		t.Errorf("%v, %v", item, err)
+	}
+	for content, says := range map[string]string{
+		`{"secrets": {"good": "s3cr3t", "bad": null}}`: `secrets "bad" is null`,
+		`{"dynamodb": {"T": "s3cr3t"}}`:                `dynamodb "T" must be an item`,
+		`{"dynamodb": {"T": [{"id": "s3cr3t"}]}}`:      `dynamodb "T" must be an item`,
+	} {
+		os.WriteFile(path, []byte(content), 0o600)
+		if _, err := New(Options{Port: 1}); err == nil || !strings.Contains(err.Error(), says) || strings.Contains(err.Error(), "s3cr3t") {
+			t.Errorf("%s: %v", content, err)
+		}
+	}
+	for _, item := range []any{"s3cr3t", `[1]`, []any{1}, nil} {
+		_, err := New(Options{Values: &Values{DynamoDB: map[string]any{"T": item}}})
+		if err == nil || !strings.Contains(err.Error(), `dynamodb "T" must be an item`) || strings.Contains(err.Error(), "s3cr3t") {
+			t.Errorf("%v: %v", item, err)
+		}
 	}
 }

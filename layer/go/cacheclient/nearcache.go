@@ -15,6 +15,8 @@ type nearKey struct{ route, name string }
 type raw struct {
 	text   string
 	binary bool // not text/*: a binary secret's bytes, or an item's JSON
+	// jsonValue: an offline value given as a JSON value other than a string: its JSON text, never base64
+	jsonValue bool
 }
 
 type nearEntry struct {

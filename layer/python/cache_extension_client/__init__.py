@@ -30,7 +30,12 @@ At most 1,000 values are kept per client.
 
 For tests without an extension, give values instead of a port, either in code,
 ``CacheClient(values={"parameters": {...}, "secrets": {...}, "dynamodb": {...}})``, or in a JSON file of
-that shape named by the environment variable CACHE_EXTENSION_CLIENT_VALUES.
+that shape named by the environment variable CACHE_EXTENSION_CLIENT_VALUES. A parameter or secret given as a
+string is the value as stored in AWS (bytes in code: a binary secret); any other JSON value (dict, list, number,
+boolean) stands for a value whose text is that JSON: read, it is its compact JSON text (numbers of the file as
+written), with transform="json" the parsed value, with "binary" an error. An item is a dict. Anything else, None
+included, is refused when the client is made: ValueError for values in code, CacheExtensionError for the file,
+naming the section and the name, never the value.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ import time
 from typing import Any
 from urllib.parse import quote
 
+from . import _offline
 from ._transport import BadAnswer, Connection
 
 __all__ = [
@@ -53,7 +59,7 @@ __all__ = [
 
 TOKEN_HEADER = "X-Aws-Parameters-Secrets-Token"
 TRANSFORMS = (None, "json", "binary")
-OFFLINE_SECTIONS = ("parameters", "secrets", "dynamodb")  # also the sources a refresh may name
+OFFLINE_SECTIONS = _offline.SECTIONS  # also the sources a refresh may name
 # Failures of a GET while the extension starts: no connection yet, or one closed before any answer.
 STARTUP_FAILURES = (ConnectionRefusedError, ConnectionResetError)
 MAX_RETRY_AFTER = 2**31  # seconds: a larger Retry-After counts as this (RFC 9110 1.2.2's rule for delta-seconds)
@@ -108,8 +114,9 @@ class CacheClient:
         self.startup_timeout = startup_timeout
         self.refresh_timeout = refresh_timeout  # a refresh waits for AWS (the extension bounds that at 4 s)
         if values is None and env.get("CACHE_EXTENSION_CLIENT_VALUES"):
-            values = _load_values(env["CACHE_EXTENSION_CLIENT_VALUES"])
-        self._values = _check_values(values) if values is not None else None
+            self._values = _load_values(env["CACHE_EXTENSION_CLIENT_VALUES"])
+        else:
+            self._values = _offline.check(values) if values is not None else None
         self._connection: Connection | None = None
         self._lock = threading.Lock()  # one connection: one request at a time
         if near_cache is None:
@@ -373,16 +380,17 @@ def _transform(value: Any, transform: str | None, route: str, name: str) -> Any:
     if transform not in TRANSFORMS:
         raise ValueError(f"transform must be one of json, binary or None, got {transform!r}")
     if transform is None:
-        return _copy(value)
+        return str(value) if isinstance(value, str) else value
     if transform == "json":
-        if not isinstance(value, (str, bytes)):
-            return _copy(value)  # an offline value given as an object already
         try:
             return json.loads(value)
         except ValueError:
             raise CacheExtensionError(f"/{route} {name!r}: the value is not valid JSON") from None
     if isinstance(value, bytes):
         return value
+    if isinstance(value, _offline.JsonText):  # base64 text is given as a string, never as a JSON value
+        raise CacheExtensionError(f"/{route} {name!r}: transform 'binary' needs base64 text, and the offline value "
+                                  "is a JSON value")
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError, TypeError):
@@ -399,19 +407,12 @@ def _copy(value: Any) -> Any:
 
 
 def _load_values(path: str) -> dict:
-    from decimal import Decimal
-
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f, parse_float=Decimal)  # exact, as get_item's are
+        return _offline.check(_offline.load(path))  # items' numbers exact, as get_item's are
     except (OSError, ValueError) as exc:
-        raise CacheExtensionError(f"CACHE_EXTENSION_CLIENT_VALUES={path!r} cannot be read as JSON ({type(exc).__name__})") from None
-
-
-def _check_values(values: Any) -> dict:
-    if not isinstance(values, dict) or not set(values) <= set(OFFLINE_SECTIONS):
-        raise ValueError(f"offline values must be a dict with the keys {', '.join(OFFLINE_SECTIONS)}")
-    return values
+        # the error names the section and the name a check refused, never the file's content
+        why = str(exc) if type(exc) is ValueError and str(exc).startswith("offline values") else type(exc).__name__
+        raise CacheExtensionError(f"CACHE_EXTENSION_CLIENT_VALUES={path!r}: {why}") from None
 
 
 _default: CacheClient | None = None

@@ -11,7 +11,9 @@
 // checked against the extension's GET /stats, read by this process (never by a child) before and after the case.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import http from 'node:http';
 import { createRequire } from 'node:module';
 import { test } from 'node:test';
@@ -57,6 +59,7 @@ if (!casesPath) {
     if (c.expect.json !== undefined) secrets.add(JSON.stringify(c.expect.json));
     if (typeof c.expect.base64 === 'string') secrets.add(c.expect.base64);
   }
+  for (const text of secrets) if (text.length < 6) secrets.delete(text); // "true", "5": in any sentence
 
   /** A new client for one case (never shared: every case starts with an empty near cache). */
   const clientFor = (options) => {
@@ -188,6 +191,7 @@ if (!casesPath) {
       $PORT: ['CACHE_EXTENSION_PORT', 'the extension\'s port'],
       $DOWN_PORT: ['CONTRACT_DOWN_PORT', 'a port nothing listens on'],
       $TRAP_PORT: ['CONTRACT_TRAP_PORT', 'a port that counts connections'],
+      $VALUES_FILE: ['CONTRACT_VALUES_FILE', 'the file holding the case\'s valuesFile'],
     };
     return Object.fromEntries(Object.entries(c.env).map(([name, value]) => {
       if (!Object.hasOwn(stands, value)) return [name, value];
@@ -199,6 +203,20 @@ if (!casesPath) {
 
   /** Runs a case with "env" in a child process started with that environment; the child checks the case. */
   const runInChild = (c) => {
+    if (c.valuesFile === undefined) return runInChildWith(c);
+    // The case's offline values in a file of their own, named to the child as "$VALUES_FILE" stands for.
+    const dir = mkdtempSync(join(tmpdir(), 'contract-values-'));
+    process.env.CONTRACT_VALUES_FILE = join(dir, 'values.json');
+    try {
+      writeFileSync(process.env.CONTRACT_VALUES_FILE, JSON.stringify(c.valuesFile));
+      return runInChildWith(c);
+    } finally {
+      delete process.env.CONTRACT_VALUES_FILE;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+
+  const runInChildWith = (c) => {
     const variables = caseEnvironment(c);
     const env = { ...process.env };
     for (const name of CLIENT_VARIABLES) delete env[name];
@@ -224,6 +242,7 @@ if (!casesPath) {
       if (want === undefined) assert.equal(got, undefined, `${name} is set, the case does not name it`);
       else if (want === '$DOWN_PORT') assert.equal(got, process.env.CONTRACT_DOWN_PORT, `${name} is not CONTRACT_DOWN_PORT`);
       else if (want === '$TRAP_PORT') assert.equal(got, process.env.CONTRACT_TRAP_PORT, `${name} is not CONTRACT_TRAP_PORT`);
+      else if (want === '$VALUES_FILE') assert.equal(got, process.env.CONTRACT_VALUES_FILE, `${name} is not CONTRACT_VALUES_FILE`);
       else if (want === '$TOKEN' || want === '$PORT') assert.ok(got, `${name} is not the extension's ${want.slice(1).toLowerCase()}`);
       else assert.equal(got, want, `${name} is not the case's value`);
     }
@@ -311,6 +330,8 @@ if (!casesPath) {
       for (const text of [...tokens, ...envValues, ...secrets]) {
         assert.ok(!error.message.includes(text), 'the error message contains the token, a value or a variable of the case\'s env');
       }
+      for (const text of expect.messageIncludes ?? []) assert.ok(error.message.includes(text), error.message);
+      for (const text of expect.messageExcludes ?? []) assert.ok(!error.message.includes(text), `the error message shows ${text}`);
     } finally {
       cacheClient?.close();
     }

@@ -220,6 +220,37 @@ test('transforms on substituted values, and failures that do not quote the value
   assert.ok(!b64Err.message.includes('not*base64!'), b64Err.message);
 });
 
+test('offline JSON values in code: read as compact JSON text, parsed by json, refused by binary; null refused', TIMEOUT, async () => {
+  const client = clientOf({ values: {
+    parameters: { o: { a: 1, b: [true, null, 'x'] }, n: 5, f: 2.5, l: ['y', false], s: '{"a": 1}' },
+    secrets: { t: true, bin: new Uint8Array([7]) },
+  } });
+  assert.equal(await client.getParameter('o'), '{"a":1,"b":[true,null,"x"]}');
+  assert.deepEqual(await client.getParameter('o', { transform: 'json' }), { a: 1, b: [true, null, 'x'] });
+  assert.equal(await client.getParameter('n'), '5');
+  assert.equal(await client.getParameter('f'), '2.5');
+  assert.equal(await client.getParameter('l'), '["y",false]');
+  assert.equal(await client.getParameter('s'), '{"a": 1}', 'a string is the value as stored, unchanged');
+  assert.equal(await client.getSecret('t'), 'true');
+  assert.ok((await client.getSecret('bin')).equals(Buffer.from([7])));
+  for (const read of [client.getSecret('t', { transform: 'binary' }), client.getParameter('o', { transform: 'binary' })]) {
+    const err = await rejection(read);
+    assert.ok(err instanceof CacheExtensionError && /a JSON value, not base64 text/.test(err.message), String(err));
+  }
+  const refused = [
+    [{ parameters: { p: null } }, "parameters 'p' is null"],
+    [{ secrets: { s: 10n } }, "secrets 's' is a bigint"],
+    [{ secrets: { s: Number.NaN } }, "secrets 's' is a number"],
+    [{ dynamodb: { T: 'item-text-not-shown' } }, "dynamodb 'T' must be an item"],
+    [{ dynamodb: { T: [{ id: 'x' }] } }, "dynamodb 'T' must be an item"],
+    [{ dynamodb: { T: null } }, "dynamodb 'T' must be an item"],
+  ];
+  for (const [values, says] of refused) {
+    assert.throws(() => clientOf({ values }), (err) => err instanceof TypeError && err.message.includes(says)
+      && !err.message.includes('item-text-not-shown'), says);
+  }
+});
+
 test('an unknown transform is a TypeError before any request', TIMEOUT, async () => {
   const server = await serve();
   const client = clientOf({ port: server.port });
@@ -297,10 +328,10 @@ test('item numbers keep every digit: a number where one holds it, else a string 
   assert.equal(Object.getPrototypeOf(own), Object.prototype);
   assert.equal({}.polluted, undefined);
   assert.deepEqual(await client.getItem('T-2'), { a: 1.25, b: [2, 300] }); // no long number: JSON.parse's result
+  // JSON text that is not an object is refused when the client is made (the offline values' rule), unquoted.
   for (const bad of ['{"a": 1e400,}', '{"a": 1e400', '{"a": 1e400} x', '[1e400 2]', '{"a" 1e400}', '{1e400: 1}', '[01, 1e400]']) {
-    const err = await rejection(clientOf({ values: { dynamodb: { T: bad } } }).getItem('T'));
-    assert.ok(err instanceof CacheExtensionError, bad);
-    assert.ok(!err.message.includes('1e400'), err.message);
+    assert.throws(() => clientOf({ values: { dynamodb: { T: bad } } }),
+      (err) => err instanceof TypeError && err.message.includes("dynamodb 'T'") && !err.message.includes('1e400'), bad);
   }
 });
 

@@ -7,9 +7,16 @@ package dev.cacheextension.client;
 final class Body {
     final byte[] bytes;
     final boolean binary;
+    /** An offline JSON value (not a string): its JSON text, which Transform.BINARY refuses. */
+    final boolean json;
 
     Body(byte[] bytes, boolean binary) {
+        this(bytes, binary, false);
+    }
+
+    Body(byte[] bytes, boolean binary, boolean json) {
         this.bytes = bytes;
         this.binary = binary;
+        this.json = json;
     }
 }

@@ -313,6 +313,10 @@ public final class CacheClient {
         if (body.binary) {
             return body.bytes.clone();
         }
+        if (body.json) { // base64 text is given as a string, never as a JSON value
+            throw new CacheExtensionException(what + ": Transform.BINARY needs base64 text, and the offline value is a"
+                    + " JSON value");
+        }
         try {
             return Base64.getDecoder().decode(new String(body.bytes, StandardCharsets.UTF_8).trim());
         } catch (IllegalArgumentException e) {

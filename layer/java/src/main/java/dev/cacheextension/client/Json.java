@@ -39,8 +39,16 @@ public final class Json {
      * @throws IllegalArgumentException if the text is not valid JSON or nests deeper than {@link #MAX_DEPTH}
      */
     public static Object parse(String text) {
+        return parse(text, false);
+    }
+
+    /**
+     * As {@link #parse(String)}, but with {@code keepNumberText} every number is a {@link WrittenNumber} that
+     * {@link #write} writes as it was written (1.50 stays 1.50, 1e3 stays 1e3): for the offline values file.
+     */
+    static Object parse(String text, boolean keepNumberText) {
         Objects.requireNonNull(text, "text");
-        Parser parser = new Parser(text);
+        Parser parser = new Parser(text, keepNumberText);
         parser.skipWhitespace();
         Object value = parser.value(0);
         parser.skipWhitespace();
@@ -66,10 +74,12 @@ public final class Json {
 
     private static final class Parser {
         private final String text;
+        private final boolean keepNumberText;
         private int pos;
 
-        Parser(String text) {
+        Parser(String text, boolean keepNumberText) {
             this.text = text;
+            this.keepNumberText = keepNumberText;
         }
 
         IllegalArgumentException error(String what) {
@@ -289,7 +299,7 @@ public final class Json {
             return (char) v;
         }
 
-        private BigDecimal number() {
+        private Number number() {
             int start = pos;
             if (text.charAt(pos) == '-') {
                 pos++;
@@ -315,7 +325,8 @@ public final class Json {
                 }
             }
             try {
-                return new BigDecimal(text.substring(start, pos));
+                BigDecimal number = new BigDecimal(text.substring(start, pos));
+                return keepNumberText ? new WrittenNumber(number, text.substring(start, pos)) : number;
             } catch (NumberFormatException | ArithmeticException e) {
                 pos = start;
                 throw error("number out of range");
@@ -394,6 +405,10 @@ public final class Json {
     }
 
     private static void writeNumber(StringBuilder out, Number n) {
+        if (n instanceof WrittenNumber) {
+            out.append(((WrittenNumber) n).text);
+            return;
+        }
         if (n instanceof BigDecimal || n instanceof BigInteger || n instanceof Integer || n instanceof Long
                 || n instanceof Short || n instanceof Byte || n instanceof AtomicInteger || n instanceof AtomicLong) {
             out.append(n.toString()); // BigDecimal.toString may use an exponent ("1E+3"): valid JSON
@@ -461,5 +476,42 @@ public final class Json {
     private static void unicodeEscape(StringBuilder out, char c) {
         out.append("\\u").append(HEX[(c >> 12) & 0xf]).append(HEX[(c >> 8) & 0xf])
                 .append(HEX[(c >> 4) & 0xf]).append(HEX[c & 0xf]);
+    }
+
+    /** A number of a JSON text with the text it was written as (see {@link #parse(String, boolean)}). */
+    static final class WrittenNumber extends Number {
+        private static final long serialVersionUID = 1L;
+        final BigDecimal value;
+        final String text;
+
+        WrittenNumber(BigDecimal value, String text) {
+            this.value = value;
+            this.text = text;
+        }
+
+        @Override
+        public int intValue() {
+            return value.intValue();
+        }
+
+        @Override
+        public long longValue() {
+            return value.longValue();
+        }
+
+        @Override
+        public float floatValue() {
+            return value.floatValue();
+        }
+
+        @Override
+        public double doubleValue() {
+            return value.doubleValue();
+        }
+
+        @Override
+        public String toString() {
+            return text;
+        }
     }
 }

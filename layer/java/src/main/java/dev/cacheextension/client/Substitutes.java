@@ -36,7 +36,7 @@ final class Substitutes {
         }
         Object parsed;
         try {
-            parsed = Json.parse(text);
+            parsed = Json.parse(text, true); // numbers of JSON values read back as written
         } catch (IllegalArgumentException e) {
             throw new CacheExtensionException("the " + where + " is not valid JSON: " + e.getMessage());
         }
@@ -51,8 +51,11 @@ final class Substitutes {
     }
 
     /**
-     * Validates and freezes substituted values. Strings are served as text; byte[] as a binary value; any
-     * other value (Map, List, Number, Boolean, null) as its JSON text. DynamoDB items must be Maps.
+     * Validates and freezes substituted values, by the rule every client follows: a parameter or secret given as a
+     * String is the value as stored in AWS (a byte[] a binary value); any other JSON value (Map, List, Number,
+     * Boolean) stands for a value whose text is that JSON: read as its compact JSON text, parsed by
+     * Transform.JSON, refused by Transform.BINARY. null is refused. DynamoDB items must be Maps. A refusal names
+     * the section and the name, never the value (it may be a secret).
      */
     static Map<String, Map<String, Body>> of(Map<?, ?> given, String where) {
         Map<String, Map<String, Body>> result = new LinkedHashMap<>();
@@ -77,14 +80,19 @@ final class Substitutes {
                 Object value = entry.getValue();
                 Body body;
                 if (CacheClient.DYNAMODB.equals(key) && !(value instanceof Map)) {
-                    throw new IllegalArgumentException(where + ": dynamodb item '" + name + "' must be an object (a Map)");
+                    throw new IllegalArgumentException(where + ": dynamodb '" + name + "' must be an item, a JSON"
+                            + " object (a Map), not " + kind(value));
+                } else if (value == null) {
+                    throw new IllegalArgumentException(where + ": " + key + " '" + name + "' is null: give a string"
+                            + " (the value as stored in AWS) or a JSON value");
                 } else if (value instanceof String) {
                     body = new Body(((String) value).getBytes(StandardCharsets.UTF_8), false);
                 } else if (value instanceof byte[]) {
                     body = new Body(((byte[]) value).clone(), true);
                 } else {
                     try {
-                        body = new Body(Json.write(value).getBytes(StandardCharsets.UTF_8), false);
+                        body = new Body(Json.write(value).getBytes(StandardCharsets.UTF_8), false,
+                                !CacheClient.DYNAMODB.equals(key));
                     } catch (IllegalArgumentException e) {
                         throw new IllegalArgumentException(where + ": " + key + " '" + name + "': " + e.getMessage());
                     }
@@ -94,5 +102,21 @@ final class Substitutes {
             result.put((String) key, Collections.unmodifiableMap(bodies));
         }
         return Collections.unmodifiableMap(result);
+    }
+
+    /** What a refused value is, by its JSON kind: never its content. */
+    private static String kind(Object value) {
+        if (value == null) {
+            return "null";
+        } else if (value instanceof CharSequence) {
+            return "a string";
+        } else if (value instanceof Number) {
+            return "a number";
+        } else if (value instanceof Boolean) {
+            return "a boolean";
+        } else if (value instanceof java.util.Collection || value.getClass().isArray()) {
+            return "an array";
+        }
+        return "a " + value.getClass().getSimpleName();
     }
 }

@@ -3,6 +3,7 @@ package dev.cacheextension.client;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -26,9 +27,9 @@ final class ContractChild {
 
     /**
      * What a case's env value may stand for: the parent's token, extension port, a port nothing listens on and one
-     * that counts connections.
+     * that counts connections, and the file the parent wrote the case's valuesFile to.
      */
-    private static final Set<String> PLACEHOLDERS = Set.of("$TOKEN", "$PORT", "$DOWN_PORT", "$TRAP_PORT");
+    private static final Set<String> PLACEHOLDERS = Set.of("$TOKEN", "$PORT", "$DOWN_PORT", "$TRAP_PORT", "$VALUES_FILE");
 
     private ContractChild() {
     }
@@ -87,6 +88,22 @@ final class ContractChild {
      * passed there, else why not (the child's output, with every token in it masked).
      */
     static String runInChild(Map<String, Object> testCase) throws Exception {
+        if (!testCase.containsKey("valuesFile")) {
+            return runInChild(testCase, null);
+        }
+        // The case's offline values in a file of their own, which "$VALUES_FILE" stands for.
+        Path dir = Files.createTempDirectory("contract-values-");
+        Path file = dir.resolve("values.json");
+        try {
+            Files.writeString(file, Json.write(testCase.get("valuesFile")), StandardCharsets.UTF_8);
+            return runInChild(testCase, file.toString());
+        } finally {
+            Files.deleteIfExists(file);
+            Files.deleteIfExists(dir);
+        }
+    }
+
+    private static String runInChild(Map<String, Object> testCase, String valuesFile) throws Exception {
         String id = ContractRun.id(testCase);
         if (testCase.containsKey("client") && ContractRun.asMap(testCase.get("client")).containsKey("token")) {
             return "test error: a case with env gives no token option";
@@ -100,6 +117,7 @@ final class ContractChild {
         placeholders.put("$PORT", System.getenv("CACHE_EXTENSION_PORT"));
         placeholders.put("$DOWN_PORT", System.getenv("CONTRACT_DOWN_PORT"));
         placeholders.put("$TRAP_PORT", System.getenv("CONTRACT_TRAP_PORT"));
+        placeholders.put("$VALUES_FILE", valuesFile);
         Map<String, String> variables = new LinkedHashMap<>();
         List<String> secrets = new ArrayList<>(List.of(token)); // masked in the child's output
         for (Map.Entry<String, Object> entry : ContractRun.asMap(testCase.get("env")).entrySet()) {

@@ -263,6 +263,16 @@ final class ContractRun {
                 || BigDecimal.valueOf(e.retryAfter().getSeconds()).compareTo((BigDecimal) expect.get("retryAfterAtLeast")) < 0)) {
             return "expected a retryAfter of at least " + expect.get("retryAfterAtLeast") + " s, got " + e.retryAfter() + ": " + describe(e);
         }
+        for (Object text : expect.containsKey("messageIncludes") ? asList(expect.get("messageIncludes")) : List.of()) {
+            if (!String.valueOf(e.getMessage()).contains((String) text)) {
+                return "the message does not contain " + text + ": " + describe(e);
+            }
+        }
+        for (Object text : expect.containsKey("messageExcludes") ? asList(expect.get("messageExcludes")) : List.of()) {
+            if (String.valueOf(e.getMessage()).contains((String) text)) {
+                return "the message shows a value it must not";
+            }
+        }
         return null;
     }
 

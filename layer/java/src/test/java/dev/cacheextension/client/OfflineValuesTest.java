@@ -156,4 +156,47 @@ class OfflineValuesTest {
             Files.deleteIfExists(file);
         }
     }
+
+    @Test
+    @DisplayName("offline: a JSON value reads as its compact JSON text (file numbers as written), binary refuses it, null is refused")
+    void jsonValues() throws Exception {
+        Map<String, Object> parameters = new LinkedHashMap<>();
+        parameters.put("object", new LinkedHashMap<>(Map.of("a", 1)));
+        parameters.put("number", 2.5);
+        parameters.put("flag", true);
+        CacheClient client = CacheClient.builder().values(Map.of("parameters", parameters)).build();
+        assertEquals("{\"a\":1}", client.getParameter("object"));
+        assertEquals("2.5", client.getParameter("number"));
+        assertEquals("true", client.getParameter("flag"));
+        assertEquals(Map.of("a", new BigDecimal(1)), client.getParameter("object", Transform.JSON));
+        for (String name : List.of("object", "number", "flag")) { // "true" would decode as base64: refused instead
+            contains(assertThrows(CacheExtensionException.class, () -> client.getParameter(name, Transform.BINARY)).getMessage(),
+                    "JSON value");
+        }
+        Map<String, Object> withNull = new HashMap<>();
+        withNull.put("good", SECRET);
+        withNull.put("bad", null);
+        IllegalArgumentException refused = assertThrows(IllegalArgumentException.class,
+                () -> CacheClient.builder().values(Map.of("secrets", withNull)).build());
+        contains(refused.getMessage(), "secrets 'bad' is null");
+        noLeak(refused, SECRET);
+        contains(assertThrows(IllegalArgumentException.class, () -> CacheClient.builder().values(Map.of("dynamodb",
+                Map.of("T-1", List.of(Map.of("id", "1"))))).build()).getMessage(), "dynamodb 'T-1' must be an item");
+
+        Path file = Files.createTempFile("cache-client-values", ".json");
+        try {
+            Map<String, String> env = Collections.singletonMap(CacheClient.VALUES_VARIABLE, file.toString());
+            Files.writeString(file, "{\"parameters\": {\"x\": {\"n\": [1.50, 1e3, 0.0000001, -0]}},"
+                    + " \"dynamodb\": {\"T\": {\"n\": 1.50}}}", StandardCharsets.UTF_8);
+            CacheClient fromFile = CacheClient.builder().environment(env).build();
+            assertEquals("{\"n\":[1.50,1e3,0.0000001,-0]}", fromFile.getParameter("x"));
+            assertEquals(new BigDecimal("1.50"), fromFile.getItem("T").get("n"));
+            Files.writeString(file, "{\"dynamodb\": {\"T\": \"" + SECRET + "\"}}", StandardCharsets.UTF_8);
+            CacheExtensionException e = assertThrows(CacheExtensionException.class, () -> CacheClient.builder().environment(env).build());
+            contains(e.getMessage(), "dynamodb 'T' must be an item");
+            noLeak(e, SECRET);
+        } finally {
+            Files.deleteIfExists(file);
+        }
+    }
 }
