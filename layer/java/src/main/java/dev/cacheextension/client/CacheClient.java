@@ -58,7 +58,12 @@ import java.util.Optional;
  * the environment variable {@code CACHE_EXTENSION_CLIENT_VALUES} naming a JSON file of the same shape,
  * {@code {"parameters": {name: value}, "secrets": {name: value}, "dynamodb": {key: {item}}}}. Such a client
  * makes no HTTP request at all; a name it does not hold is a {@link NotFoundException} with code
- * {@code "NotConfigured"}, as the extension answers for a name missing from its config.yaml.
+ * {@code "NotConfigured"}, as the extension answers for a name missing from its config.yaml. A parameter or
+ * secret given as a string is its value as stored in AWS; any other JSON value (object, array, number, boolean)
+ * stands for a value whose text is that JSON: read as its compact JSON text (the file's numbers as written),
+ * parsed by {@link Transform#JSON}, refused by {@link Transform#BINARY}. {@code null}, and items that are not
+ * objects, are refused when the client is built ({@link IllegalArgumentException} for builder values,
+ * {@link CacheExtensionException} for the file), naming the section and the name, never the value.
  *
  * <p><b>Near cache.</b> A value the extension answers with {@code Cache-Control: max-age=N}, N &gt; 0 (the whole
  * seconds its own copy stays fresh), is kept in this client's memory for N seconds from the answer's arrival
@@ -677,8 +682,10 @@ public final class CacheClient {
         /**
          * Serve these values instead of asking the extension (for unit tests): keys {@code "parameters"},
          * {@code "secrets"}, {@code "dynamodb"}, each a map of name to value. Strings are served as they are,
-         * {@code byte[]} as a binary value, anything else as its JSON text; DynamoDB items must be Maps. The
-         * values are copied when the client is built. Null restores the default
+         * {@code byte[]} as a binary value, any other JSON value (Map, List, Number, Boolean) as its compact JSON
+         * text, which {@link Transform#BINARY} refuses; a null value is refused ({@link IllegalArgumentException}),
+         * and so is a DynamoDB item that is not a Map. The values are copied when the client is built. Null
+         * restores the default
          * ({@code CACHE_EXTENSION_CLIENT_VALUES}, else the extension).
          */
         public Builder values(Map<String, ? extends Map<String, ?>> values) {
