@@ -237,6 +237,21 @@ test('offline JSON values in code: read as compact JSON text, parsed by json, re
     const err = await rejection(read);
     assert.ok(err instanceof CacheExtensionError && /a JSON value, not base64 text/.test(err.message), String(err));
   }
+  // From the file: member order and numbers as written, as the other clients read them (JSON.parse would round
+  // 1.50 and put the key "2" first).
+  const dir = mkdtempSync(path.join(tmpdir(), 'cache-client-'));
+  try {
+    const file = path.join(dir, 'values.json');
+    writeFileSync(file, '{"parameters": {"x": {"b": 1, "2": [1.50, 1e3, 0.0000001, -0, 12345678901234567890.5], '
+      + '"s": "\\u00e9\\"", "e": {}, "l": []}, "n": 1.50}, "secrets": {"t": true}}');
+    const fromFile = withEnv({ CACHE_EXTENSION_CLIENT_VALUES: file, CACHE_EXTENSION_PORT: '1' }, () => new CacheClient());
+    clients.push(fromFile);
+    assert.equal(await fromFile.getParameter('x'), '{"b":1,"2":[1.50,1e3,0.0000001,-0,12345678901234567890.5],"s":"\u00e9\\"","e":{},"l":[]}');
+    assert.equal(await fromFile.getParameter('n'), '1.50');
+    assert.equal(await fromFile.getSecret('t'), 'true');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
   const refused = [
     [{ parameters: { p: null } }, "parameters 'p' is null"],
     [{ secrets: { s: 10n } }, "secrets 's' is a bigint"],
