@@ -254,6 +254,7 @@ test('offline JSON values in code: read as compact JSON text, parsed by json, re
   }
   const refused = [
     [{ parameters: { p: null } }, "parameters 'p' is null"],
+    [{ secrets: { good: 'item-text-not-shown', s: null } }, "secrets 's' is null"],
     [{ secrets: { s: 10n } }, "secrets 's' is a bigint"],
     [{ secrets: { s: Number.NaN } }, "secrets 's' is a number"],
     [{ dynamodb: { T: 'item-text-not-shown' } }, "dynamodb 'T' must be an item"],
