@@ -25,6 +25,8 @@ def main() -> int:
     tree = layer.ROOT / "dist" / "layer"
     if not args.no_build:
         layer.build(layer.machine_arch(), f"{sys.version_info.major}.{sys.version_info.minor}", tree)
+    elif (unfit := layer.unfit_here(tree)) is not None:  # e.g. left by scripts/build-layer --out dist/layer --arch ...
+        parser.error(f"{unfit}: drop --no-build to rebuild it")
     port, token = free_port(), "contract-token"
     with MotoServer() as moto, ExtensionsApiEmulator(region=REGION, echo=True) as emulator, Trap() as trap:
         create_contract_resources(moto)
