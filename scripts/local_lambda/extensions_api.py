@@ -177,6 +177,16 @@ class LambdaEmulator(ApiRequests):
             kill(proc)
         for proc in processes:
             proc.wait_exit(2.0)
+        self._stop_serving()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+
+    def go_away(self) -> None:
+        """The API vanishes under the processes, as when a container is removed right after an invoke: no more
+        connections accepted, and open ones (blocked event/next calls) closed with no answer. The processes run on."""
+        self._stop_serving()
+
+    def _stop_serving(self) -> None:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -188,8 +198,6 @@ class LambdaEmulator(ApiRequests):
                     conn.shutdown(2)  # socket.SHUT_RDWR
                 except OSError:
                     pass
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
 
     def __enter__(self) -> LambdaEmulator:
         return self.start() if self._server is None else self
