@@ -179,8 +179,8 @@ class Engine:
 
     def docker_run(self, args: list[str], *, timeout: float, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
         """`docker <args>` against this engine, bounded in time."""
-        result = subprocess.run([self.docker, *args], env=self.env, capture_output=True, text=True, timeout=timeout,
-                                **kwargs)
+        env = kwargs.pop("env", None) or self.env
+        result = subprocess.run([self.docker, *args], env=env, capture_output=True, text=True, timeout=timeout, **kwargs)
         if check and result.returncode != 0:
             raise RuntimeError(f"docker {' '.join(args[:3])} ... exited {result.returncode}:\n"
                                f"{(result.stdout + result.stderr)[-3000:]}")
