@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -60,6 +61,8 @@ def machine_leftovers(ip_forward_before: str) -> list[str]:
                 continue
             if state in cmdline or ("/sam-local-" in cmdline and "docker" in cmdline):
                 found.append(f"process {entry.name}: {cmdline[:200]}")
+    # SAM's build lock: in the system's temporary directory it would block the next invoke for 5 minutes
+    found += [f"SAM lock {lock}" for lock in Path(tempfile.gettempdir()).glob("samcli_*.lock")]
     mounts = Path("/proc/self/mountinfo").read_text()
     if state in mounts:
         found.append("a mount under " + state)

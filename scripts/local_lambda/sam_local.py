@@ -165,8 +165,11 @@ class Check:
                     "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
                     "PYTHON": sys.executable, "NO_PROXY": f"127.0.0.1,localhost,{self.engine.gateway}",
                     "SAM_CLI_CONTEXT_DIR": str(self.work / "sam-home")})
-        env["HOME"] = str(self.work / "home")  # SAM's own files (~/.aws-sam) stay in this run's directory
-        Path(env["HOME"]).mkdir(exist_ok=True)
+        # SAM's own files (~/.aws-sam) and its lock files (in the temporary directory: a SAM killed mid-build
+        # would leave one that blocks the next run for 5 minutes) stay in this run's directory.
+        env["HOME"], env["TMPDIR"] = str(self.work / "home"), str(self.work / "tmp")
+        for directory in (env["HOME"], env["TMPDIR"]):
+            Path(directory).mkdir(exist_ok=True)
         return env
 
     def sam_build(self, sam: Path) -> Path:
