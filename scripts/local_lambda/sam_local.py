@@ -8,7 +8,8 @@ Steps, every one bounded in time, and the whole run by --deadline (then everythi
   2. the stand-in public.ecr.aws/lambda/python:3.12-x86_64 (cached in .venv/tools/docker while its recipe holds)
   3. moto on the bridge's address with the sample's parameter, secret and item
   4. `sam build PythonExampleFunction`, then `sam local invoke PythonExampleFunction --skip-pull-image --shutdown`
-     and once more without --shutdown, with SAM_CLI_TELEMETRY=0 and AWS_ENDPOINT_URL_STS at moto: the response
+     and once more without --shutdown (moto as host.docker.internal, --add-host host.docker.internal:host-gateway),
+     with SAM_CLI_TELEMETRY=0 and AWS_ENDPOINT_URL_STS at moto: the response
      holds the sample values, the extension's log says it served them, no ERROR, no secret value anywhere
   5. (--dockerfile) `docker build` of the Dockerfile with a local build stage (local_lambda.dockerfile_check)
   6. always: containers, dockerd, the bridge and ip_forward as they were; what is left is reported and fails
@@ -182,15 +183,17 @@ class Check:
         return out
 
     def invoke(self, sam: Path, build: Path, shutdown: bool) -> None:
+        """With --shutdown, moto by the bridge's address; without, by host.docker.internal and
+        --add-host host.docker.internal:host-gateway (docs/sam.md's recipe for Linux)."""
+        endpoint = self.moto.endpoint if shutdown else self.moto.endpoint.replace(self.engine.gateway, "host.docker.internal")
         env_vars = self.work / "env.json"
         env_vars.write_text(json.dumps({FUNCTION: {
-            "AWS_ENDPOINT_URL": self.moto.endpoint, "CACHE_EXTENSION_LOG_LEVEL": "debug",
+            "AWS_ENDPOINT_URL": endpoint, "CACHE_EXTENSION_LOG_LEVEL": "debug",
             "CACHE_EXTENSION_INIT_STARTUP": "true", "CACHE_EXTENSION_TTL": "30s"}}))
         command = [str(sam), "local", "invoke", FUNCTION, "--template", str(build / "template.yaml"),
                    "--event", str(ROOT / "events" / "invoke.json"), "--env-vars", str(env_vars),
                    "--skip-pull-image", "--region", REGION]
-        if shutdown:
-            command.append("--shutdown")
+        command += ["--shutdown"] if shutdown else ["--add-host", "host.docker.internal:host-gateway"]
         label = "sam local invoke" + (" --shutdown" if shutdown else "")
         started = time.monotonic()
         result = run_bounded(command, env=self.sam_env(), timeout=180, cwd=self.work)
@@ -201,7 +204,7 @@ class Check:
         body = check_response(label, result.stdout, result.stderr)
         lines = check_logs(label, result.stderr, shutdown=shutdown)
         debug_gone = [line for line in lines if "went away" in line]
-        self.report["invokes"].append({"command": label, "seconds": seconds, "response": body,
+        self.report["invokes"].append({"command": label, "endpoint": endpoint, "seconds": seconds, "response": body,
                                        "extension_log": lines, "api_went_away_lines": debug_gone,
                                        "sam_stderr_tail": result.stderr.splitlines()[-12:]})
         self.log(f"{label}: {seconds} s, {json.dumps(body)}")
