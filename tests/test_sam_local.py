@@ -62,7 +62,7 @@ def machine_leftovers(ip_forward_before: str) -> list[str]:
             if state in cmdline or ("/sam-local-" in cmdline and "docker" in cmdline):
                 found.append(f"process {entry.name}: {cmdline[:200]}")
     # SAM's build lock: in the system's temporary directory it would block the next invoke for 5 minutes
-    found += [f"SAM lock {lock}" for lock in Path(tempfile.gettempdir()).glob("samcli_*.lock")]
+    found += [f"SAM lock {lock}" for lock in Path(tempfile.gettempdir()).glob("samcli_*.building.*")]
     mounts = Path("/proc/self/mountinfo").read_text()
     if state in mounts:
         found.append("a mount under " + state)
