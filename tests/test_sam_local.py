@@ -119,6 +119,15 @@ def test_the_dockerfile_builds_and_its_image_answers_through_rie(check_run):
     assert any("prefetched 4 items" in line for line in result["extension_log"])
 
 
+def test_the_nodejs_example_runs_on_the_standalone_layer(check_run):
+    """nodejs24.x's stand-in has no python3: only the standalone layer's extension can serve it."""
+    *_, report, _ = check_run
+    invoke = next(i for i in report["invokes"] if "NodejsExampleFunction" in i["command"])
+    assert invoke["response"]["parameter"] == "MyParameter"
+    assert invoke["response"]["item"]["Data"] == "DynamoDB sample data"
+    assert any("prefetched 4 items" in line and "(0 failed" in line for line in invoke["extension_log"])
+
+
 def test_no_secret_in_the_output(check_run):
     _, stdout, stderr, report, _ = check_run
     assert "MySecret" not in stdout + stderr + json.dumps(report)
@@ -132,7 +141,7 @@ def test_nothing_left_on_the_machine(check_run):
 def test_a_run_stopped_midway_cleans_up(check_run, tmp_path):
     """--deadline cuts the run short (dockerd up, SAM at work): it fails, says why, and still leaves nothing."""
     *_, before = check_run
-    code, _, stderr, report = run_check(tmp_path, "--deadline", "12", "--no-dockerfile", timeout=300)
+    code, _, stderr, report = run_check(tmp_path, "--deadline", "12", "--no-dockerfile", "--no-nodejs", timeout=300)
     assert code == 1 and "past --deadline 12" in stderr, stderr[-3000:]
     assert "dockerd" in report["steps"], report
     assert report["left_behind"] == []
@@ -172,4 +181,5 @@ def test_check_no_secret_refuses_the_value():
 
 def test_help():
     result = subprocess.run([str(SCRIPT), "--help"], capture_output=True, text=True, timeout=120, cwd=ROOT)
-    assert result.returncode == 0 and "--no-dockerfile" in result.stdout and "--deadline" in result.stdout
+    assert result.returncode == 0 and "--no-dockerfile" in result.stdout and "--no-nodejs" in result.stdout
+    assert "--deadline" in result.stdout

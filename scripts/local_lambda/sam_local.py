@@ -11,8 +11,11 @@ Steps, every one bounded in time, and the whole run by --deadline (then everythi
      and once more without --shutdown (moto as host.docker.internal, --add-host host.docker.internal:host-gateway),
      with SAM_CLI_TELEMETRY=0 and AWS_ENDPOINT_URL_STS at moto: the response
      holds the sample values, the extension's log says it served them, no ERROR, no secret value anywhere
-  5. (--dockerfile) `docker build` of the Dockerfile with a local build stage (local_lambda.dockerfile_check)
-  6. always: containers, dockerd, the bridge and ip_forward as they were; what is left is reported and fails
+  5. `docker build` of the Dockerfile with a local build stage, the image invoked through RIE
+     (local_lambda.dockerfile_check; --no-dockerfile skips it)
+  6. the Node.js example with the standalone layer on a Node.js stand-in (local_lambda.nodejs_check;
+     --no-nodejs skips it)
+  7. always: containers, dockerd, the bridge and ip_forward as they were; what is left is reported and fails
 """
 
 from __future__ import annotations
@@ -139,6 +142,10 @@ class Check:
                 from local_lambda import dockerfile_check
 
                 self.step("Dockerfile", dockerfile_check.run, self.engine, self.moto, self.work, self.report, self.log)
+            if self.args.nodejs:
+                from local_lambda import nodejs_check
+
+                self.step("Node.js (standalone layer)", nodejs_check.run, self, sam)
         finally:
             self.report["steps"]["cleanup"] = 0.0
             cleanup_started = time.monotonic()
@@ -265,6 +272,8 @@ def main(argv: list[str]) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--no-dockerfile", dest="dockerfile", action="store_false",
                         help="skip step 5 (the Dockerfile's build and run)")
+    parser.add_argument("--no-nodejs", dest="nodejs", action="store_false",
+                        help="skip step 6 (the Node.js example with the standalone layer on a Node.js stand-in)")
     parser.add_argument("--deadline", type=float, default=1500, help="seconds for the whole run (default 1500)")
     parser.add_argument("--report", type=Path, help="write the run's report (JSON) there")
     args = parser.parse_args(argv)
