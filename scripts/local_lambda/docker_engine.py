@@ -114,6 +114,19 @@ def iptables_docker_rules() -> list[str]:
     return found
 
 
+def _bridge_in_use() -> bool:
+    """Whether a running dockerd was started with our bridge."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                args = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if args and args[0].endswith(b"dockerd") and BRIDGE.encode() in args:
+                return True
+    return False
+
+
 class Engine:
     """dockerd with its state (images: the cache between runs) under `state` and everything that lives only as
     long as it runs (exec root, socket, pid file, log) under `run`."""
@@ -140,8 +153,10 @@ class Engine:
 
     def start(self, timeout: float = 60) -> Engine:
         if bridge_exists():
-            raise EngineUnavailable(f"bridge {BRIDGE} already exists: another run is in progress or did not clean up "
-                                    f"(`ip link delete {BRIDGE}` once no dockerd uses it)")
+            if _bridge_in_use():
+                raise EngineUnavailable(f"bridge {BRIDGE} is in use by a running dockerd: another run is in progress")
+            self.log(f"deleting bridge {BRIDGE}, left by a run that was killed (no dockerd uses it)")
+            subprocess.run(["ip", "link", "delete", BRIDGE], capture_output=True, timeout=10)
         self.subnet = pick_subnet()
         (self.state / "data").mkdir(parents=True, exist_ok=True)
         (self.run / "exec").mkdir(parents=True, exist_ok=True)

@@ -61,6 +61,23 @@ def sam_path(log=print) -> Path:
     return Path(result.stdout.strip().splitlines()[-1])
 
 
+def unavailable_reason() -> str | None:
+    """Why the tier cannot run on this machine (None: it can)."""
+    from local_lambda import dockerfile_check, rie
+
+    reason = docker_engine.unavailable_reason()
+    if reason is not None:
+        return reason
+    for version, home in dockerfile_check.PYTHONS.items():
+        if not (home / "bin" / f"python{version}").is_file():
+            return f"no CPython {version} at {home} (pyenv's) for the stand-in images"
+    if not rie.installed() and shutil.which("go") is None:
+        return "aws-lambda-rie is not installed and `go` is not on PATH to install it"
+    if shutil.which("node") is None:
+        return "no `node` on PATH for the Node.js stand-in (--no-nodejs skips that step)"
+    return None
+
+
 def sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -277,8 +294,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--deadline", type=float, default=1500, help="seconds for the whole run (default 1500)")
     parser.add_argument("--report", type=Path, help="write the run's report (JSON) there")
     args = parser.parse_args(argv)
-    reason = docker_engine.unavailable_reason()
-    if reason is not None:
+    reason = unavailable_reason()
+    if reason is not None and not (reason.startswith("no `node`") and not args.nodejs):
         print(f"sam-local-check cannot run here: {reason}", file=sys.stderr)
         return 3
 
