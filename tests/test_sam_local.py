@@ -2,8 +2,8 @@
 checked, and the machine checked for anything it left (process, bridge, iptables rule or chain, ip_forward).
 
 It needs Linux and root (a private dockerd, its own bridge): elsewhere it skips and says why, and with CI=true a
-skip is a failure. Cold (no cached root, image or wheels) the run takes about 3 minutes, warm about 75 s. The pure
-checks the script applies to SAM's output are tested here too, on any machine.
+skip is a failure. Cold (no cached root, image or wheels) the run takes about 3 minutes, warm about 75 s.
+The pure checks the script applies to SAM's output are tested here too, on any machine.
 """
 
 from __future__ import annotations
