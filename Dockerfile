@@ -27,7 +27,11 @@
 # (binary + _internal), and the clients at /opt/nodejs/node_modules (on NODE_PATH) and /opt/java/lib (on the Java
 # runtime's classpath). See docs/layers.md.
 
-FROM public.ecr.aws/amazonlinux/amazonlinux:2023.7.20250331.0 AS build
+# The build stage's base: Amazon Linux 2023, pinned. An argument only so that a machine that cannot pull it can give a
+# local stand-in (scripts/sam-local-check does: --build-arg BUILD_IMAGE=...); the image built is the same.
+ARG BUILD_IMAGE=public.ecr.aws/amazonlinux/amazonlinux:2023.7.20250331.0
+
+FROM ${BUILD_IMAGE} AS build
 
 # python3.11 runs build-layer and PyInstaller; python3.12 compiles the Python 3.12 layer's bytecode;
 # binutils (objdump, strip) is what PyInstaller inspects and strips binaries with; a JDK builds the Java client.

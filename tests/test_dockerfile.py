@@ -47,9 +47,24 @@ def test_hadolint_reports_nothing():
     assert (result.returncode, result.stdout + result.stderr) == (0, "")
 
 
+def build_args() -> dict[str, str]:
+    """The ARGs declared before the first FROM, with their defaults (what a FROM's ${NAME} stands for)."""
+    found = {}
+    for keyword, args in instructions():
+        if keyword == "FROM":
+            break
+        if keyword == "ARG":
+            name, _, default = args.partition("=")
+            found[name] = default
+    return found
+
+
 def test_base_images_are_pinned_to_versioned_tags():
+    defaults = build_args()
+    assert set(defaults) <= {"BUILD_IMAGE"}, "only the build stage's base is an argument"
     images = [args.split()[-3] if " AS " in args.upper() else args.split()[-1]
               for keyword, args in instructions() if keyword == "FROM"]
+    images = [re.sub(r"\$\{(\w+)\}", lambda m: defaults[m.group(1)], image) for image in images]
     assert len(images) == 2, images
     for image in images:
         repository, _, tag = image.rpartition(":")

@@ -336,6 +336,22 @@ def test_signals_exit_zero_within_a_second(start_extension, signum):
     assert time.monotonic() - sent < 1.0
 
 
+def test_the_extensions_api_going_away_is_one_debug_line(start_extension):
+    """`sam local invoke` without --shutdown removes the container right after the response: the Extensions API
+    closes the blocked event/next with no answer and accepts no more connections. Teardown, not an error."""
+    ext = start_extension(env={"CACHE_EXTENSION_LOG_LEVEL": "debug"})
+    ext.emulator.invoke()
+    before = len(ext.output.splitlines())
+    ext.emulator.go_away()
+    assert ext.extension.wait_exit(5) == 0, ext.output
+    after = ext.output.splitlines()[before:]
+    about_api = [line for line in after if "Extensions API" in line]
+    assert len(about_api) == 1 and about_api[0].startswith("DEBUG "), after
+    assert "went away" in about_api[0]
+    assert not [line for line in after if line.startswith(("ERROR", "WARNING", "CRITICAL"))], after
+    assert ext.extension.exit_errors == []
+
+
 def test_losing_the_extensions_api_after_init_reports_exit_error_and_exits_nonzero(start_extension):
     ext = start_extension()
     ext.emulator.fail_events()

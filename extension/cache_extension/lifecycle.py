@@ -15,10 +15,16 @@ from __future__ import annotations
 import _socket
 
 BASE = "/2020-01-01/extension"
+CLOSED_BEFORE_HEADERS = "connection closed before the response headers"
 
 
 class ExtensionsApiError(Exception):
-    pass
+    """A call to the Extensions API failed. `gone`: no answer at all (connection refused, reset or closed
+    before the response headers), as when the environment is being torn down; False for an HTTP error status."""
+
+    def __init__(self, message: str, *, gone: bool = False) -> None:
+        super().__init__(message)
+        self.gone = gone
 
 
 class ExtensionsApi:
@@ -84,7 +90,8 @@ class ExtensionsApi:
             finally:
                 sock.close()
         except (OSError, ValueError) as exc:
-            raise ExtensionsApiError(f"{method} {path} failed: {type(exc).__name__}: {exc}") from None
+            gone = isinstance(exc, (ConnectionError, EOFError)) or str(exc) == CLOSED_BEFORE_HEADERS
+            raise ExtensionsApiError(f"{method} {path} failed: {type(exc).__name__}: {exc}", gone=gone) from None
 
 
 def _connect(host: str, port: int, timeout: float) -> _socket.socket:
@@ -107,7 +114,7 @@ def _read_response(sock: _socket.socket) -> tuple[int, dict[str, str], bytes]:
     while b"\r\n\r\n" not in data:
         chunk = sock.recv(65536)
         if not chunk:
-            raise ValueError("connection closed before the response headers")
+            raise ValueError(CLOSED_BEFORE_HEADERS)
         data += chunk
         if len(data) > 1 << 20:
             raise ValueError("response headers too large")

@@ -216,12 +216,21 @@ class Extension:
                     self.stop(0)
                     return
         except (ExtensionsApiError, ValueError) as exc:
-            log.error("lost the Extensions API: %s", exc)
-            try:
-                self.api.exit_error("Extension.ApiError", str(exc))
-            except ExtensionsApiError:
-                pass
-            self.stop(1)
+            self._lost_api(exc)
+
+    def _lost_api(self, exc: Exception) -> None:
+        """event/next failed. When the API went away (no answer, and exit/error finds no one listening either),
+        the environment is being torn down around this process (say `sam local invoke` removing its container
+        right after the response): one debug line, exit 0. Any other failure is an error, reported with exit/error."""
+        try:
+            self.api.exit_error("Extension.ApiError", str(exc))
+        except ExtensionsApiError as report_failure:
+            if getattr(exc, "gone", False) and report_failure.gone:
+                log.debug("the Extensions API went away (the environment is being torn down): %s", exc)
+                self.stop(0)
+                return
+        log.error("lost the Extensions API: %s", exc)
+        self.stop(1)
 
     def _on_invoke(self) -> None:
         """The environment runs only while an invoke is in flight: refresh what expires soon now. The first

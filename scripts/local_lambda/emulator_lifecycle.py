@@ -134,3 +134,20 @@ def invoke_result(self: LambdaEmulator, request_id: str, invocation: Invocation 
         post_runtime_duration=max(0.0, done_at - answered) if error is None or not error.error_type.startswith("Sandbox.") else 0.0,
         event=ext_event,
     )
+
+
+def stop_serving(server, lock, connections: set) -> None:
+    """The API stops: no more connections accepted, and open ones (blocked event/next and invocation/next calls)
+    shut with no answer, as when the container goes away under the processes (which run on: close() kills them
+    first). Keep-alive connections would otherwise keep their handler threads alive."""
+    if server is None:
+        return
+    server.shutdown()
+    server.server_close()
+    with lock:
+        open_connections = list(connections)
+    for conn in open_connections:
+        try:
+            conn.shutdown(2)  # socket.SHUT_RDWR
+        except OSError:
+            pass

@@ -61,7 +61,8 @@ from .emulator_model import (
 )
 from .emulator_processes import Extension, Process, Runtime, follow, outputs, popen
 from .emulator_requests import ApiRequests
-from .emulator_lifecycle import common_environment, invoke_result, runtime_environment, stop_environment
+from .emulator_lifecycle import (common_environment, invoke_result, runtime_environment, stop_environment,
+                                 stop_serving)
 from .runtime_api import Invocation, InvokeError, InvokeResult
 
 __all__ = [
@@ -177,19 +178,13 @@ class LambdaEmulator(ApiRequests):
             kill(proc)
         for proc in processes:
             proc.wait_exit(2.0)
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            # Keep-alive connections would otherwise keep their handler threads alive.
-            with self._cond:
-                connections = list(self._connections)
-            for conn in connections:
-                try:
-                    conn.shutdown(2)  # socket.SHUT_RDWR
-                except OSError:
-                    pass
+        stop_serving(self._server, self._cond, self._connections)
         if self._thread is not None:
             self._thread.join(timeout=2.0)
+
+    def go_away(self) -> None:
+        """The API vanishes under the processes (a container removed right after an invoke): see stop_serving."""
+        stop_serving(self._server, self._cond, self._connections)
 
     def __enter__(self) -> LambdaEmulator:
         return self.start() if self._server is None else self
