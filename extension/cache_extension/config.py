@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from .config_paths import Listing, covers, overlap, parse_path_group
 from .goparse import parse_duration
+from .yaml_errors import plain_yaml_error
 
 SOURCES = ("parameters", "secrets", "dynamodb")
 SECTIONS = SOURCES + ("allow",)
@@ -27,7 +29,7 @@ KEY_TYPES = ("S", "N", "B")
 MAX_ITEMS = 10_000  # sanity bound: also stops YAML aliases from multiplying entries
 
 _GROUP_KEYS = {
-    "parameters": ("region", "names", "ttl", "stale"),
+    "parameters": ("region", "names", "path", "recursive", "max", "ttl", "stale"),
     "secrets": ("region", "names", "versionstage", "ttl", "stale"),
 }
 _NAME_KEYS = ("name", "ttl", "stale")  # a `names:` entry written as a mapping
@@ -67,6 +69,8 @@ class Item:
     # Left out of the hash so items stay hashable (a dict is not).
     key: dict | None = field(default=None, hash=False)
     line: int = 0               # where the item is defined in the file, for log messages
+    listing: Listing | None = None    # parameters only: a path group (name is the path), GetParametersByPath
+    member_of: str | None = None      # parameters only: a name read under that group's path
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,8 @@ class Config:
     def __post_init__(self) -> None:
         items = tuple(self.items)
         object.__setattr__(self, "items", items)
-        object.__setattr__(self, "_index", {(item.source, item.name): item for item in items})
+        # A path group's own entry is not a name anyone reads: reads of names under it go through path_of.
+        object.__setattr__(self, "_index", {(item.source, item.name): item for item in items if item.listing is None})
         sources: dict[str, list[Item]] = {}
         for item in items:
             sources.setdefault(item.source, []).append(item)
@@ -115,8 +120,16 @@ class Config:
         return set(self._sources) | allowed
 
     def resolve(self, source: str, name: str) -> Item | None:
-        """The item a request may read: configured, or on demand when `allow:` permits the name."""
+        """The item a request may read: configured, under a configured path, or on demand when `allow:`
+        permits the name."""
         return self._index.get((source, name)) or self._on_demand(source, name, name)
+
+    def path_of(self, source: str, name: str) -> Item | None:
+        """The path group whose path holds `name` (config_paths.covers), if any."""
+        for group in self._sources.get(source, ()) if source == "parameters" else ():
+            if group.listing is not None and covers(group.name, group.listing, name):
+                return group
+        return None
 
     def resolve_version(self, source: str, base: str, name: str, *, version_stage: str | None = None,
                         version_id: str | None = None) -> Item | None:
@@ -133,6 +146,11 @@ class Config:
         if source == "dynamodb":
             return None  # items are addressed by configured keys only
         template = self._index.get((source, base))
+        group = self.path_of(source, base) if template is None else None
+        if group is not None and name == base and version_stage is None and version_id is None:
+            return Item(source, name, group.region, group.ttl, group.stale, member_of=group.name, line=group.line)
+        if group is not None:
+            template = group  # another version of a name under the path: fetched on its own
         if template is None:
             if not (self.allow and self.allow.allows(source, base)):
                 return None
@@ -196,36 +214,6 @@ def _kind(node: Node) -> str:
     return f"the text {_show(node.value)}"
 
 
-def _plain_yaml_error(e: yaml.MarkedYAMLError) -> str:
-    """PyYAML's parser terms ("expected <block end>, but found '?'") in plain words."""
-    problem, context = e.problem or "", e.context or ""
-    since = f" at line {e.context_mark.line + 1}" if e.context_mark else ""
-    if problem.startswith("expected <block end>"):
-        return (f"this line is indented differently from the lines above it (the block that starts{since}); "
-                "keys and '- ' items of one list or mapping must start in the same column")
-    if problem.startswith("found character '\\t'"):
-        return "a tab character; YAML indents with spaces only"
-    if problem.startswith("mapping values are not allowed"):
-        return "a ':' where no key can start; check the indentation, or quote text that contains ': '"
-    if "quoted scalar" in context:
-        return f"the quoted text opened{since} is not closed"
-    if problem.startswith(("expected ',' or ']'", "expected ',' or '}'")):
-        bracket, kind = ("]", "list") if "]" in problem else ("}", "mapping")
-        return f"the {kind} opened{since} is not closed with '{bracket}'"
-    if problem.startswith("could not find expected ':'"):
-        where = f"line {e.context_mark.line + 1}" if e.context_mark else "a line"
-        return f"{where} has no ':' after its key (write 'key: value', or '- name' for a list item)"
-    if "another document" in problem:
-        return "a second YAML document ('---'); the file must hold one"
-    if "<stream end>" in problem:
-        return "the file ends where a value was expected (is a '[' or '{' not closed?)"
-    if problem.startswith("found undefined alias"):
-        return f"{problem[len('found '):]} (an '*name' needs a '&name' above it)"
-    if context:  # PyYAML reads "<context>, <problem>", e.g. "while parsing a flow node, expected ..."
-        return f"{context}{since}, {problem}" if problem else context
-    return problem or "syntax error"
-
-
 # A mapping's entries by key name: (key node, value node).
 _Entries = dict[str, tuple[Node, Node]]
 
@@ -240,6 +228,7 @@ class _Parser:
         self.items: list[Item] = []
         self.allow: Allow | None = None
         self.seen: dict[tuple[str, str], tuple[int, str]] = {}  # address -> (line, key path)
+        self.listed = 0  # the most parameters the path groups may hold together
 
     def error(self, where: Node | int, key: str | None, problem: str) -> ConfigError:
         line = where if isinstance(where, int) else _line(where)
@@ -272,7 +261,7 @@ class _Parser:
             return yaml.compose(text, Loader=yaml.SafeLoader)
         except yaml.MarkedYAMLError as e:
             mark = e.problem_mark or e.context_mark
-            raise self.error(mark.line + 1 if mark else 1, None, f"invalid YAML: {_plain_yaml_error(e)}") from None
+            raise self.error(mark.line + 1 if mark else 1, None, f"invalid YAML: {plain_yaml_error(e)}") from None
         except yaml.reader.ReaderError as e:
             line = text.count("\n", 0, e.position) + 1
             char = f"#x{e.character:04x}" if isinstance(e.character, int) else repr(e.character)
@@ -286,10 +275,17 @@ class _Parser:
 
     def group(self, source: str, node: Node, kp: str) -> None:
         entries = self.mapping(node, kp, _GROUP_KEYS[source])
-        if "names" not in entries:
-            raise self.error(node, kp, "missing required key 'names'")
         region = self.region(entries, node, kp)
         ttl, stale = self.ttl(entries, kp, self.source_ttls.get(source)), self.stale(entries, kp)
+        if "path" in entries:
+            path, listing, line = parse_path_group(self, entries, node, kp)
+            self.add_path(Item(source, path, region, ttl, stale, line=line, listing=listing), f"{kp}.path")
+            return
+        for key in ("recursive", "max"):
+            if key in entries:
+                raise self.error(entries[key][0], f"{kp}.{key}", "goes with 'path:' (a group by path), not 'names:'")
+        if "names" not in entries:
+            raise self.error(node, kp, "missing required key 'names'" + (" (or 'path')" if source == "parameters" else ""))
         stage = self.text(entries, "versionstage", kp) if "versionstage" in entries else None
         key_node, value_node = entries["names"]
         names = self.sequence(key_node, value_node, f"{kp}.names")
@@ -401,6 +397,16 @@ class _Parser:
             if re.search(r"\s-\s", name) else ""
         raise self.error(node, kp, f"{_show(name)} contains {'a space' if bad == ' ' else repr(bad)}; "
                                    f"{what} names cannot ({allowed}){hint}")
+
+    def add_path(self, item: Item, kp: str) -> None:
+        for other in self.items:
+            if other.listing is not None and overlap(other.name, item.name):
+                raise self.error(item.line, kp, f"path {_show(item.name)} overlaps path {_show(other.name)} at "
+                                                f"line {other.line}: a parameter would be listed twice")
+        self.listed += item.listing.max
+        if self.listed > MAX_ITEMS:
+            raise self.error(item.line, kp, f"the paths' max: add up to more than {MAX_ITEMS} parameters")
+        self.add(item, kp)
 
     def add(self, item: Item, kp: str) -> None:
         address = (item.source, item.name)

@@ -20,6 +20,10 @@ class ParameterFetcher(Fetcher):
     batch_size = 10  # GetParameters takes at most 10 names
 
     def fetch_batch(self, items: Sequence[Item]) -> dict[str, Value | FetchError]:
+        if items[0].listing is not None:  # a path group: in a batch of its own (store.py)
+            from .ssm_path import list_path
+
+            return {items[0].name: list_path(self.clients.get("ssm", items[0].region), items[0])}
         # Every returned name must map to one item. References answer with the secret's own name,
         # which could collide with a parameter's; a version or label ("name:3") answers with the bare
         # name, which collides with the name itself. So those go in calls of their own.
