@@ -59,7 +59,7 @@ def test_allow_and_paths_together():
     ("parameters:\n  - path: /a/\n  - path: /a/b\n", 3, "parameters[1].path", "overlaps path '/a/' at line 2"),
     ("parameters:\n  - path: /a/b/\n  - region: eu-west-1\n    path: /a\n", 4, "parameters[1].path", "overlaps"),
     ("parameters:\n  - path: /a/\n    max: 6000\n  - path: /b/\n    max: 5000\n", 4, "parameters[1].path",
-     "add up to more than 10000"),
+     "add up to more than 10000 values"),
     ("secrets:\n  - path: /a/\n", 2, "secrets[0].path", "unknown key 'path'"),
     ("parameters:\n  - region: us-west-2\n", 2, "parameters[0]", "missing required key 'names' (or 'path')"),
 ])

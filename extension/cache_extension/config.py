@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from . import config_filters
 from .config_paths import Listing, covers, overlap, parse_path_group
 from .goparse import parse_duration
 from .yaml_errors import plain_yaml_error
@@ -30,7 +31,7 @@ MAX_ITEMS = 10_000  # sanity bound: also stops YAML aliases from multiplying ent
 
 _GROUP_KEYS = {
     "parameters": ("region", "names", "path", "recursive", "max", "ttl", "stale"),
-    "secrets": ("region", "names", "versionstage", "ttl", "stale"),
+    "secrets": ("region", "names", "versionstage", "filter", "max", "ttl", "stale"),
 }
 _NAME_KEYS = ("name", "ttl", "stale")  # a `names:` entry written as a mapping
 _ALLOW_KEYS = ("parameters", "secrets", "region", "ttl", "stale")
@@ -124,10 +125,15 @@ class Config:
         permits the name."""
         return self._index.get((source, name)) or self._on_demand(source, name, name)
 
-    def path_of(self, source: str, name: str) -> Item | None:
-        """The path group whose path holds `name` (config_paths.covers), if any."""
-        for group in self._sources.get(source, ()) if source == "parameters" else ():
-            if group.listing is not None and covers(group.name, group.listing, name):
+    def group_of(self, source: str, name: str, definite: bool = True) -> Item | None:
+        """The group whose listing `name` belongs to, if any: a path that holds it (config_paths.covers), a filter
+        by a name prefix it has; not `definite`: a filter by tags only, which any name may match
+        (config_filters.covers)."""
+        for group in self._sources.get(source, ()):
+            if group.listing is None:
+                continue
+            if (config_filters.covers(group.listing, name, definite) if source == "secrets"
+                    else definite and covers(group.name, group.listing, name)):
                 return group
         return None
 
@@ -146,11 +152,15 @@ class Config:
         if source == "dynamodb":
             return None  # items are addressed by configured keys only
         template = self._index.get((source, base))
-        group = self.path_of(source, base) if template is None else None
+        group = self.group_of(source, base) if template is None else None
+        if template is None and group is None and not (self.allow and self.allow.allows(source, base)):
+            group = self.group_of(source, base, definite=False)  # a filter by tags: its listing decides
+            if group is not None and (name != base or version_stage or version_id):
+                return None  # no version of a name it did not list: nothing to check it against without a call
         if group is not None and name == base and version_stage is None and version_id is None:
             return Item(source, name, group.region, group.ttl, group.stale, member_of=group.name, line=group.line)
         if group is not None:
-            template = group  # another version of a name under the path: fetched on its own
+            template = group  # another version of a name under the path or prefix: fetched on its own
         if template is None:
             if not (self.allow and self.allow.allows(source, base)):
                 return None
@@ -277,15 +287,18 @@ class _Parser:
         entries = self.mapping(node, kp, _GROUP_KEYS[source])
         region = self.region(entries, node, kp)
         ttl, stale = self.ttl(entries, kp, self.source_ttls.get(source)), self.stale(entries, kp)
-        if "path" in entries:
-            path, listing, line = parse_path_group(self, entries, node, kp)
-            self.add_path(Item(source, path, region, ttl, stale, line=line, listing=listing), f"{kp}.path")
+        listed = {"parameters": "path", "secrets": "filter"}[source]
+        if listed in entries:
+            parse = parse_path_group if source == "parameters" else config_filters.parse_filter_group
+            name, listing, line = parse(self, entries, node, kp)
+            self.add_group(Item(source, name, region, ttl, stale, line=line, listing=listing), f"{kp}.{listed}")
             return
         for key in ("recursive", "max"):
             if key in entries:
-                raise self.error(entries[key][0], f"{kp}.{key}", "goes with 'path:' (a group by path), not 'names:'")
+                raise self.error(entries[key][0], f"{kp}.{key}", f"goes with '{listed}:' (a group by {listed}), "
+                                                                 "not 'names:'")
         if "names" not in entries:
-            raise self.error(node, kp, "missing required key 'names'" + (" (or 'path')" if source == "parameters" else ""))
+            raise self.error(node, kp, f"missing required key 'names' (or '{listed}')")
         stage = self.text(entries, "versionstage", kp) if "versionstage" in entries else None
         key_node, value_node = entries["names"]
         names = self.sequence(key_node, value_node, f"{kp}.names")
@@ -398,14 +411,14 @@ class _Parser:
         raise self.error(node, kp, f"{_show(name)} contains {'a space' if bad == ' ' else repr(bad)}; "
                                    f"{what} names cannot ({allowed}){hint}")
 
-    def add_path(self, item: Item, kp: str) -> None:
-        for other in self.items:
-            if other.listing is not None and overlap(other.name, item.name):
+    def add_group(self, item: Item, kp: str) -> None:
+        for other in self.items if item.source == "parameters" else ():
+            if other.listing is not None and other.source == "parameters" and overlap(other.name, item.name):
                 raise self.error(item.line, kp, f"path {_show(item.name)} overlaps path {_show(other.name)} at "
                                                 f"line {other.line}: a parameter would be listed twice")
         self.listed += item.listing.max
         if self.listed > MAX_ITEMS:
-            raise self.error(item.line, kp, f"the paths' max: add up to more than {MAX_ITEMS} parameters")
+            raise self.error(item.line, kp, f"the groups' max: add up to more than {MAX_ITEMS} values")
         self.add(item, kp)
 
     def add(self, item: Item, kp: str) -> None:

@@ -17,10 +17,12 @@ PATH_KEYS = ("region", "path", "recursive", "max", "ttl", "stale")
 
 @dataclass(frozen=True)
 class Listing:
-    """How a path group is listed: GetParametersByPath's Recursive, and the most parameters kept."""
+    """How a group is listed: GetParametersByPath's Recursive, the most values kept, and for a `secrets:` group
+    BatchGetSecretValue's Filters as ((key, (value, ...)), ...) (config_filters.py)."""
 
     recursive: bool = False
     max: int = DEFAULT_MAX
+    filters: tuple = ()
 
 
 def prefix(path: str) -> str:
@@ -57,11 +59,15 @@ def parse_path_group(parser, entries: dict, node, kp: str) -> tuple[str, Listing
         if value_node.tag != "tag:yaml.org,2002:bool":
             raise parser.error(value_node, f"{kp}.recursive", f"must be true or false, got {value_node.value!r}")
         recursive = value_node.value.lower() in ("true", "yes", "on")
-    limit = DEFAULT_MAX
-    if "max" in entries:
-        value_node = entries["max"][1]
-        text = parser.text(entries, "max", kp)
-        if value_node.tag != "tag:yaml.org,2002:int" or not text.isdigit() or not 1 <= int(text) <= MAX_MAX:
-            raise parser.error(value_node, f"{kp}.max", f"must be a whole number from 1 to {MAX_MAX}, got {text!r}")
-        limit = int(text)
-    return path, Listing(recursive, limit), path_node.start_mark.line + 1
+    return path, Listing(recursive, parse_max(parser, entries, kp)), path_node.start_mark.line + 1
+
+
+def parse_max(parser, entries: dict, kp: str) -> int:
+    """A group's `max:`, DEFAULT_MAX without one."""
+    if "max" not in entries:
+        return DEFAULT_MAX
+    value_node = entries["max"][1]
+    text = parser.text(entries, "max", kp)
+    if value_node.tag != "tag:yaml.org,2002:int" or not text.isdigit() or not 1 <= int(text) <= MAX_MAX:
+        raise parser.error(value_node, f"{kp}.max", f"must be a whole number from 1 to {MAX_MAX}, got {text!r}")
+    return int(text)

@@ -32,7 +32,7 @@ from .fetchers.base import not_found
 from .lanes import lane_of
 from .logs import printable
 from .policy import Circuit, Policy
-from .store_paths import PathGroups
+from .store_paths import NOUNS, PathGroups
 
 log = logging.getLogger("cache_extension.store")
 
@@ -325,7 +325,7 @@ class Store(PathGroups):
             start, gone = self._by_group(start, self._clock())
         self._submit(start)
         if gone:
-            self._settle_each([(entry, not_found("parameter")) for entry in gone], quiet=True)
+            self._settle_each([(entry, not_found(NOUNS[entry.item.source])) for entry in gone], quiet=True)
             self._drop_gone(gone, self._clock())
         return futures
 

@@ -1,5 +1,6 @@
-"""Path groups in the cache (config_paths.py): the Store's part that turns one GetParametersByPath listing into an
-entry per parameter.
+"""Groups in the cache: the Store's part that turns one listing into an entry per value. A `parameters:` group by
+path (config_paths.py, GetParametersByPath) and a `secrets:` group by filter (config_filters.py,
+BatchGetSecretValue with Filters) work alike; a path stands for either below.
 
 The group's own entry (an Item with a Listing) is fetched, refreshed ahead and retried like any other; its
 value is the listing (fetchers/ssm_path.PathValues). When it settles, each listed parameter's entry (an Item whose
@@ -22,9 +23,16 @@ from .logs import printable
 log = logging.getLogger("cache_extension.store")
 
 
-def group_key(path: str) -> tuple:
-    """store.entry_key of the path group `path`."""
-    return ("parameters", path, None, None, "path")
+NOUNS = {"parameters": "parameter", "secrets": "secret"}
+
+
+def group_key(source: str, path: str) -> tuple:
+    """store.entry_key of the group `path` of `source`."""
+    return (source, path, None, None, "path")
+
+
+def member_key(item) -> tuple:
+    return (item.source, item.name, None, None)
 
 
 class PathGroups:
@@ -42,7 +50,7 @@ class PathGroups:
         fetch, gone = [], []
         for entry in start:
             path = entry.item.member_of
-            group = self._entries.get(group_key(path)) if path is not None else None
+            group = self._entries.get(group_key(entry.item.source, path)) if path is not None else None
             if group is None:
                 fetch.append(entry)
                 continue
@@ -62,7 +70,7 @@ class PathGroups:
     def _adopt(self, group, outcome: Value | FetchError) -> list[tuple[object, Value | FetchError]]:
         """After the group `group` settled: what each member entry settles with (new entries made for names
         listed for the first time)."""
-        path = group.item.name
+        path, source = group.item.name, group.item.source
         with self._lock:
             waiters = self._waiters.pop(path, [])
             if isinstance(outcome, FetchError):
@@ -71,26 +79,28 @@ class PathGroups:
             self._members[path] = frozenset(members)
             settle = []
             for name, value in members.items():
-                item = Item("parameters", name, group.item.region, group.item.ttl, group.item.stale,
+                item = Item(source, name, group.item.region, group.item.ttl, group.item.stale,
                             member_of=path, line=group.item.line)
-                key = ("parameters", name, None, None)
+                key = member_key(item)
                 entry = self._entries.get(key)
                 if entry is None:
                     entry = self._entries[key] = type(group)(item)
                 elif entry.item.member_of != path:
                     continue  # listed by name in config.yaml too: that item is fetched on its own
                 settle.append((entry, value))
-            settle += [(entry, not_found("parameter")) for entry in waiters if entry.item.name not in members]
+            settle += [(entry, not_found(NOUNS[source])) for entry in waiters if entry.item.name not in members]
             first = getattr(outcome, "truncated", False) and path not in self._truncated
             if first:
                 self._truncated.add(path)
         if getattr(outcome, "truncated", False):
             if first:
-                log.warning("parameters path %s holds more than its max: %d (config.yaml line %d): the rest are "
-                            "not cached and read as 404; raise max: or narrow the path", printable(path),
-                            group.item.listing.max, group.item.line)
+                log.warning("%s %s holds more than its max: %d (config.yaml line %d): the rest are not cached and "
+                            "read as 404; raise max: or narrow the %s", source,
+                            f"path {printable(path)}" if source == "parameters" else printable(path),
+                            group.item.listing.max, group.item.line,
+                            "path" if source == "parameters" else "filter")
             if self._metrics is not None:
-                self._metrics.count("parameters", "PathMaxReached")
+                self._metrics.count(source, "PathMaxReached")
         return settle
 
     def _drop_gone(self, entries: list, now: float) -> None:
@@ -98,7 +108,7 @@ class PathGroups:
         path any more (or never was). Bounded memory whatever names are read under a path."""
         with self._lock:
             for entry in entries:
-                key = ("parameters", entry.item.name, None, None)
+                key = member_key(entry.item)
                 if (entry.item.member_of is not None and entry.pending is None and not entry.servable(now)
                         and self._entries.get(key) is entry):
                     del self._entries[key]

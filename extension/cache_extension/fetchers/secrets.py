@@ -20,6 +20,10 @@ class SecretFetcher(Fetcher):
 
     def fetch_batch(self, items: Sequence[Item]) -> dict[str, Value | FetchError]:
         client = self.clients.get("secretsmanager", items[0].region)
+        if items[0].listing is not None:  # a filter group: in a batch of its own (store.py)
+            from .secrets_filter import list_secrets
+
+            return {items[0].name: list_secrets(client, items[0])}
         # The batch call only returns AWSCURRENT; pinned stages and versions need GetSecretValue one by one.
         current = [item for item in items if item.version_stage in (None, "AWSCURRENT") and not item.version_id]
         pinned = [item for item in items if item.version_stage not in (None, "AWSCURRENT") or item.version_id]

@@ -16,8 +16,9 @@ CONTENT_TYPE = "application/x-parameter-path"  # never served: a group's own ent
 
 @dataclass(frozen=True, repr=False)
 class PathValues(Value):
-    """A path group's listing: each parameter's Value by its full name. The group's own cache entry holds it;
-    the store puts each member in an entry of its own (store_paths.py)."""
+    """A group's listing (a path's, or a secrets filter's): each member's Value, or the FetchError AWS gave for it,
+    by its name. The group's own cache entry holds it; the store puts each member in an entry of its own
+    (store_paths.py)."""
 
     members: dict = field(default_factory=dict, compare=False)
     truncated: bool = False  # the group's max was reached with more pages to read
