@@ -21,6 +21,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from . import config_filters
 from .config_paths import Listing, covers, overlap, parse_path_group
+from .config_roles import ROLE_KEYS, Role, parse_role
 from .goparse import parse_duration
 from .yaml_errors import plain_yaml_error
 
@@ -30,15 +31,15 @@ KEY_TYPES = ("S", "N", "B")
 MAX_ITEMS = 10_000  # sanity bound: also stops YAML aliases from multiplying entries
 
 _GROUP_KEYS = {
-    "parameters": ("region", "names", "path", "recursive", "max", "ttl", "stale"),
-    "secrets": ("region", "names", "versionstage", "filter", "max", "ttl", "stale"),
+    "parameters": ("region", "names", "path", "recursive", "max", "ttl", "stale") + ROLE_KEYS,
+    "secrets": ("region", "names", "versionstage", "filter", "max", "ttl", "stale") + ROLE_KEYS,
 }
-_NAME_KEYS = ("name", "ttl", "stale")  # a `names:` entry written as a mapping
+_NAME_KEYS = ("name", "ttl", "stale") + ROLE_KEYS  # a `names:` entry written as a mapping
 _ALLOW_KEYS = ("parameters", "secrets", "region", "ttl", "stale")
 _DYNAMODB_KEYS = (
     "table", "hashkey", "hashkeytype", "hashkeyvalue",
     "sortkey", "sortkeytype", "sortkeyvalue", "region", "name", "ttl", "stale",
-)
+) + ROLE_KEYS
 _NULL_TAG = "tag:yaml.org,2002:null"
 # DynamoDB's number syntax (ASCII digits, optional sign, fraction and exponent; no NaN/Infinity).
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
@@ -72,6 +73,7 @@ class Item:
     line: int = 0               # where the item is defined in the file, for log messages
     listing: Listing | None = None    # parameters only: a path group (name is the path), GetParametersByPath
     member_of: str | None = None      # parameters only: a name read under that group's path
+    role: Role | None = None          # read with this role's credentials (STS AssumeRole), else the function's
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,8 @@ class Config:
             if group is not None and (name != base or version_stage or version_id):
                 return None  # no version of a name it did not list: nothing to check it against without a call
         if group is not None and name == base and version_stage is None and version_id is None:
-            return Item(source, name, group.region, group.ttl, group.stale, member_of=group.name, line=group.line)
+            return Item(source, name, group.region, group.ttl, group.stale, member_of=group.name, line=group.line,
+                        role=group.role)
         if group is not None:
             template = group  # another version of a name under the path or prefix: fetched on its own
         if template is None:
@@ -166,7 +169,7 @@ class Config:
                 return None
             template = Item(source, base, self.allow.region, self.allow.ttl, self.allow.stale)
         return Item(source, name, template.region, template.ttl, template.stale, version_stage=version_stage,
-                    version_id=version_id)
+                    version_id=version_id, role=template.role)
 
 
 def load_config(path: str, *, default_region: str | None, default_ttl: float, default_stale: float = 0.0,
@@ -287,11 +290,13 @@ class _Parser:
         entries = self.mapping(node, kp, _GROUP_KEYS[source])
         region = self.region(entries, node, kp)
         ttl, stale = self.ttl(entries, kp, self.source_ttls.get(source)), self.stale(entries, kp)
+        role = parse_role(self, entries, kp)
         listed = {"parameters": "path", "secrets": "filter"}[source]
         if listed in entries:
             parse = parse_path_group if source == "parameters" else config_filters.parse_filter_group
             name, listing, line = parse(self, entries, node, kp)
-            self.add_group(Item(source, name, region, ttl, stale, line=line, listing=listing), f"{kp}.{listed}")
+            self.add_group(Item(source, name, region, ttl, stale, line=line, listing=listing, role=role),
+                           f"{kp}.{listed}")
             return
         for key in ("recursive", "max"):
             if key in entries:
@@ -304,7 +309,7 @@ class _Parser:
         names = self.sequence(key_node, value_node, f"{kp}.names")
         for j, name_node in enumerate(names.value):
             nkp = f"{kp}.names[{j}]"
-            item_ttl, item_stale = ttl, stale
+            item_ttl, item_stale, item_role = ttl, stale, role
             if isinstance(name_node, MappingNode):  # - {name: N, ttl: 30s, stale: 5m}
                 named = self.mapping(name_node, nkp, _NAME_KEYS)
                 if "name" not in named:
@@ -312,10 +317,12 @@ class _Parser:
                 name = self.text(named, "name", nkp)
                 item_ttl = self.ttl(named, nkp, ttl)
                 item_stale = self.stale(named, nkp, stale)
+                item_role = parse_role(self, named, nkp, role)
             else:
                 name = self.scalar(name_node, nkp)
             self.check_name(source, name, name_node, nkp)
-            self.add(Item(source, name, region, item_ttl, item_stale, version_stage=stage, line=_line(name_node)), nkp)
+            self.add(Item(source, name, region, item_ttl, item_stale, version_stage=stage, line=_line(name_node),
+                          role=item_role), nkp)
 
     def allow_section(self, node: Node) -> None:
         entries = self.mapping(node, "allow", _ALLOW_KEYS)
@@ -364,7 +371,7 @@ class _Parser:
 
         item = Item(
             "dynamodb", address, self.region(entries, node, kp), self.ttl(entries, kp), self.stale(entries, kp),
-            table=table, key=key, line=_line(node),
+            table=table, key=key, line=_line(node), role=parse_role(self, entries, kp),
         )
         self.add(item, kp)
 
