@@ -54,6 +54,46 @@ def run(command: list[str], *, timeout: float, cwd: Path = ROOT, env: dict | Non
 # ----------------------------------------------------------------------------------------------------
 
 PSEUDO = {"AWS::Partition": "aws", "AWS::Region": "REGION", "AWS::AccountId": "ACCOUNT", "AWS::StackName": "STACK"}
+# The template's parameters as deployed: their defaults, unless a test sets others (with_parameters).
+PARAMETERS: dict[str, str] = {}
+
+
+def parameter(name: str) -> str:
+    return PARAMETERS.get(name, TEMPLATE["Parameters"][name].get("Default", ""))
+
+
+def condition(name: str) -> bool:
+    return evaluate(TEMPLATE["Conditions"][name])
+
+
+def evaluate(value) -> bool | str:
+    """A condition's value: Fn::Not, Fn::Equals, Fn::Or, Condition and Ref, as CloudFormation has them."""
+    if isinstance(value, str):
+        return value
+    (function, argument), = value.items()
+    if function == "Fn::Not":
+        return not evaluate(argument[0])
+    if function == "Fn::Equals":
+        return evaluate(argument[0]) == evaluate(argument[1])
+    if function == "Fn::Or":
+        return any(evaluate(part) for part in argument)
+    if function == "Condition":
+        return condition(argument)
+    if function == "Ref":
+        return parameter(argument)
+    raise AssertionError(f"cannot evaluate {value!r}")
+
+
+def expand(statements: list) -> list[dict]:
+    """Statements with each Fn::If resolved, and AWS::NoValue left out."""
+    found = []
+    for statement in statements:
+        while isinstance(statement, dict) and set(statement) == {"Fn::If"}:
+            name, when_true, when_false = statement["Fn::If"]
+            statement = when_true if condition(name) else when_false
+        if statement != {"Ref": "AWS::NoValue"}:
+            found.append(statement)
+    return found
 
 
 def parameter_arn(name: str, region: str) -> str:
@@ -72,6 +112,8 @@ def ref(name: str) -> str:
     """What !Ref returns, canonically: secrets as their ARN without the random suffix."""
     if name in PSEUDO:
         return PSEUDO[name]
+    if name in TEMPLATE["Parameters"]:
+        return parameter(name)
     resource = RESOURCES[name]
     kind, props = resource["Type"], resource.get("Properties", {})
     if kind == "AWS::SSM::Parameter":
@@ -119,13 +161,13 @@ def statements_of_role(role_id: str) -> list[dict]:
     role = RESOURCES[role_id]
     assert role["Type"] == "AWS::IAM::Role", role_id
     props = role["Properties"]
-    statements = [s for policy in props.get("Policies", []) for s in as_list(policy["PolicyDocument"]["Statement"])]
+    statements = [s for policy in props.get("Policies", []) for s in expand(as_list(policy["PolicyDocument"]["Statement"]))]
     for arn in props.get("ManagedPolicyArns", []):
         # Only this template's own policies: no AWS-managed ones (AWSLambdaBasicExecutionRole writes logs to "*").
         assert isinstance(arn, dict) and "Ref" in arn, f"{role_id}: managed policy {arn!r} is not one of this template's"
         policy = RESOURCES[arn["Ref"]]
         assert policy["Type"] == "AWS::IAM::ManagedPolicy"
-        statements += as_list(policy["Properties"]["PolicyDocument"]["Statement"])
+        statements += expand(as_list(policy["Properties"]["PolicyDocument"]["Statement"]))
     return statements
 
 
@@ -134,9 +176,9 @@ def all_policy_statements() -> dict[str, list[dict]]:
     for name, resource in RESOURCES.items():
         props = resource.get("Properties", {})
         if resource["Type"] == "AWS::IAM::ManagedPolicy":
-            found[name] = as_list(props["PolicyDocument"]["Statement"])
+            found[name] = expand(as_list(props["PolicyDocument"]["Statement"]))
         elif resource["Type"] == "AWS::IAM::Role":
-            found[name] = [s for p in props.get("Policies", []) for s in as_list(p["PolicyDocument"]["Statement"])]
+            found[name] = [s for p in props.get("Policies", []) for s in expand(as_list(p["PolicyDocument"]["Statement"]))]
         elif resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::User", "AWS::IAM::Group"):
             raise AssertionError(f"{name}: unexpected {resource['Type']}")
     return found
@@ -234,6 +276,67 @@ def test_function_reads_exactly_what_config_lists(function):
     log_group = props["LoggingConfig"]["LogGroup"]["Ref"]
     for action in LOG_ACTIONS:
         assert granted[action] == {f"<AWS::Logs::LogGroup {log_group}.Arn>"}, f"{function}: {action} beyond its log group"
+
+
+# The forms beyond names, as config.yaml would write them with the template's parameters set to match.
+NEW_FORMS = {"CachePath": "/myapp/prod", "CacheSecretsPrefix": "myapp/", "CacheSecretsTagValue": "payments",
+             "CacheRoleArn": "arn:aws:iam::210987654321:role/cache-reader"}
+NEW_FORMS_CONFIG = """\
+parameters:
+  - path: /myapp/prod
+    recursive: true
+  - names: [remote]
+    role_arn: arn:aws:iam::210987654321:role/cache-reader
+secrets:
+  - filter: {name: myapp/}
+  - filter: {tag-key: cache-extension, tag-value: payments}
+"""
+
+
+def expected_new_forms(config) -> set[tuple]:
+    """What each group by path or filter and each role_arn of `config` needs: (action, resource, condition)."""
+    needed: set[tuple] = set()
+    for item in config.items:
+        if item.role is not None:
+            needed.add(("sts:AssumeRole", item.role.arn, None))
+        if item.listing is None:
+            continue
+        if item.source == "parameters":
+            needed.add(("ssm:GetParametersByPath", parameter_arn(item.name.rstrip("/"), item.region), None))
+            continue
+        needed |= {(action, "*", None) for action in ("secretsmanager:BatchGetSecretValue", "secretsmanager:ListSecrets")}
+        filters = dict(item.listing.filters)
+        for prefix in filters.get("name", ()):
+            needed.add(("secretsmanager:GetSecretValue", secret_arn(prefix, item.region) + "*", None))
+        if "tag-key" in filters:
+            (key,), (value,) = filters["tag-key"], filters["tag-value"]
+            condition_text = json.dumps({"StringEquals": {f"secretsmanager:ResourceTag/{key}": value}})
+            needed.add(("secretsmanager:GetSecretValue", secret_arn("*", item.region), condition_text))
+    return needed
+
+
+def rendered(condition: dict) -> dict:
+    """A policy Condition block with its values rendered."""
+    return {operator: {key: render(value) for key, value in entries.items()} for operator, entries in condition.items()}
+
+
+def test_each_new_form_gets_least_privilege(monkeypatch):
+    """With the template's parameters set for a path, a name prefix, a tag and a role, the example functions may do
+    exactly what those forms need, and the example's own grants are unchanged; with the defaults, none of it."""
+    granted_before = {function: statements_of_role(function_role(function)) for function in FUNCTIONS}
+    monkeypatch.setattr(sys.modules[__name__], "PARAMETERS", dict(NEW_FORMS))
+    config = parse_config(NEW_FORMS_CONFIG, path="config.yaml", default_region="REGION", default_ttl=300)
+    for function in FUNCTIONS:
+        statements = statements_of_role(function_role(function))
+        added = [s for s in statements if s not in granted_before[function]]
+        granted = {(action, render(resource), json.dumps(rendered(s["Condition"])) if "Condition" in s else None)
+                   for s in added for action in as_list(s["Action"]) for resource in as_list(s["Resource"])}
+        assert granted == expected_new_forms(config), function
+        for statement in added:  # "*" only where AWS allows nothing narrower, or under a tag condition
+            for resource in as_list(statement["Resource"]):
+                if "*" in render(resource) and not render(resource).endswith(":secret:myapp/*"):
+                    assert set(as_list(statement["Action"])) <= {
+                        "secretsmanager:BatchGetSecretValue", "secretsmanager:ListSecrets"} or "Condition" in statement
 
 
 def test_template_resources_are_what_config_names():
