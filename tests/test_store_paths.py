@@ -130,6 +130,17 @@ def test_a_member_read_past_its_window_waits_for_one_listing(setup):
     assert source.calls == [[f"list {PATH}"], [f"list {PATH}"]]
 
 
+def test_a_second_prefetch_lists_again_and_fetches_no_member_alone(setup):
+    """After a SnapStart restore (or the first INVOKE of sources kept out of the snapshot) the runner prefetches
+    every configured item again, a path's members with it: they wait for its one listing."""
+    store, source, clock, _ = setup
+    for future in store.prefetch():
+        future.result(timeout=5)
+    for future in store.prefetch():
+        future.result(timeout=5)
+    assert source.calls == [[f"list {PATH}"], [f"list {PATH}"]]
+
+
 def test_a_failed_listing_serves_stale_members(setup):
     store, source, clock, _ = setup
     for future in store.prefetch():
@@ -142,6 +153,38 @@ def test_a_failed_listing_serves_stale_members(setup):
     with pytest.raises(FetchError) as raised:
         read(store, f"{PATH}p01")
     assert raised.value.code == "ThrottlingException"
+
+
+def test_a_member_the_listing_could_not_read_fails_alone_and_is_logged_once(setup, caplog):
+    """BatchGetSecretValue lists a secret it cannot decrypt in Errors: that name answers the error, the rest serve."""
+    store, source, clock, _ = setup
+    original = source.fetch_batch
+
+    def with_an_error(items):
+        outcomes = original(items)
+        if items[0].listing is not None:
+            outcomes[items[0].name].members[f"{PATH}denied"] = FetchError("AccessDeniedException", 502, "denied")
+        return outcomes
+
+    source.fetch_batch = with_an_error
+    for future in store.prefetch():
+        future.result(timeout=5)
+    with pytest.raises(FetchError) as raised:
+        read(store, f"{PATH}denied")
+    assert raised.value.code == "AccessDeniedException" and read(store, f"{PATH}p01").value.body == b"value-1"
+    lines = [r.getMessage() for r in caplog.records if "AccessDeniedException" in r.getMessage()]
+    assert len(lines) == 1 and f"{PATH}denied" in lines[0]
+
+
+def test_a_failed_listing_is_logged_once_not_per_member(setup, caplog):
+    store, source, clock, _ = setup
+    source.failing = True
+    futures = store.prefetch()
+    readers = [store.read(member(f"{PATH}p{i:02d}")) for i in range(5)]
+    for future in [*futures, *readers]:
+        with pytest.raises(FetchError):
+            future.result(timeout=5)
+    assert len([r for r in caplog.records if "ThrottlingException" in r.getMessage()]) == 1
 
 
 def test_the_max_keeps_the_first_names_and_counts(caplog):

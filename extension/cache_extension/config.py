@@ -99,6 +99,7 @@ class Config:
     allow: Allow | None = None
     _index: dict = field(init=False, repr=False, compare=False)
     _sources: dict = field(init=False, repr=False, compare=False)
+    _groups: dict = field(init=False, repr=False, compare=False)  # source -> its groups by path or filter
 
     def __post_init__(self) -> None:
         items = tuple(self.items)
@@ -109,6 +110,8 @@ class Config:
         for item in items:
             sources.setdefault(item.source, []).append(item)
         object.__setattr__(self, "_sources", sources)
+        object.__setattr__(self, "_groups", {source: [item for item in group if item.listing is not None]
+                                             for source, group in sources.items()})
 
     def get(self, source: str, name: str) -> Item | None:
         return self._index.get((source, name))
@@ -131,9 +134,7 @@ class Config:
         """The group whose listing `name` belongs to, if any: a path that holds it (config_paths.covers), a filter
         by a name prefix it has; not `definite`: a filter by tags only, which any name may match
         (config_filters.covers)."""
-        for group in self._sources.get(source, ()):
-            if group.listing is None:
-                continue
+        for group in self._groups.get(source, ()):
             if (config_filters.covers(group.listing, name, definite) if source == "secrets"
                     else definite and covers(group.name, group.listing, name)):
                 return group

@@ -28,11 +28,10 @@ from typing import Callable, Iterable, Mapping
 
 from .config import Item
 from .fetchers import Fetcher, FetchError, Value
-from .fetchers.base import not_found
 from .lanes import lane_of
 from .logs import printable
 from .policy import Circuit, Policy
-from .store_paths import NOUNS, PathGroups
+from .store_paths import PathGroups
 
 log = logging.getLogger("cache_extension.store")
 
@@ -325,8 +324,8 @@ class Store(PathGroups):
             start, gone = self._by_group(start, self._clock())
         self._submit(start)
         if gone:
-            self._settle_each([(entry, not_found(NOUNS[entry.item.source])) for entry in gone], quiet=True)
-            self._drop_gone(gone, self._clock())
+            self._settle_each(gone, quiet=True)
+            self._drop_gone([entry for entry, error in gone if error.code == "NotFound"], self._clock())
         return futures
 
     def _attached(self, entry: _Entry) -> _Entry:
@@ -446,8 +445,12 @@ class Store(PathGroups):
         follow = [entry for entry, outcome in outcomes if self._settle(entry, outcome, **options)]
         for group, outcome in [pair for pair in outcomes if pair[0].item.listing is not None]:
             members = self._adopt(group, outcome)  # store_paths.py: a listing settles its members
-            follow += [entry for entry, found in members if self._settle(entry, found, **{
-                **options, "quiet": options.get("quiet") or not isinstance(found, Value)})]
+            for entry, found in members:
+                # Quiet: the group's own failure is logged once, above; a name no longer listed is no failure.
+                gone = getattr(found, "code", None) == "NotFound"
+                quiet = options.get("quiet") or not isinstance(outcome, Value) or gone
+                if self._settle(entry, found, **{**options, "quiet": quiet}):
+                    follow.append(entry)
             self._drop_gone([entry for entry, found in members if getattr(found, "code", None) == "NotFound"],
                             self._clock())
         if follow:

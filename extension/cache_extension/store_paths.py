@@ -14,6 +14,7 @@ stale window ends, then answers 404 the same way, and its entry is dropped.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Future
 
 from .config import Item
 from .fetchers import FetchError, Value
@@ -45,8 +46,9 @@ class PathGroups:
 
     def _by_group(self, start: list, now: float) -> tuple[list, list]:
         """Entries just marked in flight, with every path member replaced by its group, which is marked in flight
-        once (members wait for its listing); a member the group's fresh listing did not return goes in the
-        second list, to be answered 404 with no call. Caller holds the lock."""
+        once (members wait for its listing); the second list holds (member, error) to answer with no call: 404
+        for a name the group's fresh listing did not return, the group's own error while it is held (a read loop
+        during an outage lists no more often than any other failed item is fetched). Caller holds the lock."""
         fetch, gone = [], []
         for entry in start:
             path = entry.item.member_of
@@ -57,12 +59,17 @@ class PathGroups:
             cached = group.cached
             if group.pending is None and cached is not None and now < cached[2]:
                 # Listed since this member's value was: the listing is the truth until the group expires.
-                (fetch if entry.item.name in self._members.get(path, ()) else gone).append(entry)
+                if entry.item.name in self._members.get(path, ()):
+                    fetch.append(entry)
+                else:
+                    gone.append((entry, not_found(NOUNS[entry.item.source])))
+                continue
+            failed = group.failed
+            if group.pending is None and failed is not None and now < failed[1] and not entry.servable(now):
+                gone.append((entry, failed[0]))
                 continue
             self._waiters.setdefault(path, []).append(entry)
             if group.pending is None:
-                from concurrent.futures import Future
-
                 group.pending = Future()
                 fetch.append(group)
         return fetch, gone
@@ -92,6 +99,11 @@ class PathGroups:
             first = getattr(outcome, "truncated", False) and path not in self._truncated
             if first:
                 self._truncated.add(path)
+        unread = [(name, value.code) for name, value in members.items() if isinstance(value, FetchError)]
+        if unread:  # names and codes only; each such name answers its error
+            log.warning("%s %s listed %d it could not read: %s", source, printable(path), len(unread),
+                        ", ".join(f"{printable(name)} ({code})" for name, code in unread[:5])
+                        + (", ..." if len(unread) > 5 else ""))
         if getattr(outcome, "truncated", False):
             if first:
                 log.warning("%s %s holds more than its max: %d (config.yaml line %d): the rest are not cached and "
