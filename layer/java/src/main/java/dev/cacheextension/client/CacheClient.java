@@ -335,7 +335,7 @@ public final class CacheClient {
         String what = noun + " '" + name + "'";
         Body body = values != null ? substituted(source, name, what) : fetch(source, name, what);
         if (key != null) {
-            body = member(body, key, what);
+            body = Keys.member(body, key, what);
         }
         if (DYNAMODB.equals(source)) {
             Object item = decodeJson(body, what);
@@ -366,36 +366,6 @@ public final class CacheClient {
         } catch (IllegalArgumentException e) {
             // no cause: the decoder's message quotes a character of the value
             throw new CacheExtensionException(what + " is not valid base64 (Transform.BINARY)");
-        }
-    }
-
-    /** The member {@code key} of a JSON object value, as a text body (Json.member), or the extension's error. */
-    private static Body member(Body body, String key, String what) {
-        String notObject = what + ": HTTP 400 NotJsonObject: the value is not a JSON object, so it has no keys";
-        if (body.binary) {
-            throw new CacheExtensionException(notObject, 400, "NotJsonObject");
-        }
-        String text;
-        try {
-            text = Json.member(utf8(body), key);
-        } catch (IllegalArgumentException e) {
-            throw new CacheExtensionException(notObject, 400, "NotJsonObject");
-        }
-        if (text == null) {
-            throw new NotFoundException(what + ": HTTP 404 KeyNotFound: the value has no top-level key '" + key + "'",
-                    404, "KeyNotFound");
-        }
-        return new Body(text.getBytes(StandardCharsets.UTF_8), false);
-    }
-
-    private static String utf8(Body body) {
-        try {
-            return StandardCharsets.UTF_8.newDecoder()
-                    .onMalformedInput(CodingErrorAction.REPORT)
-                    .onUnmappableCharacter(CodingErrorAction.REPORT)
-                    .decode(ByteBuffer.wrap(body.bytes)).toString();
-        } catch (CharacterCodingException e) {
-            throw new IllegalArgumentException("not UTF-8");
         }
     }
 
