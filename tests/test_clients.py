@@ -152,6 +152,8 @@ def call_python_case(client, case: dict):
     if case["call"] == "item":
         return client.get_item(case["name"])
     call = client.get_parameter if case["call"] == "parameter" else client.get_secret
+    if "key" in case:
+        return call(case["name"], transform=case.get("transform"), key=case["key"])
     return call(case["name"], transform=case.get("transform"))
 
 
@@ -318,6 +320,27 @@ def test_python_client_offline_json_values(python_client, tmp_path, monkeypatch)
     with pytest.raises(python_client.CacheExtensionError, match="secrets 'bad' is null") as refused:
         python_client.CacheClient()
     assert "good-value-not-shown" not in str(refused.value)
+
+
+def test_python_client_keys(python_client):
+    """key=: one top-level key of a JSON object value (the contract's "key: ..." cases), its arguments, and errors
+    that never quote the value."""
+    client = python_client.CacheClient(values={
+        "parameters": {"o": {"a": {"b": [1, Decimal("2.50")]}, "s": "t"}, "text": '{"n": 1.50, "n": 2}'},
+        "secrets": {"plain": "plain-secret-not-shown", "bin": b"\x00\xff"}})
+    assert client.get_parameter("o", key="a") == '{"b":[1,2.50]}' and client.get_parameter("o", key="s") == "t"
+    assert client.get_parameter("text", key="n") == "2"  # the last of a repeated key
+    assert client.get_parameter("o", "json", key="a") == {"b": [1, 2.5]}
+    with pytest.raises(python_client.NotFoundError) as absent:
+        client.get_parameter("o", key="b")  # top level only
+    assert (absent.value.status, absent.value.code) == (404, "KeyNotFound")
+    for name in ("plain", "bin"):
+        with pytest.raises(python_client.CacheExtensionError) as refused:
+            client.get_secret(name, key="user")
+        assert (refused.value.status, refused.value.code) == (400, "NotJsonObject")
+        assert "plain-secret-not-shown" not in str(refused.value)
+    with pytest.raises(TypeError):
+        client.get_parameter("o", key="")
 
 
 def test_python_client_offline_items_keep_every_digit(python_client, tmp_path, monkeypatch):

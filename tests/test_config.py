@@ -303,10 +303,10 @@ def test_config_with_items_or_allow_does_not_warn(tmp_path, caplog):
     ("parameters: []\nparameter: []\n", 2, "parameter",
      "unknown key 'parameter'; allowed: parameters, secrets, dynamodb"),
     ("parameters:\n  - names: [a]\n    regoin: x\n", 3, "parameters[0].regoin",
-     "unknown key 'regoin'; allowed: region, names, ttl"),
+     "unknown key 'regoin'; allowed: region, names, path, recursive, max, ttl, stale"),
     ("parameters:\n  - names: [a]\n    versionstage: x\n", 3, "parameters[0].versionstage", "unknown key"),
     ("secrets:\n  - names: [a]\n    ttl: 1s\n    version: x\n", 4, "secrets[0].version",
-     "unknown key 'version'; allowed: region, names, versionstage, ttl"),
+     "unknown key 'version'; allowed: region, names, versionstage, filter, max, ttl, stale"),
     ("dynamodb:\n  - table: T\n    hashkey: k\n    hashkeyvalue: v\n    hashKeyType: S\n", 5,
      "dynamodb[0].hashKeyType", "unknown key 'hashKeyType'; allowed: table, hashkey, hashkeytype"),
     # wrong types

@@ -29,7 +29,7 @@ class Clients:
     def __init__(self, client):
         self.client = client
 
-    def get(self, service, region):
+    def get(self, service, region, role=None):
         return self.client
 
 

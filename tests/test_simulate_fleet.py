@@ -266,3 +266,17 @@ def test_managed_help_lists_its_options():
     assert run_.returncode == 0, run_.stderr
     for option in ("--envs", "--processes", "--value-bytes", "--sdk-attempts", "--policy", "--out", "--no-memory"):
         assert option in run_.stdout
+
+
+def test_a_group_by_path_costs_what_its_names_would():
+    """The report's row for a path of 100 parameters (simulate_paths.py): GetParametersByPath pages of 10 at INIT
+    and on each refresh-ahead, as many calls as GetParameters for the same names."""
+    from local_lambda import simulate_paths
+
+    rows = simulate_paths.rows(100, 300.0, 5.0, 1)
+    assert rows["path"]["init"] == rows["names"]["init"] == 10
+    assert rows["path"]["hour"] == rows["names"]["hour"] > 0
+    assert rows["path"]["hour"] % 10 == 0  # whole listings only: members are never fetched one by one
+    text = "\n".join(simulate_paths.table({"parameters": {"count": 100, "ttl_s": 300.0, "interval_s": 5.0},
+                                           "rows": rows}))
+    assert f"| one group by path (`path:`, GetParametersByPath, 10 a page) | 10 | {rows['path']['hour']} |" in text

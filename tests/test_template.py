@@ -54,6 +54,46 @@ def run(command: list[str], *, timeout: float, cwd: Path = ROOT, env: dict | Non
 # ----------------------------------------------------------------------------------------------------
 
 PSEUDO = {"AWS::Partition": "aws", "AWS::Region": "REGION", "AWS::AccountId": "ACCOUNT", "AWS::StackName": "STACK"}
+# The template's parameters as deployed: their defaults, unless a test sets others (with_parameters).
+PARAMETERS: dict[str, str] = {}
+
+
+def parameter(name: str) -> str:
+    return PARAMETERS.get(name, TEMPLATE["Parameters"][name].get("Default", ""))
+
+
+def condition(name: str) -> bool:
+    return evaluate(TEMPLATE["Conditions"][name])
+
+
+def evaluate(value) -> bool | str:
+    """A condition's value: Fn::Not, Fn::Equals, Fn::Or, Condition and Ref, as CloudFormation has them."""
+    if isinstance(value, str):
+        return value
+    (function, argument), = value.items()
+    if function == "Fn::Not":
+        return not evaluate(argument[0])
+    if function == "Fn::Equals":
+        return evaluate(argument[0]) == evaluate(argument[1])
+    if function == "Fn::Or":
+        return any(evaluate(part) for part in argument)
+    if function == "Condition":
+        return condition(argument)
+    if function == "Ref":
+        return parameter(argument)
+    raise AssertionError(f"cannot evaluate {value!r}")
+
+
+def expand(statements: list) -> list[dict]:
+    """Statements with each Fn::If resolved, and AWS::NoValue left out."""
+    found = []
+    for statement in statements:
+        while isinstance(statement, dict) and set(statement) == {"Fn::If"}:
+            name, when_true, when_false = statement["Fn::If"]
+            statement = when_true if condition(name) else when_false
+        if statement != {"Ref": "AWS::NoValue"}:
+            found.append(statement)
+    return found
 
 
 def parameter_arn(name: str, region: str) -> str:
@@ -72,6 +112,8 @@ def ref(name: str) -> str:
     """What !Ref returns, canonically: secrets as their ARN without the random suffix."""
     if name in PSEUDO:
         return PSEUDO[name]
+    if name in TEMPLATE["Parameters"]:
+        return parameter(name)
     resource = RESOURCES[name]
     kind, props = resource["Type"], resource.get("Properties", {})
     if kind == "AWS::SSM::Parameter":
@@ -119,13 +161,13 @@ def statements_of_role(role_id: str) -> list[dict]:
     role = RESOURCES[role_id]
     assert role["Type"] == "AWS::IAM::Role", role_id
     props = role["Properties"]
-    statements = [s for policy in props.get("Policies", []) for s in as_list(policy["PolicyDocument"]["Statement"])]
+    statements = [s for policy in props.get("Policies", []) for s in expand(as_list(policy["PolicyDocument"]["Statement"]))]
     for arn in props.get("ManagedPolicyArns", []):
         # Only this template's own policies: no AWS-managed ones (AWSLambdaBasicExecutionRole writes logs to "*").
         assert isinstance(arn, dict) and "Ref" in arn, f"{role_id}: managed policy {arn!r} is not one of this template's"
         policy = RESOURCES[arn["Ref"]]
         assert policy["Type"] == "AWS::IAM::ManagedPolicy"
-        statements += as_list(policy["Properties"]["PolicyDocument"]["Statement"])
+        statements += expand(as_list(policy["Properties"]["PolicyDocument"]["Statement"]))
     return statements
 
 
@@ -134,9 +176,9 @@ def all_policy_statements() -> dict[str, list[dict]]:
     for name, resource in RESOURCES.items():
         props = resource.get("Properties", {})
         if resource["Type"] == "AWS::IAM::ManagedPolicy":
-            found[name] = as_list(props["PolicyDocument"]["Statement"])
+            found[name] = expand(as_list(props["PolicyDocument"]["Statement"]))
         elif resource["Type"] == "AWS::IAM::Role":
-            found[name] = [s for p in props.get("Policies", []) for s in as_list(p["PolicyDocument"]["Statement"])]
+            found[name] = [s for p in props.get("Policies", []) for s in expand(as_list(p["PolicyDocument"]["Statement"]))]
         elif resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::User", "AWS::IAM::Group"):
             raise AssertionError(f"{name}: unexpected {resource['Type']}")
     return found

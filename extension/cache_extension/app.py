@@ -19,12 +19,14 @@ from .fetchers import FetchError
 from .http_common import (MAX_HEADER_BYTES, MAX_HEADERS, HTTPError, Request, Response, error, is_proxy_header,
                           json_response, query_value)
 from .http_limits import announces_body
+from .json_keys import MemberError, member
 from .metrics import Metrics
 from .refresh import BUCKET_RATE, BUCKET_SIZE, TokenBucket, refresher
 from .store import Result, Store
 
 log = logging.getLogger("cache_extension.http")
 
+TEXT = b"text/plain; charset=utf-8"
 TOKEN_HEADER = b"x-aws-parameters-secrets-token"
 # The Secrets Manager Agent also takes the token in X-Vault-Token (its default ssrf_headers); accepted on the
 # agent's routes only, so that our own routes keep one header.
@@ -168,10 +170,28 @@ def value_response(result: Result) -> Response:
     return Response(200, value.body, value.content_type.encode("latin-1"), cache_headers(result))
 
 
+def member_response(key: str) -> Callable[[Result], Response]:
+    """key=K: one top-level member of a JSON object value, as text (json_keys.py)."""
+    def answer(result: Result) -> Response:
+        value = result.value
+        try:
+            text = member(value.body, value.content_type, key)
+        except MemberError as exc:
+            return error(exc.status, exc.code, exc.message)
+        return Response(200, text.encode("utf-8"), TEXT, cache_headers(result))
+
+    return answer
+
+
 def reader(config: Config, store: Store, source: str, metrics: Metrics | None = None) -> Handler:
+    keyed = source != "dynamodb"  # an item is already a JSON object: its attributes are the client's to pick
+
     def read(request: Request) -> Answer:
         item = config.resolve(source, query_value(request, "name"))
-        return lookup(store, item, source, metrics, value_response)
+        key = query_value(request, "key", required=False)
+        if key is not None and not keyed:
+            raise HTTPError(400, "query parameter 'key' is for /parameters and /secrets, not /dynamodb")
+        return lookup(store, item, source, metrics, member_response(key) if key is not None else value_response)
 
     return read
 

@@ -19,7 +19,11 @@ from dataclasses import dataclass, field
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from . import config_filters
+from .config_paths import Listing, covers, overlap, parse_path_group
+from .config_roles import ROLE_KEYS, Role, parse_role
 from .goparse import parse_duration
+from .yaml_errors import plain_yaml_error
 
 SOURCES = ("parameters", "secrets", "dynamodb")
 SECTIONS = SOURCES + ("allow",)
@@ -27,15 +31,15 @@ KEY_TYPES = ("S", "N", "B")
 MAX_ITEMS = 10_000  # sanity bound: also stops YAML aliases from multiplying entries
 
 _GROUP_KEYS = {
-    "parameters": ("region", "names", "ttl", "stale"),
-    "secrets": ("region", "names", "versionstage", "ttl", "stale"),
+    "parameters": ("region", "names", "path", "recursive", "max", "ttl", "stale") + ROLE_KEYS,
+    "secrets": ("region", "names", "versionstage", "filter", "max", "ttl", "stale") + ROLE_KEYS,
 }
-_NAME_KEYS = ("name", "ttl", "stale")  # a `names:` entry written as a mapping
+_NAME_KEYS = ("name", "ttl", "stale") + ROLE_KEYS  # a `names:` entry written as a mapping
 _ALLOW_KEYS = ("parameters", "secrets", "region", "ttl", "stale")
 _DYNAMODB_KEYS = (
     "table", "hashkey", "hashkeytype", "hashkeyvalue",
     "sortkey", "sortkeytype", "sortkeyvalue", "region", "name", "ttl", "stale",
-)
+) + ROLE_KEYS
 _NULL_TAG = "tag:yaml.org,2002:null"
 # DynamoDB's number syntax (ASCII digits, optional sign, fraction and exponent; no NaN/Infinity).
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
@@ -67,6 +71,9 @@ class Item:
     # Left out of the hash so items stay hashable (a dict is not).
     key: dict | None = field(default=None, hash=False)
     line: int = 0               # where the item is defined in the file, for log messages
+    listing: Listing | None = None    # parameters only: a path group (name is the path), GetParametersByPath
+    member_of: str | None = None      # parameters only: a name read under that group's path
+    role: Role | None = None          # read with this role's credentials (STS AssumeRole), else the function's
 
 
 @dataclass(frozen=True)
@@ -92,15 +99,19 @@ class Config:
     allow: Allow | None = None
     _index: dict = field(init=False, repr=False, compare=False)
     _sources: dict = field(init=False, repr=False, compare=False)
+    _groups: dict = field(init=False, repr=False, compare=False)  # source -> its groups by path or filter
 
     def __post_init__(self) -> None:
         items = tuple(self.items)
         object.__setattr__(self, "items", items)
-        object.__setattr__(self, "_index", {(item.source, item.name): item for item in items})
+        # A path group's own entry is not a name anyone reads: reads of names under it go through path_of.
+        object.__setattr__(self, "_index", {(item.source, item.name): item for item in items if item.listing is None})
         sources: dict[str, list[Item]] = {}
         for item in items:
             sources.setdefault(item.source, []).append(item)
         object.__setattr__(self, "_sources", sources)
+        object.__setattr__(self, "_groups", {source: [item for item in group if item.listing is not None]
+                                             for source, group in sources.items()})
 
     def get(self, source: str, name: str) -> Item | None:
         return self._index.get((source, name))
@@ -115,8 +126,19 @@ class Config:
         return set(self._sources) | allowed
 
     def resolve(self, source: str, name: str) -> Item | None:
-        """The item a request may read: configured, or on demand when `allow:` permits the name."""
+        """The item a request may read: configured, under a configured path, or on demand when `allow:`
+        permits the name."""
         return self._index.get((source, name)) or self._on_demand(source, name, name)
+
+    def group_of(self, source: str, name: str, definite: bool = True) -> Item | None:
+        """The group whose listing `name` belongs to, if any: a path that holds it (config_paths.covers), a filter
+        by a name prefix it has; not `definite`: a filter by tags only, which any name may match
+        (config_filters.covers)."""
+        for group in self._groups.get(source, ()):
+            if (config_filters.covers(group.listing, name, definite) if source == "secrets"
+                    else definite and covers(group.name, group.listing, name)):
+                return group
+        return None
 
     def resolve_version(self, source: str, base: str, name: str, *, version_stage: str | None = None,
                         version_id: str | None = None) -> Item | None:
@@ -133,12 +155,22 @@ class Config:
         if source == "dynamodb":
             return None  # items are addressed by configured keys only
         template = self._index.get((source, base))
+        group = self.group_of(source, base) if template is None else None
+        if template is None and group is None and not (self.allow and self.allow.allows(source, base)):
+            group = self.group_of(source, base, definite=False)  # a filter by tags: its listing decides
+            if group is not None and (name != base or version_stage or version_id):
+                return None  # no version of a name it did not list: nothing to check it against without a call
+        if group is not None and name == base and version_stage is None and version_id is None:
+            return Item(source, name, group.region, group.ttl, group.stale, member_of=group.name, line=group.line,
+                        role=group.role)
+        if group is not None:
+            template = group  # another version of a name under the path or prefix: fetched on its own
         if template is None:
             if not (self.allow and self.allow.allows(source, base)):
                 return None
             template = Item(source, base, self.allow.region, self.allow.ttl, self.allow.stale)
         return Item(source, name, template.region, template.ttl, template.stale, version_stage=version_stage,
-                    version_id=version_id)
+                    version_id=version_id, role=template.role)
 
 
 def load_config(path: str, *, default_region: str | None, default_ttl: float, default_stale: float = 0.0,
@@ -196,36 +228,6 @@ def _kind(node: Node) -> str:
     return f"the text {_show(node.value)}"
 
 
-def _plain_yaml_error(e: yaml.MarkedYAMLError) -> str:
-    """PyYAML's parser terms ("expected <block end>, but found '?'") in plain words."""
-    problem, context = e.problem or "", e.context or ""
-    since = f" at line {e.context_mark.line + 1}" if e.context_mark else ""
-    if problem.startswith("expected <block end>"):
-        return (f"this line is indented differently from the lines above it (the block that starts{since}); "
-                "keys and '- ' items of one list or mapping must start in the same column")
-    if problem.startswith("found character '\\t'"):
-        return "a tab character; YAML indents with spaces only"
-    if problem.startswith("mapping values are not allowed"):
-        return "a ':' where no key can start; check the indentation, or quote text that contains ': '"
-    if "quoted scalar" in context:
-        return f"the quoted text opened{since} is not closed"
-    if problem.startswith(("expected ',' or ']'", "expected ',' or '}'")):
-        bracket, kind = ("]", "list") if "]" in problem else ("}", "mapping")
-        return f"the {kind} opened{since} is not closed with '{bracket}'"
-    if problem.startswith("could not find expected ':'"):
-        where = f"line {e.context_mark.line + 1}" if e.context_mark else "a line"
-        return f"{where} has no ':' after its key (write 'key: value', or '- name' for a list item)"
-    if "another document" in problem:
-        return "a second YAML document ('---'); the file must hold one"
-    if "<stream end>" in problem:
-        return "the file ends where a value was expected (is a '[' or '{' not closed?)"
-    if problem.startswith("found undefined alias"):
-        return f"{problem[len('found '):]} (an '*name' needs a '&name' above it)"
-    if context:  # PyYAML reads "<context>, <problem>", e.g. "while parsing a flow node, expected ..."
-        return f"{context}{since}, {problem}" if problem else context
-    return problem or "syntax error"
-
-
 # A mapping's entries by key name: (key node, value node).
 _Entries = dict[str, tuple[Node, Node]]
 
@@ -240,6 +242,7 @@ class _Parser:
         self.items: list[Item] = []
         self.allow: Allow | None = None
         self.seen: dict[tuple[str, str], tuple[int, str]] = {}  # address -> (line, key path)
+        self.listed = 0  # the most parameters the path groups may hold together
 
     def error(self, where: Node | int, key: str | None, problem: str) -> ConfigError:
         line = where if isinstance(where, int) else _line(where)
@@ -272,7 +275,7 @@ class _Parser:
             return yaml.compose(text, Loader=yaml.SafeLoader)
         except yaml.MarkedYAMLError as e:
             mark = e.problem_mark or e.context_mark
-            raise self.error(mark.line + 1 if mark else 1, None, f"invalid YAML: {_plain_yaml_error(e)}") from None
+            raise self.error(mark.line + 1 if mark else 1, None, f"invalid YAML: {plain_yaml_error(e)}") from None
         except yaml.reader.ReaderError as e:
             line = text.count("\n", 0, e.position) + 1
             char = f"#x{e.character:04x}" if isinstance(e.character, int) else repr(e.character)
@@ -286,16 +289,28 @@ class _Parser:
 
     def group(self, source: str, node: Node, kp: str) -> None:
         entries = self.mapping(node, kp, _GROUP_KEYS[source])
-        if "names" not in entries:
-            raise self.error(node, kp, "missing required key 'names'")
         region = self.region(entries, node, kp)
         ttl, stale = self.ttl(entries, kp, self.source_ttls.get(source)), self.stale(entries, kp)
+        role = parse_role(self, entries, kp)
+        listed = {"parameters": "path", "secrets": "filter"}[source]
+        if listed in entries:
+            parse = parse_path_group if source == "parameters" else config_filters.parse_filter_group
+            name, listing, line = parse(self, entries, node, kp)
+            self.add_group(Item(source, name, region, ttl, stale, line=line, listing=listing, role=role),
+                           f"{kp}.{listed}")
+            return
+        for key in ("recursive", "max"):
+            if key in entries:
+                raise self.error(entries[key][0], f"{kp}.{key}", f"goes with '{listed}:' (a group by {listed}), "
+                                                                 "not 'names:'")
+        if "names" not in entries:
+            raise self.error(node, kp, f"missing required key 'names' (or '{listed}')")
         stage = self.text(entries, "versionstage", kp) if "versionstage" in entries else None
         key_node, value_node = entries["names"]
         names = self.sequence(key_node, value_node, f"{kp}.names")
         for j, name_node in enumerate(names.value):
             nkp = f"{kp}.names[{j}]"
-            item_ttl, item_stale = ttl, stale
+            item_ttl, item_stale, item_role = ttl, stale, role
             if isinstance(name_node, MappingNode):  # - {name: N, ttl: 30s, stale: 5m}
                 named = self.mapping(name_node, nkp, _NAME_KEYS)
                 if "name" not in named:
@@ -303,10 +318,12 @@ class _Parser:
                 name = self.text(named, "name", nkp)
                 item_ttl = self.ttl(named, nkp, ttl)
                 item_stale = self.stale(named, nkp, stale)
+                item_role = parse_role(self, named, nkp, role)
             else:
                 name = self.scalar(name_node, nkp)
             self.check_name(source, name, name_node, nkp)
-            self.add(Item(source, name, region, item_ttl, item_stale, version_stage=stage, line=_line(name_node)), nkp)
+            self.add(Item(source, name, region, item_ttl, item_stale, version_stage=stage, line=_line(name_node),
+                          role=item_role), nkp)
 
     def allow_section(self, node: Node) -> None:
         entries = self.mapping(node, "allow", _ALLOW_KEYS)
@@ -355,7 +372,7 @@ class _Parser:
 
         item = Item(
             "dynamodb", address, self.region(entries, node, kp), self.ttl(entries, kp), self.stale(entries, kp),
-            table=table, key=key, line=_line(node),
+            table=table, key=key, line=_line(node), role=parse_role(self, entries, kp),
         )
         self.add(item, kp)
 
@@ -401,6 +418,16 @@ class _Parser:
             if re.search(r"\s-\s", name) else ""
         raise self.error(node, kp, f"{_show(name)} contains {'a space' if bad == ' ' else repr(bad)}; "
                                    f"{what} names cannot ({allowed}){hint}")
+
+    def add_group(self, item: Item, kp: str) -> None:
+        for other in self.items if item.source == "parameters" else ():
+            if other.listing is not None and other.source == "parameters" and overlap(other.name, item.name):
+                raise self.error(item.line, kp, f"path {_show(item.name)} overlaps path {_show(other.name)} at "
+                                                f"line {other.line}: a parameter would be listed twice")
+        self.listed += item.listing.max
+        if self.listed > MAX_ITEMS:
+            raise self.error(item.line, kp, f"the groups' max: add up to more than {MAX_ITEMS} values")
+        self.add(item, kp)
 
     def add(self, item: Item, kp: str) -> None:
         address = (item.source, item.name)

@@ -11,9 +11,10 @@ if TYPE_CHECKING:
     from .config import Item
 
 
-def lane_of(item: Item) -> tuple[str, str]:
-    """Calls to one source in one region: the unit with its own circuit and its own threads."""
-    return (item.source, item.region)
+def lane_of(item: Item) -> tuple:
+    """Calls to one source in one region (with one role, for a role_arn): the unit with its own circuit and its
+    own threads, and what one call may batch together."""
+    return (item.source, item.region) if item.role is None else (item.source, item.region, item.role)
 
 
 # Fetch threads: a few per lane; fewer per lane when a config spans many regions, so the total stays small

@@ -12,7 +12,7 @@ from collections import defaultdict
 
 # Per source: the counters the cache keeps.
 CACHE_COUNTERS = ("Hits", "Misses", "StaleServed", "Refreshes", "RefreshAhead", "ForcedRefreshes", "Retries",
-                  "CircuitOpened", "Evictions")
+                  "CircuitOpened", "Evictions", "PathMaxReached")
 
 
 class Metrics:

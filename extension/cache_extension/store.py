@@ -31,6 +31,7 @@ from .fetchers import Fetcher, FetchError, Value
 from .lanes import lane_of
 from .logs import printable
 from .policy import Circuit, Policy
+from .store_paths import PathGroups
 
 log = logging.getLogger("cache_extension.store")
 
@@ -42,7 +43,8 @@ MAX_ON_DEMAND_BYTES = 16 * 1024 * 1024
 
 
 def entry_key(item: Item) -> tuple:
-    return (item.source, item.name, item.version_stage, item.version_id)
+    key = (item.source, item.name, item.version_stage, item.version_id)
+    return key if item.listing is None else key + ("path",)  # a path group's own entry (store_paths.py)
 
 
 class CircuitOpen(FetchError):
@@ -113,7 +115,7 @@ def _failed(error: FetchError) -> Future:
     return future
 
 
-class Store:
+class Store(PathGroups):
     def __init__(
         self,
         items: Iterable[Item],
@@ -141,6 +143,7 @@ class Store:
         self._on_settle = on_settle
         self._circuits: dict[tuple[str, str], Circuit] = {}  # per lane, made on first use
         self._lock = threading.Lock()
+        self._init_paths()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -200,8 +203,8 @@ class Store:
 
     def _due_at(self, entry: _Entry, now: float) -> float | None:
         """When refresh-ahead should start a fetch for this entry, or None. Caller holds the lock."""
-        if entry.pending is not None:
-            return None  # in flight: its outcome settles it
+        if entry.pending is not None or entry.item.member_of is not None:
+            return None  # in flight: its outcome settles it; a path member: its group's listing refreshes it
         cached, failed = entry.cached, entry.failed
         if failed is not None and not failed[0].transient:
             return None  # does not exist, or is denied: left to reads (and their error hold)
@@ -272,7 +275,8 @@ class Store:
         value (a name or version that was read once and failed is not worth refreshing)."""
         return [entry.item for entry in list(self._entries.values())
                 if (source is None or entry.item.source == source) and (name is None or entry.item.name == name)
-                and (not entry.on_demand or entry.cached is not None)]
+                and (not entry.on_demand or entry.cached is not None)
+                and (name is not None or entry.item.member_of is None)]  # all: a path's members by its listing
 
     # -- on-demand entries --------------------------------------------------------------------------
 
@@ -280,7 +284,9 @@ class Store:
         key = entry_key(item)
         with self._lock:
             entry = self._entries.get(key)
-            if entry is None:
+            if entry is None and item.member_of is not None:  # a name under a path: its group's listing decides
+                entry = self._entries[key] = _Entry(item)
+            elif entry is None:
                 entry = self._entries[key] = _Entry(item, on_demand=True)
                 self._on_demand[key] = 0
                 self._evict()
@@ -315,7 +321,11 @@ class Store:
             for entry in start:
                 entry.pending = Future()
             futures = [entry.pending for entry in entries]
+            start, gone = self._by_group(start, self._clock())
         self._submit(start)
+        if gone:
+            self._settle_each(gone, quiet=True)
+            self._drop_gone([entry for entry, error in gone if error.code == "NotFound"], self._clock())
         return futures
 
     def _attached(self, entry: _Entry) -> _Entry:
@@ -343,7 +353,9 @@ class Store:
             for lane, group in by_lane.items():
                 fetcher = self._fetchers[lane[0]]
                 circuit = self._circuit(lane)
-                for batch in _batches(group, fetcher.batch_size):
+                listings = [[entry] for entry in group if entry.item.listing is not None]  # a call of its own
+                for batch in _batches([entry for entry in group if entry.item.listing is None],
+                                      fetcher.batch_size) + listings:
                     if circuit.allow():
                         submit.append((self._executor(lane), fetcher, batch, circuit.generation))
                     else:
@@ -431,6 +443,16 @@ class Store:
     def _settle_each(self, outcomes: list[tuple[_Entry, Value | FetchError]], **options) -> None:
         """Settle each entry, then fetch again, together, those a forced refresh was waiting on."""
         follow = [entry for entry, outcome in outcomes if self._settle(entry, outcome, **options)]
+        for group, outcome in [pair for pair in outcomes if pair[0].item.listing is not None]:
+            members = self._adopt(group, outcome)  # store_paths.py: a listing settles its members
+            for entry, found in members:
+                # Quiet: the group's own failure is logged once, above; a name no longer listed is no failure.
+                gone = getattr(found, "code", None) == "NotFound"
+                quiet = options.get("quiet") or not isinstance(outcome, Value) or gone
+                if self._settle(entry, found, **{**options, "quiet": quiet}):
+                    follow.append(entry)
+            self._drop_gone([entry for entry, found in members if getattr(found, "code", None) == "NotFound"],
+                            self._clock())
         if follow:
             self._submit(follow)
         if self._on_settle is not None and outcomes:

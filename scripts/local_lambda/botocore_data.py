@@ -21,7 +21,7 @@ from pathlib import Path
 # service -> the operations kept. sts: the credential providers that assume a role (web identity, a
 # role in the shared config) call these. DescribeEndpoints: DynamoDB's endpoint discovery operation.
 OPERATIONS = {
-    "ssm": ("GetParameters",),
+    "ssm": ("GetParameters", "GetParametersByPath"),
     "secretsmanager": ("GetSecretValue", "BatchGetSecretValue"),
     "dynamodb": ("BatchGetItem", "DescribeEndpoints"),
     "sts": ("AssumeRole", "AssumeRoleWithWebIdentity"),

@@ -121,7 +121,7 @@ class Clients:
     def __init__(self, ssm: SimulatedSSM) -> None:
         self.ssm = ssm
 
-    def get(self, service: str, region: str) -> SimulatedSSM:
+    def get(self, service: str, region: str, role=None) -> SimulatedSSM:
         assert service == "ssm", service
         return self.ssm
 

@@ -513,6 +513,7 @@ def markdown(results: dict[str, Any]) -> str:
         "## Why the numbers differ",
         "",
         *explanation(results),
+        *path_section(results),
         "## What was simulated",
         "",
         "The extension's own code, not a model of it. Each environment holds a real `cache_extension.store.Store` "
@@ -558,6 +559,21 @@ def markdown(results: dict[str, Any]) -> str:
                            "the same command writes the same numbers (wall times aside)."),
     ]
     return "\n".join(lines)
+
+
+def path_section(results: dict[str, Any]) -> list[str]:
+    """The row for a `parameters:` group by path (simulate_paths.py), when the run has it."""
+    if "paths" not in results:
+        return []
+    from local_lambda import simulate_paths
+
+    return ["## A group by path", "",
+            "One environment of this workload whose config reads 100 parameters, listed by name or as one "
+            "`parameters:` group with `path:`: SSM calls at INIT and in the hour after it (the extension's real "
+            "Store, Policy and SSM fetcher; SSM answers at once and gives a NextToken only when more remain). A path "
+            "costs what its names would, one page per 10 parameters at INIT and on each refresh-ahead, and its "
+            "listing also picks up parameters added or removed under it.", "",
+            *simulate_paths.table(results["paths"]), ""]
 
 
 def chart(results: dict[str, Any], path: Path) -> None:
@@ -642,6 +658,11 @@ def main(argv: list[str] | None = None) -> int:
                        "prefetch_budget_s": PREFETCH_BUDGET},
         "strategies": strategies,
     }
+    from local_lambda import simulate_paths
+
+    path_parameters = {"count": 100, "ttl_s": args.ttl, "interval_s": args.interval, "seed": args.seed}
+    results["paths"] = {"parameters": path_parameters,
+                        "rows": simulate_paths.rows(100, args.ttl, args.interval, args.seed)}
     results["wall_s"] = round(time.monotonic() - started, 1)
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,10 @@ CONFIG = HERE / "config.yaml"
 REGION = "us-west-2"
 BINARY = b"\x00\xff\x01\x02"
 SECRET_VALUES = {"MySecret", "unsafe-name-secret", '{"user": "admin", "port": 5432}'}
+# key= cases: members read as text, non-strings exactly as written (1.50, 21 digits, nested spacing), the last of
+# a repeated key counting.
+JSON_KEYS = ('{"user": "first-user", "port": 5432, "big": 123456789012345678901.50, "opts": {"tls": true,  "n": 1.50},'
+             ' "list": [1, "two"], "none": null, "user": "svc-user", "quoted": "a\\"b\\u00e9"}')
 DENIED = "/contract/denied"  # GetParameters for it fails upstream with AccessDeniedException
 # DynamoDB's numbers (38 significant digits, magnitudes 1E-130 to 9.99...E+125), in the item "exact-numbers"
 # of ContractTable: the case "item, every digit of its numbers" expects each client to keep every digit.
@@ -32,6 +36,7 @@ def create_contract_resources(moto: MotoServer) -> None:
     create_sample_resources(moto, REGION)
     ssm = moto.client("ssm", REGION)
     ssm.put_parameter(Name="/contract/json", Value='{"a": 1, "b": [true, null], "c": "x", "d": 2.5}', Type="String", Overwrite=True)
+    ssm.put_parameter(Name="/contract/json-keys", Value=JSON_KEYS, Type="String", Overwrite=True)
     ssm.put_parameter(Name="/contract/base64", Value="AP8BAg==", Type="String", Overwrite=True)
     ssm.put_parameter(Name="/contract/ttl-1s", Value="one-second-ttl-value", Type="String", Overwrite=True)
     ssm.put_parameter(Name="/contract/ttl-3s", Value="three-second-ttl-value", Type="String", Overwrite=True)

@@ -112,17 +112,27 @@ class ClientFactory:
     botocore's own configuration, so AWS_ENDPOINT_URL(_SSM, ...) points it at an emulator unchanged.
     """
 
-    def __init__(self, metrics: Any = None) -> None:
+    def __init__(self, metrics: Any = None, roles: Any = None) -> None:
         self._lock = threading.Lock()
         self._session: Any = None
-        self._clients: dict[tuple[str, str], Any] = {}
+        self._clients: dict[tuple, Any] = {}
         self._metrics = metrics
+        self._roles = roles  # roles.RoleSessions: made on the first call with a role_arn
 
-    def get(self, service: str, region: str) -> Any:
-        key = (service, region)
+    def get(self, service: str, region: str, role: Any = None) -> Any:
+        """A client for the service in the region: with the extension's credentials, or the role's (roles.py)."""
+        key = (service, region, role)
         client = self._clients.get(key)
         if client is not None:
             return client
+        if role is not None:
+            if self._roles is None:
+                from .roles import RoleSessions
+
+                with self._lock:
+                    if self._roles is None:
+                        self._roles = RoleSessions(lambda sts_region: self.get("sts", sts_region))
+            session = self._roles.session(role, region)
         with self._lock:  # sessions are not thread-safe; clients are
             client = self._clients.get(key)
             if client is None:
@@ -138,7 +148,8 @@ class ClientFactory:
                     max_pool_connections=16,
                     user_agent_extra="lambda-cache-extension",
                 )
-                client = self._session.create_client(service, region_name=region, config=config)
+                client = (session if role is not None else self._session).create_client(
+                    service, region_name=region, config=config)
                 if self._metrics is not None:
                     _count_calls(client, self._metrics)
                 self._clients[key] = client

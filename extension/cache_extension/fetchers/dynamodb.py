@@ -26,7 +26,7 @@ class ItemFetcher(Fetcher):
         self._sleep = sleep
 
     def fetch_batch(self, items: Sequence[Item]) -> dict[str, Value | FetchError]:
-        client = self.clients.get("dynamodb", items[0].region)
+        client = self.clients.get("dynamodb", items[0].region, items[0].role)
         key_names = {item.table: tuple(item.key) for item in items}  # one key schema per table
         wanted: dict[tuple, list[Item]] = {}
         request: dict[str, Any] = {}

@@ -20,6 +20,10 @@ class ParameterFetcher(Fetcher):
     batch_size = 10  # GetParameters takes at most 10 names
 
     def fetch_batch(self, items: Sequence[Item]) -> dict[str, Value | FetchError]:
+        if items[0].listing is not None:  # a path group: in a batch of its own (store.py)
+            from .ssm_path import list_path
+
+            return {items[0].name: list_path(self.clients.get("ssm", items[0].region, items[0].role), items[0])}
         # Every returned name must map to one item. References answer with the secret's own name,
         # which could collide with a parameter's; a version or label ("name:3") answers with the bare
         # name, which collides with the name itself. So those go in calls of their own.
@@ -33,7 +37,7 @@ class ParameterFetcher(Fetcher):
         return outcomes
 
     def _get_parameters(self, items: Sequence[Item]) -> dict[str, Value | FetchError]:
-        client = self.clients.get("ssm", items[0].region)
+        client = self.clients.get("ssm", items[0].region, items[0].role)
         # WithDecryption: SecureString values and every secrets-manager reference need it.
         response = client.get_parameters(Names=[item.name for item in items], WithDecryption=True)
         parameters = response.get("Parameters", [])

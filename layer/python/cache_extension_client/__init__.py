@@ -4,6 +4,7 @@
 
     region = get_parameter("/app/region")
     db = get_secret("app/db", transform="json")
+    password = get_secret("app/db", key="password")  # one top-level key of a JSON object secret
     item = get_item("Table-hash-sort")  # numbers exact: int, or Decimal with a fraction or exponent
     refresh("/app/region")  # fetch it from AWS again now, past its TTL
 
@@ -49,7 +50,7 @@ import time
 from typing import Any
 from urllib.parse import quote
 
-from . import _offline
+from . import _keys, _offline
 from ._transport import BadAnswer, Connection
 
 __all__ = [
@@ -131,13 +132,29 @@ class CacheClient:
     def __repr__(self) -> str:  # the token stays out of reprs and logs
         return f"CacheClient(port={self.port}, offline={self._values is not None}, near_cache={self._near is not None})"
 
-    def get_parameter(self, name: str, transform: str | None = None) -> Any:
-        """An SSM parameter (or /aws/reference/secretsmanager/ID): str, or as transformed."""
-        return _transform(self._get("parameters", name), transform, "parameters", name)
+    def get_parameter(self, name: str, transform: str | None = None, *, key: str | None = None) -> Any:
+        """An SSM parameter (or /aws/reference/secretsmanager/ID): str, or as transformed. key="K": only the
+        top-level key K of a JSON object value, as text (then transformed)."""
+        return self._read("parameters", name, transform, key)
 
-    def get_secret(self, name: str, transform: str | None = None) -> Any:
-        """A Secrets Manager secret: str (bytes for a binary secret), or as transformed."""
-        return _transform(self._get("secrets", name), transform, "secrets", name)
+    def get_secret(self, name: str, transform: str | None = None, *, key: str | None = None) -> Any:
+        """A Secrets Manager secret: str (bytes for a binary secret), or as transformed. key="password": only
+        that top-level key of a JSON object secret, as text (a non-string member as its JSON text); an absent
+        key raises NotFoundError (code KeyNotFound), a value that is not a JSON object CacheExtensionError
+        (status 400, code NotJsonObject)."""
+        return self._read("secrets", name, transform, key)
+
+    def _read(self, route: str, name: str, transform: str | None, key: str | None) -> Any:
+        value = self._get(route, name)
+        if key is not None:
+            # Picked here from the whole value, which the near cache keeps: reading several keys of one secret
+            # costs one request. The same rule as the extension's key= (_keys.py).
+            value, problem = _keys.member(value, key)
+            if problem is not None:
+                status, code, message = problem
+                kind = NotFoundError if status == 404 else CacheExtensionError
+                raise kind(f"/{route} {name!r}: HTTP {status} {code}: {message}", status, code)
+        return _transform(value, transform, route, name)
 
     def get_item(self, key: str) -> dict:
         """A DynamoDB item, by its TABLE-HASH[-SORT] address or configured name, as a dict. Numbers keep every
@@ -431,12 +448,12 @@ def default_client() -> CacheClient:
     return client
 
 
-def get_parameter(name: str, transform: str | None = None) -> Any:
-    return default_client().get_parameter(name, transform)
+def get_parameter(name: str, transform: str | None = None, *, key: str | None = None) -> Any:
+    return default_client().get_parameter(name, transform, key=key)
 
 
-def get_secret(name: str, transform: str | None = None) -> Any:
-    return default_client().get_secret(name, transform)
+def get_secret(name: str, transform: str | None = None, *, key: str | None = None) -> Any:
+    return default_client().get_secret(name, transform, key=key)
 
 
 def get_item(key: str) -> dict:

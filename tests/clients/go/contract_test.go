@@ -49,6 +49,7 @@ type step struct {
 	Name      string `json:"name"`
 	Source    string `json:"source"`
 	Transform string `json:"transform"`
+	Key       string `json:"key"`
 	PauseMs   *int   `json:"pauseMs"`
 }
 
@@ -318,6 +319,26 @@ func options(c contractCase) (cacheclient.Options, error) {
 func call(ctx context.Context, client *cacheclient.Client, s step) (any, error) {
 	switch s.Call {
 	case "parameter", "secret":
+		if s.Key != "" {
+			// Go's style: the key's text, then json.Unmarshal of it as a function would (numbers json.Number).
+			var text string
+			var err error
+			if s.Call == "parameter" {
+				text, err = client.GetParameterKey(ctx, s.Name, s.Key)
+			} else {
+				text, err = client.GetSecretKey(ctx, s.Name, s.Key)
+			}
+			if err != nil || s.Transform == "" {
+				return text, err
+			}
+			if s.Transform == "json" {
+				decoder := json.NewDecoder(strings.NewReader(text))
+				decoder.UseNumber()
+				var v any
+				return v, decoder.Decode(&v)
+			}
+			return nil, fmt.Errorf("a key read takes transform json only here, not %q", s.Transform)
+		}
 		switch s.Transform {
 		case "":
 			if s.Call == "parameter" {

@@ -126,7 +126,7 @@ if (!casesPath) {
   };
 
   const call = (c, cacheClient) => {
-    const options = c.transform ? { transform: c.transform } : undefined;
+    const options = c.transform || c.key ? { transform: c.transform, key: c.key } : undefined;
     switch (c.call) {
       case 'parameter': return cacheClient.getParameter(c.name, options);
       case 'secret': return cacheClient.getSecret(c.name, options);

@@ -230,6 +230,35 @@ public final class CacheClient {
     }
 
     /**
+     * One top-level key of a JSON object parameter, as text: a string member's text, any other member's JSON text
+     * exactly as the value holds it (1.50 stays 1.50); the last of a repeated key counts. An absent key is a
+     * {@link NotFoundException} (404, code {@code KeyNotFound}), a value that is not a JSON object a
+     * {@link CacheExtensionException} (400, code {@code NotJsonObject}). The whole value is read (and kept by the
+     * near cache), so several keys of one value cost one request.
+     */
+    public String getParameterKey(String name, String key) {
+        return (String) read(PARAMETERS, "parameter", name, null, key);
+    }
+
+    /** {@link #getParameterKey(String, String)}'s text decoded by {@code transform}. */
+    public <T> T getParameterKey(String name, String key, Transform transform) {
+        return cast(read(PARAMETERS, "parameter", name, transform, key));
+    }
+
+    /**
+     * One top-level key of a JSON object secret, as text ({@code getSecretKey("app/db", "password")}), by the rules
+     * of {@link #getParameterKey(String, String)}; a binary secret is a 400 {@code NotJsonObject}.
+     */
+    public String getSecretKey(String name, String key) {
+        return (String) read(SECRETS, "secret", name, null, key);
+    }
+
+    /** {@link #getSecretKey(String, String)}'s text decoded by {@code transform}. */
+    public <T> T getSecretKey(String name, String key, Transform transform) {
+        return cast(read(SECRETS, "secret", name, transform, key));
+    }
+
+    /**
      * A DynamoDB item ({@code GET /dynamodb?name=}) by its key {@code TABLE-HASH[-SORT]} or its alias, as a
      * plain JSON object: numbers are {@link java.math.BigDecimal}s with every digit, binary values base64 text.
      */
@@ -295,9 +324,19 @@ public final class CacheClient {
     // ---------------------------------------------------------------------------------------------------------
 
     private Object read(String source, String noun, String name, Transform transform) {
+        return read(source, noun, name, transform, null);
+    }
+
+    private Object read(String source, String noun, String name, Transform transform, String key) {
         Objects.requireNonNull(name, "name");
+        if (key != null && key.isEmpty()) {
+            throw new IllegalArgumentException("key must not be empty");
+        }
         String what = noun + " '" + name + "'";
         Body body = values != null ? substituted(source, name, what) : fetch(source, name, what);
+        if (key != null) {
+            body = Keys.member(body, key, what);
+        }
         if (DYNAMODB.equals(source)) {
             Object item = decodeJson(body, what);
             if (!(item instanceof Map)) {

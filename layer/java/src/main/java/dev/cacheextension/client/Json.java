@@ -6,6 +6,7 @@ import java.math.BigInteger;
 import java.util.ArrayList;
 import java.util.Base64;
 import java.util.Collection;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -59,6 +60,39 @@ public final class Json {
     }
 
     /**
+     * For a read with a key: the text of the top-level member {@code key} of the JSON object {@code text}, as the
+     * extension's {@code key=} has it: a string member's text, any other member's JSON text exactly as written
+     * (1.50 stays 1.50); the last of a repeated key counts. {@code null} when the object has no such key.
+     *
+     * @throws IllegalArgumentException if the text is not valid JSON or not a JSON object (its message gives an
+     *                                  offset at most, never the text)
+     */
+    static String member(String text, String key) {
+        Objects.requireNonNull(text, "text");
+        Parser parser = new Parser(text, false);
+        parser.spans = new HashMap<>();
+        parser.skipWhitespace();
+        if (parser.pos >= text.length() || text.charAt(parser.pos) != '{') {
+            throw new IllegalArgumentException("not a JSON object");
+        }
+        Object value = parser.value(0);
+        parser.skipWhitespace();
+        if (parser.pos < text.length()) {
+            throw parser.error("unexpected data after the value");
+        }
+        Map<?, ?> object = (Map<?, ?>) value;
+        if (!object.containsKey(key)) {
+            return null;
+        }
+        Object found = object.get(key);
+        if (found instanceof String) {
+            return (String) found;
+        }
+        int[] span = parser.spans.get(key);
+        return text.substring(span[0], span[1]);
+    }
+
+    /**
      * Writes a value as compact JSON: {@code Map} (String keys) as an object, {@code Collection} and arrays
      * as arrays, {@code byte[]} as a base64 string, {@code CharSequence} and {@code Character} as strings,
      * {@code Number} (finite) as a number, {@code Boolean} and {@code null} as themselves.
@@ -76,6 +110,8 @@ public final class Json {
         private final String text;
         private final boolean keepNumberText;
         private int pos;
+        /** When set: each top-level member's name -> [start, end) of its value's text (the last of a name). */
+        private Map<String, int[]> spans;
 
         Parser(String text, boolean keepNumberText) {
             this.text = text;
@@ -156,7 +192,11 @@ public final class Json {
                 skipWhitespace();
                 expect(':', "expected ':'");
                 skipWhitespace();
+                int start = pos;
                 map.put(key, value(depth));
+                if (depth == 1 && spans != null) {
+                    spans.put(key, new int[] {start, pos});
+                }
                 skipWhitespace();
                 if (pos >= text.length()) {
                     throw error("unexpected end of input");

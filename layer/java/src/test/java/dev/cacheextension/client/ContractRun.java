@@ -136,7 +136,7 @@ final class ContractRun {
                     continue;
                 }
                 result = call(client, (String) step.get("call"), (String) step.get("name"), (String) step.get("source"),
-                        transform((String) step.get("transform")));
+                        transform((String) step.get("transform")), (String) step.get("key"));
             }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
@@ -163,7 +163,7 @@ final class ContractRun {
             return asList(testCase.get("steps"));
         }
         Map<String, Object> step = new LinkedHashMap<>();
-        for (String key : new String[] {"call", "name", "source", "transform"}) {
+        for (String key : new String[] {"call", "name", "source", "transform", "key"}) {
             if (testCase.containsKey(key)) {
                 step.put(key, testCase.get(key));
             }
@@ -172,9 +172,19 @@ final class ContractRun {
         return new ArrayList<>(Collections.nCopies(repeat, step));
     }
 
-    private static Object call(CacheClient client, String call, String name, String source, Transform transform) {
+    private static Object call(CacheClient client, String call, String name, String source, Transform transform,
+                               String key) {
         if (source != null && !"refresh".equals(call)) {
             throw new IllegalArgumentException("only a refresh call takes a source");
+        }
+        if (key != null) {
+            if ("parameter".equals(call)) {
+                return transform == null ? client.getParameterKey(name, key) : client.getParameterKey(name, key, transform);
+            }
+            if ("secret".equals(call)) {
+                return transform == null ? client.getSecretKey(name, key) : client.getSecretKey(name, key, transform);
+            }
+            throw new IllegalArgumentException("a " + call + " call takes no key");
         }
         if (transform != null && (call.startsWith("refresh") || "item".equals(call))) {
             throw new IllegalArgumentException("a " + call + " call takes no transform");
