@@ -268,6 +268,25 @@ def test_run_local_seeds_your_resources_and_reads_every_configured_item(layer_di
             "--config function-example/config.example.yaml") in (ROOT / "README.md").read_text()
 
 
+def test_run_local_reads_the_members_of_path_and_filter_groups(layer_dir: Path, tmp_path: Path) -> None:
+    """A `path:` or `filter:` group is no name to read: run-local lists what it holds in the local AWS and the
+    function reads each member by name (before, the table read the path itself: 404 NotConfigured)."""
+    secrets, binaries = example_secrets()
+    SECRET_VALUES.update(secrets)
+    SECRET_BYTES.update(binaries)
+    config = tmp_path / "config.yaml"
+    config.write_text("parameters:\n  - path: /app/\n    recursive: true\nsecrets:\n  - filter:\n      name: app/\n")
+    result = run_local("--once", "--layer", str(layer_dir), "--port", "0", "--warm", "1",
+                       "--resources", str(EXAMPLE_RESOURCES), "--config", str(config))
+    output = result.stdout + result.stderr
+    assert not secret_leaks(output, values=secrets, binaries=binaries)
+    assert result.returncode == 0, output
+    rows = table_rows(output)
+    assert set(rows) == {"/app/region", "/app/hosts", "/app/db-password", "app/db", "app/signing-key"}, output
+    assert all(row[1:3] == ["200", "hit"] for row in rows.values()), output
+    assert "AWS calls during these 2 invokes: 0" in output
+
+
 @pytest.mark.parametrize("content, suffix, expected", [
     ("parameters:\n  - name: /app/a\n    type: Strin\n    value: x\n", ".yaml",
      r":3: parameters\[0\] \(/app/a\) type: must be one of String, StringList, SecureString"),

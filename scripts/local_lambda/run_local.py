@@ -152,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
             create_sample_resources(moto, REGION)
             if resources is not None:
                 seed(moto, resources, REGION)
+            items = run_local_items.expand_listings(items, config, moto, REGION,
+                                                    run_local_items.shown_parameters(resources))
             moto.reset_calls()
             endpoint = CredentialsEndpoint(run_local_modes.CONTAINER_TOKEN) if mode.name == "snap-start" else None
             try:

@@ -50,6 +50,37 @@ def items_to_read(config: Config | None, shown: set[str]) -> list[dict[str, Any]
             for item in config.items]
 
 
+def expand_listings(items: list[dict[str, Any]] | None, config: Config | None, moto: Any, region: str,
+                    shown: set[str]) -> list[dict[str, Any]] | None:
+    """Each `path:` or `filter:` group replaced by what it lists in the local AWS, so that the function reads its
+    members by name as a function would (the group itself is no name to read). run-local asks moto the same
+    question the extension does (GetParametersByPath, BatchGetSecretValue's Filters), without values."""
+    if items is None or config is None:
+        return items
+    groups = {(item.source, item.name): item for item in config.items if item.listing is not None}
+    expanded: list[dict[str, Any]] = []
+    for entry in items:
+        group = groups.get((entry["route"], entry["name"]))
+        if group is None:
+            expanded.append(entry)
+            continue
+        names = _listed(group, moto, region)[: group.listing.max]
+        expanded += [{"route": group.source, "name": name, "kind": KINDS[group.source], "label": name,
+                      "show": group.source == "parameters" and name in shown} for name in names]
+    return expanded
+
+
+def _listed(group: Any, moto: Any, region: str) -> list[str]:
+    """The names a group lists upstream, in the group's region."""
+    if group.source == "parameters":
+        pages = moto.client("ssm", group.region or region).get_paginator("get_parameters_by_path").paginate(
+            Path=group.name, Recursive=group.listing.recursive, WithDecryption=False)
+        return sorted(p["Name"] for page in pages for p in page["Parameters"])
+    filters = [{"Key": key, "Values": list(values)} for key, values in group.listing.filters]
+    pages = moto.client("secretsmanager", group.region or region).get_paginator("list_secrets").paginate(Filters=filters)
+    return sorted(secret["Name"] for page in pages for secret in page["SecretList"])
+
+
 def shown_parameters(resources: Any) -> set[str]:
     """Parameters put upstream as String or StringList: the sample's one, and the resources file's."""
     shown = {SAMPLE_PARAMETER[0]}
