@@ -285,6 +285,7 @@ def test_run_local_reads_the_members_of_path_and_filter_groups(layer_dir: Path, 
     assert set(rows) == {"/app/region", "/app/hosts", "/app/db-password", "app/db", "app/signing-key"}, output
     assert all(row[1:3] == ["200", "hit"] for row in rows.values()), output
     assert "AWS calls during these 2 invokes: 0" in output
+    assert "prefetched 2 items in " in output and "; 2 path/filter groups listed 5 values" in output, output
 
 
 @pytest.mark.parametrize("content, suffix, expected", [

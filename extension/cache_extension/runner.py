@@ -176,10 +176,12 @@ class Extension:
             await asyncio.wait([serving, prefetch], return_when=asyncio.FIRST_COMPLETED)
             failed = sum(1 for f in pending if f.done() and f.exception() is not None)
             unfinished = sum(1 for f in pending if not f.done())
+            groups, names = self.store.listed()  # a path/filter group is one item here, holding many values
             log.info(
-                "prefetched %s in %.0f ms (%d failed, %d still in flight)",
+                "prefetched %s in %.0f ms (%d failed, %d still in flight)%s",
                 logs.count(len(pending) - failed - unfinished, "item"), (time.monotonic() - self.started) * 1000,
                 failed, unfinished,
+                f"; {logs.count(groups, 'path/filter group')} listed {logs.count(names, 'value')}" if groups else "",
             )
         while not self.server.started and not serving.done():
             await asyncio.sleep(0.002)

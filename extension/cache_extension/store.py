@@ -442,17 +442,19 @@ class Store(PathGroups):
 
     def _settle_each(self, outcomes: list[tuple[_Entry, Value | FetchError]], **options) -> None:
         """Settle each entry, then fetch again, together, those a forced refresh was waiting on."""
-        follow = [entry for entry, outcome in outcomes if self._settle(entry, outcome, **options)]
+        follow = []
+        # A listing settles its members first (store_paths.py), so that whoever waited on the group (the prefetch)
+        # finds them in place. Quiet: a member's error was logged by the listing ("listed N it could not read"),
+        # the group's own failure is logged once, below, and a name no longer listed is no failure.
         for group, outcome in [pair for pair in outcomes if pair[0].item.listing is not None]:
-            members = self._adopt(group, outcome)  # store_paths.py: a listing settles its members
+            members = self._adopt(group, outcome)
             for entry, found in members:
-                # Quiet: the group's own failure is logged once, above; a name no longer listed is no failure.
-                gone = getattr(found, "code", None) == "NotFound"
-                quiet = options.get("quiet") or not isinstance(outcome, Value) or gone
+                quiet = options.get("quiet") or not isinstance(outcome, Value) or isinstance(found, FetchError)
                 if self._settle(entry, found, **{**options, "quiet": quiet}):
                     follow.append(entry)
             self._drop_gone([entry for entry, found in members if getattr(found, "code", None) == "NotFound"],
                             self._clock())
+        follow += [entry for entry, outcome in outcomes if self._settle(entry, outcome, **options)]
         if follow:
             self._submit(follow)
         if self._on_settle is not None and outcomes:

@@ -44,6 +44,11 @@ class PathGroups:
         self._waiters: dict[str, list] = {}  # path -> member entries waiting for its listing
         self._truncated: set[str] = set()  # paths whose max was reached (logged once)
 
+    def listed(self) -> tuple[int, int]:
+        """(groups listed so far, the names their last listings returned), for the prefetch's log line."""
+        with self._lock:
+            return len(self._members), sum(len(names) for names in self._members.values())
+
     def _by_group(self, start: list, now: float) -> tuple[list, list]:
         """Entries just marked in flight, with every path member replaced by its group, which is marked in flight
         once (members wait for its listing); the second list holds (member, error) to answer with no call: 404
