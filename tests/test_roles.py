@@ -137,3 +137,20 @@ def test_roles_end_to_end(start_extension, moto):
     upstream = json.loads(ext.request("/stats").body)["upstream"]
     assert upstream["sts:AssumeRole"]["calls"] == 2  # one session per role and external id
     assert "other-id" not in ext.output
+
+
+def test_the_full_arns_of_another_accounts_items_are_names(start_extension, moto):
+    """Issue 18: 'Full ARNs of shared parameters and secrets are accepted as names': listed by ARN with the role
+    of their account, each is read by that ARN, and the bare names stay the function's own account's."""
+    name, secret = unique("/roles/arn"), unique("roles/arn-secret")
+    SECRET_VALUES.add("other-account-arn-secret")
+    parameter_arn = other_account(moto, "ssm").put_parameter(Name=name, Value="other-arn-value", Type="String") and \
+        f"arn:aws:ssm:{REGION}:{OTHER}:parameter{name}"
+    secret_arn = other_account(moto, "secretsmanager").create_secret(Name=secret,
+                                                                     SecretString="other-account-arn-secret")["ARN"]
+    ext = start_extension(f"parameters:\n  - names: ['{parameter_arn}']\n    role_arn: {ROLE}\n"
+                          f"secrets:\n  - names: ['{secret_arn}']\n    role_arn: {ROLE}\n")
+    assert ext.read("parameters", parameter_arn).body == b"other-arn-value", ext.output
+    assert ext.read("secrets", secret_arn).body == b"other-account-arn-secret", ext.output
+    # The bare name means the function's own account: not this secret, which stays another account's.
+    assert ext.read("secrets", secret).status == 404 and ext.read("parameters", name).status == 404
