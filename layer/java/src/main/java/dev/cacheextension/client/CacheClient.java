@@ -1,27 +1,13 @@
 package dev.cacheextension.client;
 
-import java.io.IOException;
-import java.net.ConnectException;
-import java.net.URI;
-import java.net.URLEncoder;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
-import java.net.http.HttpTimeoutException;
-import java.nio.ByteBuffer;
-import java.nio.charset.CharacterCodingException;
-import java.nio.charset.CodingErrorAction;
-import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Base64;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
-import java.util.Optional;
 
 /**
  * Reads SSM parameters, Secrets Manager secrets and DynamoDB items from the cache extension running beside
@@ -87,14 +73,6 @@ public final class CacheClient {
     public static final String TOKEN_HEADER = "X-Aws-Parameters-Secrets-Token";
 
     /**
-     * The same words in every client: what to set when there is no token. Without one the extension answers 401,
-     * so the client says so itself, before it connects, rather than send a request that must fail.
-     */
-    private static final String MISSING_TOKEN = "no token for the cache extension, so nothing was sent: set"
-            + " CACHE_EXTENSION_TOKEN to the extension's token (on Lambda, AWS_SESSION_TOKEN, or"
-            + " AWS_CONTAINER_AUTHORIZATION_TOKEN with SnapStart, is set for you; AWS_TOKEN is read too)";
-
-    /**
      * Where the default token comes from, in order: the first non-empty one wins ({@code AWS_TOKEN} is the Secrets
      * Manager Agent's; Lambda SnapStart has no {@code AWS_SESSION_TOKEN}). The extension reads the same variables
      * in the same order.
@@ -117,15 +95,9 @@ public final class CacheClient {
     /** The variable naming a JSON file of substituted values. */
     public static final String VALUES_VARIABLE = "CACHE_EXTENSION_CLIENT_VALUES";
 
-    private static final String HOST = "127.0.0.1";
     static final String PARAMETERS = "parameters";
     static final String SECRETS = "secrets";
     static final String DYNAMODB = "dynamodb";
-    private static final long FIRST_BACKOFF_MS = 10;
-    private static final long MAX_BACKOFF_MS = 100;
-    private static final int MAX_EXTENSION_MESSAGE = 300;
-    /** A larger Retry-After counts as this (RFC 9110 1.2.2's rule for delta-seconds). */
-    private static final long MAX_RETRY_AFTER_SECONDS = 1L << 31;
 
     private static final Object DEFAULT_LOCK = new Object();
     private static volatile CacheClient defaultClient;
@@ -136,8 +108,8 @@ public final class CacheClient {
     /** Substituted values by source, then name; null for a client of the real extension. */
     private final Map<String, Map<String, Body>> values;
     private final int port;
-    private final String token;
-    private final HttpClient http;
+    /** HTTP to the extension; null for substituted values. */
+    private final Transport transport;
     /** Values the extension let us keep (see the class description); null when off or for substituted values. */
     private final NearCache<Body> nearCache;
 
@@ -159,25 +131,14 @@ public final class CacheClient {
         }
         if (values != null) {
             this.port = 0;
-            this.token = null;
-            this.http = null;
+            this.transport = null;
             this.nearCache = null;
             return;
         }
         this.nearCache = near ? new NearCache<>() : null;
-        this.port = builder.port != null ? builder.port : portFromEnvironment(env);
-        String chosen = builder.token;
-        for (int i = 0; chosen == null && i < TOKEN_VARIABLES.size(); i++) {
-            String value = env.get(TOKEN_VARIABLES.get(i));
-            chosen = value == null || value.isEmpty() ? null : value;
-        }
-        this.token = chosen == null ? null : checkToken(chosen);
-        this.http = HttpClient.newBuilder()
-                .version(HttpClient.Version.HTTP_1_1)
-                .connectTimeout(timeout)
-                .followRedirects(HttpClient.Redirect.NEVER)
-                .proxy(HttpClient.Builder.NO_PROXY) // never through a proxy: the extension is on loopback
-                .build();
+        this.port = builder.port != null ? builder.port : Settings.portFromEnvironment(env);
+        String token = builder.token != null ? builder.token : Settings.tokenFromEnvironment(env);
+        this.transport = new Transport(port, token, timeout, startupTimeout);
     }
 
     /** Starts a builder; options not set come from the environment as for {@link #CacheClient()}. */
@@ -295,7 +256,7 @@ public final class CacheClient {
         if (nearCache != null) {
             nearCache.drop(source, name); // before the POST, so also when it fails
         }
-        return requestRefresh("name=" + encode(name) + (source != null ? "&source=" + source : ""),
+        return requestRefresh("name=" + Transport.encode(name) + (source != null ? "&source=" + source : ""),
                 "refresh of '" + name + "'" + (source != null ? " in " + source : ""));
     }
 
@@ -313,7 +274,7 @@ public final class CacheClient {
 
     @Override
     public String toString() {
-        return values != null ? "CacheClient[substituted values]" : "CacheClient[" + HOST + ":" + port + "]";
+        return values != null ? "CacheClient[substituted values]" : "CacheClient[" + Transport.HOST + ":" + port + "]";
     }
 
     @SuppressWarnings("unchecked")
@@ -337,54 +298,7 @@ public final class CacheClient {
         if (key != null) {
             body = Keys.member(body, key, what);
         }
-        if (DYNAMODB.equals(source)) {
-            Object item = decodeJson(body, what);
-            if (!(item instanceof Map)) {
-                throw new CacheExtensionException(what + " is not a JSON object");
-            }
-            return item;
-        }
-        if (transform == null) {
-            if (body.binary) {
-                throw new CacheExtensionException(what + " is binary (application/octet-stream): read it with get"
-                        + Character.toUpperCase(noun.charAt(0)) + noun.substring(1) + "(name, Transform.BINARY)");
-            }
-            return new String(body.bytes, StandardCharsets.UTF_8);
-        }
-        if (transform == Transform.JSON) {
-            return decodeJson(body, what);
-        }
-        if (body.binary) {
-            return body.bytes.clone();
-        }
-        if (body.json) { // base64 text is given as a string, never as a JSON value
-            throw new CacheExtensionException(what + ": Transform.BINARY needs base64 text, and the offline value is a"
-                    + " JSON value");
-        }
-        try {
-            return Base64.getDecoder().decode(new String(body.bytes, StandardCharsets.UTF_8).trim());
-        } catch (IllegalArgumentException e) {
-            // no cause: the decoder's message quotes a character of the value
-            throw new CacheExtensionException(what + " is not valid base64 (Transform.BINARY)");
-        }
-    }
-
-    private static Object decodeJson(Body body, String what) {
-        String text;
-        try {
-            text = StandardCharsets.UTF_8.newDecoder()
-                    .onMalformedInput(CodingErrorAction.REPORT)
-                    .onUnmappableCharacter(CodingErrorAction.REPORT)
-                    .decode(ByteBuffer.wrap(body.bytes)).toString();
-        } catch (CharacterCodingException e) {
-            throw new CacheExtensionException(what + " is not valid UTF-8 text, so not JSON");
-        }
-        try {
-            return Json.parse(text);
-        } catch (IllegalArgumentException e) {
-            // Json's messages give an offset, never the text
-            throw new CacheExtensionException(what + " is not valid JSON: " + e.getMessage());
-        }
+        return BodyDecoder.decode(body, source, noun, transform, what);
     }
 
     private Body substituted(String source, String name, String what) {
@@ -404,15 +318,12 @@ public final class CacheClient {
             return nothing;
         }
         String call = what + " (POST /refresh)";
-        Object result = decodeJson(answer(send(false, "/refresh?" + query, call, refreshTimeout), call), what);
+        HttpResponse<byte[]> response = transport.send(false, "/refresh?" + query, call, refreshTimeout);
+        Object result = BodyDecoder.json(transport.answer(response, call), what);
         if (!(result instanceof Map)) {
             throw new CacheExtensionException("the extension's answer to the " + what + " is not a JSON object", 200, null);
         }
         return cast(result);
-    }
-
-    private static String encode(String name) {
-        return URLEncoder.encode(name, StandardCharsets.UTF_8).replace("+", "%20");
     }
 
     private Body fetch(String source, String name, String what) {
@@ -426,227 +337,13 @@ public final class CacheClient {
             generation = near.generation();
         }
         String call = what + " (GET /" + source + ")";
-        HttpResponse<byte[]> response = send(true, "/" + source + "?name=" + encode(name), call, timeout);
+        HttpResponse<byte[]> response = transport.send(true, "/" + source + "?name=" + Transport.encode(name), call, timeout);
         long arrived = System.nanoTime();
-        Body body = answer(response, call); // throws for an error answer: never kept
+        Body body = transport.answer(response, call); // throws for an error answer: never kept
         if (near != null) {
             near.keep(source, name, body, NearCache.maxAge(response.headers().allValues("Cache-Control")), arrived, generation);
         }
         return body;
-    }
-
-    /**
-     * One request (a GET, else a POST with no body) within {@code limit}; its answer unless that is a 503 to a
-     * GET. While the extension starts, a refused connection is retried, and for a GET (idempotent) also a
-     * connection closed before any answer and 503. A connection closed before any answer is retried once at once,
-     * for a POST too: HttpClient pools connections, so a refresh may go out on one the extension closed while idle
-     * (say, across a freeze of the environment), and a repeat is harmless because the extension coalesces forced
-     * refreshes of an item within a second (the repeat gets the first one's outcome and makes no AWS call).
-     */
-    private HttpResponse<byte[]> send(boolean get, String pathAndQuery, String call, Duration limit) {
-        if (token == null || token.isEmpty()) {
-            throw new CacheExtensionException(call + ": " + MISSING_TOKEN, 0, "MissingToken");
-        }
-        HttpRequest.Builder request = HttpRequest.newBuilder(URI.create("http://" + HOST + ":" + port + pathAndQuery))
-                .timeout(limit);
-        if (get) {
-            request.GET();
-        } else {
-            request.POST(HttpRequest.BodyPublishers.noBody());
-        }
-        request.header(TOKEN_HEADER, token);
-        HttpRequest built = request.build();
-        long start = System.nanoTime();
-        long window = startupTimeout.toNanos();
-        long backoff = FIRST_BACKOFF_MS;
-        boolean retriedBrokenConnection = false;
-        while (true) {
-            HttpResponse<byte[]> response = null;
-            IOException failure = null;
-            try {
-                response = http.send(built, HttpResponse.BodyHandlers.ofByteArray());
-            } catch (HttpTimeoutException e) { // also the connect timeout
-                throw new ExtensionUnavailableException("the cache extension on " + HOST + ":" + port
-                        + " did not answer " + call + " within " + limit.toMillis() + " ms", 0, null, e);
-            } catch (IOException e) {
-                // Connection refused while the extension starts, or a kept-alive connection closed under us
-                // before any answer: sorted out below.
-                failure = e;
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new CacheExtensionException(call + " was interrupted", 0, null, e);
-            }
-            if (response != null && (response.statusCode() != 503 || !get)) {
-                return response;
-            }
-            if (failure != null && !(failure instanceof ConnectException) && !retriedBrokenConnection) {
-                // A kept-alive connection the extension closed (say, across a freeze of the environment): one
-                // immediate retry on a new connection, even when the start-up window is zero or over. For a POST
-                // too: one that did arrive is coalesced with this repeat, which makes no AWS call.
-                retriedBrokenConnection = true;
-                continue;
-            }
-            if (failure != null && !(failure instanceof ConnectException) && !get) {
-                // Broken twice in a row: not a stale connection, so no more repeats of the POST.
-                throw new ExtensionUnavailableException("the cache extension on " + HOST + ":" + port
-                        + " broke off " + call + " (" + failure.getClass().getSimpleName() + "), also when retried once",
-                        0, null, failure);
-            }
-            long elapsed = System.nanoTime() - start;
-            if (elapsed >= window) {
-                throw unavailable(response, failure, call, elapsed);
-            }
-            long sleepMs = Math.min(backoff, Math.max(1, (window - elapsed + 999_999) / 1_000_000));
-            try {
-                Thread.sleep(sleepMs);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new CacheExtensionException(call + " was interrupted", 0, null, e);
-            }
-            backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
-        }
-    }
-
-    private ExtensionUnavailableException unavailable(HttpResponse<byte[]> response, IOException failure, String call, long elapsedNanos) {
-        long ms = elapsedNanos / 1_000_000;
-        if (response != null) {
-            String[] error = errorBody(response.body());
-            return new ExtensionUnavailableException("the cache extension on " + HOST + ":" + port
-                    + " was not ready (503" + (error[0] != null ? " " + error[0] : "") + ") for " + call
-                    + " and stayed so for " + ms + " ms", 503, error[0], retryAfter(response), null);
-        }
-        String why = failure instanceof ConnectException
-                ? "connection refused, retried for " + ms + " ms); is its layer attached to the function and"
-                        + " its port (CACHE_EXTENSION_PORT, else PARAMETERS_SECRETS_EXTENSION_HTTP_PORT) the same for"
-                        + " both?"
-                : "the connection closed without an answer (" + failure.getClass().getSimpleName() + "), retried for "
-                        + ms + " ms)";
-        return new ExtensionUnavailableException("the cache extension is not reachable on " + HOST + ":" + port
-                + " (" + call + ": " + why, 0, null, failure);
-    }
-
-    private Body answer(HttpResponse<byte[]> response, String call) {
-        int status = response.statusCode();
-        if (status == 200) {
-            Optional<String> type = response.headers().firstValue("Content-Type");
-            boolean binary = type.isPresent()
-                    && type.get().trim().toLowerCase(Locale.ROOT).startsWith("application/octet-stream");
-            return new Body(response.body(), binary);
-        }
-        String[] error = errorBody(response.body());
-        String code = error[0];
-        StringBuilder message = new StringBuilder(call).append(": ").append(status);
-        if (code != null) {
-            message.append(' ').append(code);
-        }
-        if (error[1] != null) {
-            message.append(": ").append(error[1]);
-        }
-        Duration retryAfter = retryAfter(response);
-        if (status == 404) {
-            throw new NotFoundException(message.toString(), status, code, retryAfter);
-        }
-        if (status == 502 || status == 504) {
-            throw new UpstreamException(message.toString(), status, code, retryAfter);
-        }
-        throw new CacheExtensionException(message.toString(), status, code, retryAfter, null);
-    }
-
-    /**
-     * The answer's Retry-After in delta-seconds form (RFC 9110: digits only), else null: an HTTP-date, a fraction,
-     * a sign or any other text is ignored, never thrown.
-     */
-    private static Duration retryAfter(HttpResponse<?> response) {
-        String text = response.headers().firstValue("Retry-After").orElse("");
-        int start = 0;
-        int end = text.length();
-        while (start < end && (text.charAt(start) == ' ' || text.charAt(start) == '\t')) {
-            start++;
-        }
-        while (end > start && (text.charAt(end - 1) == ' ' || text.charAt(end - 1) == '\t')) {
-            end--;
-        }
-        if (start == end) {
-            return null;
-        }
-        for (int i = start; i < end; i++) {
-            char c = text.charAt(i);
-            if (c < '0' || c > '9') {
-                return null;
-            }
-        }
-        while (start < end - 1 && text.charAt(start) == '0') {
-            start++;
-        }
-        // At most 10 digits fit a long with room to spare; more is past the cap anyway.
-        long seconds = end - start > 10 ? MAX_RETRY_AFTER_SECONDS
-                : Math.min(Long.parseLong(text.substring(start, end)), MAX_RETRY_AFTER_SECONDS);
-        return Duration.ofSeconds(seconds);
-    }
-
-    /** {code, message} from the extension's {"error": ..., "message": ...}; nulls when absent. */
-    private String[] errorBody(byte[] body) {
-        String[] result = new String[2];
-        try {
-            Object parsed = Json.parse(new String(body, StandardCharsets.UTF_8));
-            if (parsed instanceof Map) {
-                Object code = ((Map<?, ?>) parsed).get("error");
-                Object message = ((Map<?, ?>) parsed).get("message");
-                if (code instanceof String && !((String) code).isEmpty() && ((String) code).length() <= 100) {
-                    result[0] = (String) code;
-                }
-                if (message instanceof String && !((String) message).isEmpty()) {
-                    String text = (String) message;
-                    if (text.length() > MAX_EXTENSION_MESSAGE) {
-                        text = text.substring(0, MAX_EXTENSION_MESSAGE) + "...";
-                    }
-                    // The extension's messages never carry a value; never repeat the token either.
-                    if (token == null || !text.contains(token)) {
-                        result[1] = text;
-                    }
-                }
-            }
-        } catch (IllegalArgumentException e) {
-            // not the extension's JSON error body: the status alone says enough
-        }
-        return result;
-    }
-
-    // ---------------------------------------------------------------------------------------------------------
-
-    private static int portFromEnvironment(Map<String, String> env) {
-        for (String name : PORT_VARIABLES) {
-            String text = env.get(name);
-            if (text == null || text.trim().isEmpty()) {
-                continue; // empty counts as unset, as for the extension (blank too, as this client always took it)
-            }
-            try {
-                return checkPort(Integer.parseInt(text.trim()), name);
-            } catch (NumberFormatException e) {
-                throw new IllegalArgumentException(name + " is not a port number: '" + text + "'");
-            }
-        }
-        return DEFAULT_PORT;
-    }
-
-    private static int checkPort(int port, String what) {
-        if (port < 1 || port > 65535) {
-            throw new IllegalArgumentException(what + " is not a port number (1-65535): " + port);
-        }
-        return port;
-    }
-
-    private static String checkToken(String token) {
-        for (int i = 0; i < token.length(); i++) {
-            char c = token.charAt(i);
-            if (c < 0x20 || c > 0x7e) {
-                throw new IllegalArgumentException("the token contains a character that cannot be sent in an HTTP header");
-            }
-        }
-        if (token.trim().length() != token.length()) {
-            throw new IllegalArgumentException("the token starts or ends with a space");
-        }
-        return token;
     }
 
     // ---------------------------------------------------------------------------------------------------------
@@ -670,7 +367,7 @@ public final class CacheClient {
          * 4000); it wins over the environment.
          */
         public Builder port(int port) {
-            this.port = checkPort(port, "port");
+            this.port = Settings.checkPort(port, "port");
             return this;
         }
 
@@ -681,7 +378,7 @@ public final class CacheClient {
          * environment.
          */
         public Builder token(String token) {
-            this.token = token == null ? null : checkToken(token);
+            this.token = token == null ? null : Settings.checkToken(token);
             return this;
         }
 
