@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import time
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from . import runtime_api

@@ -129,7 +129,7 @@ def _overrides_text(summary: dict[str, Any]) -> str:
 
 def markdown(results: dict[str, Any]) -> str:
     p = results["parameters"]
-    naive, ours = results["strategies"]["naive"], results["strategies"]["ours"]
+    ours = results["strategies"]["ours"]
     lines = [
         "# Fleet simulation: the cache against SSM's rate limit",
         "",
