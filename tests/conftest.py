@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import sys
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,17 @@ def skip_or_fail(message: str) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(message + " (CI=true: this must run in CI)", pytrace=False)
     pytest.skip(message)
+
+
+def poll(condition, timeout: float = 10.0, interval: float = 0.05):
+    """Bounded wait for a condition; returns its last truthy value or fails."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail("condition not met in time")
 
 
 def unique(prefix: str) -> str:
@@ -70,6 +82,10 @@ class RunningExtension:
     @property
     def output(self) -> str:
         return self.extension.output
+
+    def upstream_calls(self, operation: str) -> int:
+        """AWS calls the extension made for `operation` (as /stats counts them, e.g. "ssm:GetParametersByPath")."""
+        return json.loads(self.request("/stats").body)["upstream"].get(operation, {}).get("calls", 0)
 
     def request(self, path: str, *, method: str = "GET", headers: dict[str, str] | None = None, token: str | None = "") -> Reply:
         all_headers = dict(headers or {})

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import LAYER_VARIANTS, REGION, SECRET_VALUES, unique
+from conftest import LAYER_VARIANTS, REGION, SECRET_VALUES, poll, unique
 from local_lambda.aws import SAMPLE_ITEM
 from local_lambda.extensions_api import InitFailed
 
@@ -20,17 +20,6 @@ def layer_dir(request):
     """Every test here runs against both layers: the Python one and the standalone one (frozen by
     PyInstaller), which conftest's launch() starts with a PATH holding no Python at all."""
     return request.getfixturevalue(LAYER_VARIANTS[request.param])
-
-
-def poll(condition, timeout: float = 10.0, interval: float = 0.05):
-    """Bounded wait for a condition; returns its last truthy value or fails."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    pytest.fail("condition not met in time")
 
 
 def put_parameter(moto, name: str, value: str, kind: str = "String") -> None:

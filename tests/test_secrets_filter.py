@@ -4,25 +4,10 @@ secrets served under their names, one added between listings, the max, and the a
 from __future__ import annotations
 
 import json
-import time
 
-from conftest import REGION, SECRET_VALUES, unique
+from conftest import REGION, SECRET_VALUES, poll, unique
 
 OPERATION = "secretsmanager:BatchGetSecretValue"
-
-
-def calls(ext, operation=OPERATION):
-    upstream = json.loads(ext.request("/stats").body)["upstream"]
-    return upstream.get(operation, {}).get("calls", 0)
-
-
-def poll(condition, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def create(sm, name, value, tags=()):
@@ -36,13 +21,13 @@ def test_a_filter_of_50_secrets(start_extension, moto):
     for i in range(50):
         create(sm, f"{prefix}s{i:02d}", f"filter-secret-value-{prefix}{i}")
     ext = start_extension(f"secrets:\n  - filter:\n      name: {prefix}\n")
-    assert calls(ext) == 3  # 20 + 20 + 10
+    assert ext.upstream_calls(OPERATION) == 3  # 20 + 20 + 10
     for i in (0, 31, 49):
         reply = ext.read("secrets", f"{prefix}s{i:02d}")
         assert (reply.status, reply.body, reply.headers["x-cache"]) == (
             200, f"filter-secret-value-{prefix}{i}".encode(), "hit")
-    assert calls(ext) == 3
-    assert calls(ext, "secretsmanager:GetSecretValue") == 0
+    assert ext.upstream_calls(OPERATION) == 3
+    assert ext.upstream_calls("secretsmanager:GetSecretValue") == 0
 
 
 def test_filters_end_to_end(start_extension, moto):
@@ -61,13 +46,13 @@ def test_filters_end_to_end(start_extension, moto):
     assert ext.read("secrets", f"{prefix}missing").status == 404  # under the prefix, not listed: no call
     assert ext.request(f"/secrets?name={prefix}db&key=user").body == b"u"
     assert ext.read("secrets", tagged).body == b"filter-tagged-too-value"
-    listed = calls(ext)
+    listed = ext.upstream_calls(OPERATION)
 
     # A name no filter or list covers: 404, with no AWS call. (The tags-only filter takes any name, and its
     # listing, fresh for 5 minutes, says it is not there.)
     for name in (unique("untagged"), "other/thing"):
         assert ext.read("secrets", name).status == 404, name
-    assert calls(ext) == listed and calls(ext, "secretsmanager:GetSecretValue") == 0
+    assert ext.upstream_calls(OPERATION) == listed and ext.upstream_calls("secretsmanager:GetSecretValue") == 0
 
     # Added between listings: readable once the 1 s TTL runs out and a read lists again.
     create(sm, f"{prefix}added", "filter-added-value")

@@ -6,21 +6,7 @@ from __future__ import annotations
 import json
 import time
 
-from conftest import REGION, SECRET_VALUES, unique
-
-
-def calls(ext, operation):
-    upstream = json.loads(ext.request("/stats").body)["upstream"]
-    return upstream.get(operation, {}).get("calls", 0)
-
-
-def poll(condition, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
+from conftest import REGION, SECRET_VALUES, poll, unique
 
 
 def test_a_path_of_100_parameters(start_extension, moto):
@@ -32,13 +18,13 @@ def test_a_path_of_100_parameters(start_extension, moto):
     ext = start_extension(f"parameters:\n  - path: {root}/\n")
     # 10 pages of 10; moto answers a full page with a NextToken even when nothing follows, so it adds an 11th,
     # empty page (AWS may too: a NextToken promises nothing).
-    assert calls(ext, "ssm:GetParametersByPath") in (10, 11)
-    init_calls = calls(ext, "ssm:GetParametersByPath")
-    assert calls(ext, "ssm:GetParameters") == 0
+    assert ext.upstream_calls("ssm:GetParametersByPath") in (10, 11)
+    init_calls = ext.upstream_calls("ssm:GetParametersByPath")
+    assert ext.upstream_calls("ssm:GetParameters") == 0
     for i in (0, 57, 99):
         reply = ext.read("parameters", f"{root}/p{i:03d}")
         assert (reply.status, reply.body, reply.headers["x-cache"]) == (200, f"path-value-{i}".encode(), "hit")
-    assert calls(ext, "ssm:GetParametersByPath") == init_calls
+    assert ext.upstream_calls("ssm:GetParametersByPath") == init_calls
 
 
 def test_paths_end_to_end(start_extension, moto):
@@ -56,7 +42,7 @@ def test_paths_end_to_end(start_extension, moto):
                           f"  - path: {root}/tree/\n    recursive: true\n")
     assert ext.read("parameters", f"{root}/app/p22").body == b"v22"
     assert ext.read("parameters", f"{root}/app/secure").body == secure.encode()  # decrypted
-    listed = calls(ext, "ssm:GetParametersByPath")
+    listed = ext.upstream_calls("ssm:GetParametersByPath")
 
     # Outside every path, filter and list: 404 NotConfigured, with no AWS call.
     for name in (f"{root}/other/x", f"{root}/app/deep/nested", f"{root}/app", f"{root}/elsewhere"):
@@ -65,8 +51,8 @@ def test_paths_end_to_end(start_extension, moto):
     # Under the path but not listed: 404 NotFound, with no AWS call while the listing is fresh.
     reply = ext.read("parameters", f"{root}/app/not-there")
     assert reply.status == 404
-    assert calls(ext, "ssm:GetParametersByPath") in (listed, listed + 1)  # + one if the 1 s TTL ran out
-    assert calls(ext, "ssm:GetParameters") == 0
+    assert ext.upstream_calls("ssm:GetParametersByPath") in (listed, listed + 1)  # + one if the 1 s TTL ran out
+    assert ext.upstream_calls("ssm:GetParameters") == 0
 
     # Added between listings: readable once the group's TTL runs out and a read lists the path again.
     ssm.put_parameter(Name=f"{root}/app/added", Value="added-value", Type="String")
@@ -77,7 +63,7 @@ def test_paths_end_to_end(start_extension, moto):
     removed = time.monotonic()
     assert poll(lambda: ext.read("parameters", f"{root}/app/p00").status == 404)
     assert time.monotonic() - removed < 10
-    assert calls(ext, "ssm:GetParameters") == 0  # members are only ever listed
+    assert ext.upstream_calls("ssm:GetParameters") == 0  # members are only ever listed
 
     # Recursive: names at any depth under the path may be read.
     assert ext.read("parameters", f"{root}/tree/a/b/c").body == b"tree-value"
