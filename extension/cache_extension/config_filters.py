@@ -24,6 +24,11 @@ def label(filters: tuple) -> str:
     return "(filter " + " ".join(f"{key}={','.join(values)}" for key, values in filters) + ")"
 
 
+def aws_filters(listing: Listing) -> list[dict]:
+    """The group's filter as BatchGetSecretValue's (and ListSecrets') `Filters` parameter takes it."""
+    return [{"Key": key, "Values": list(values)} for key, values in listing.filters]
+
+
 def names_prefixes(listing: Listing) -> tuple[str, ...]:
     return dict(listing.filters).get("name", ())
 

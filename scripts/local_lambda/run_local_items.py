@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cache_extension.config import Config, ConfigError, load_config
+from cache_extension.config_filters import aws_filters
 
 from . import layer
 from .aws import SAMPLE_PARAMETER
@@ -76,8 +77,8 @@ def _listed(group: Any, moto: Any, region: str) -> list[str]:
         pages = moto.client("ssm", group.region or region).get_paginator("get_parameters_by_path").paginate(
             Path=group.name, Recursive=group.listing.recursive, WithDecryption=False)
         return sorted(p["Name"] for page in pages for p in page["Parameters"])
-    filters = [{"Key": key, "Values": list(values)} for key, values in group.listing.filters]
-    pages = moto.client("secretsmanager", group.region or region).get_paginator("list_secrets").paginate(Filters=filters)
+    pages = moto.client("secretsmanager", group.region or region).get_paginator("list_secrets").paginate(
+        Filters=aws_filters(group.listing))
     return sorted(secret["Name"] for page in pages for secret in page["SecretList"])
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..config_filters import aws_filters
 from .base import FetchError, Value
 from .ssm_path import PathValues
 
@@ -20,7 +21,7 @@ def list_secrets(client: Any, item: Item) -> PathValues:
     from .secrets import _secret_value  # the same Value (and metadata) as a secret read by name
 
     members: dict[str, Value | FetchError] = {}
-    request: dict = {"Filters": [{"Key": key, "Values": list(values)} for key, values in item.listing.filters]}
+    request: dict = {"Filters": aws_filters(item.listing)}
     limit = item.listing.max
     while True:
         # One more than the max still needs, so that reaching it says whether more remain, with no extra page.
