@@ -16,9 +16,9 @@ def printable(text: str) -> str:
     return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
 
-def count(number: int, noun: str) -> str:
-    """'1 item', '2 items': log lines read as sentences."""
-    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+def count(number: int, noun: str, plural: str | None = None) -> str:
+    """'1 item', '2 items' ('1 entry', '2 entries' with plural='entries'): log lines read as sentences."""
+    return f"{number} {noun}" if number == 1 else f"{number} {plural or noun + 's'}"
 
 
 class JsonFormatter(logging.Formatter):

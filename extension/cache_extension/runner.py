@@ -265,7 +265,7 @@ class Extension:
     def _refresh_ahead(self) -> None:
         started = self._guarded(self.store.refresh_ahead)
         if started:
-            log.debug("refreshing %s ahead of expiry", "1 entry" if started == 1 else f"{started} entries")
+            log.debug("refreshing %s ahead of expiry", logs.count(started, "entry", "entries"))
 
     @staticmethod
     def _guarded(function):

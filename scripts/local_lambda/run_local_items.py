@@ -15,6 +15,7 @@ from typing import Any
 
 from cache_extension.config import Config, ConfigError, load_config
 from cache_extension.config_filters import aws_filters
+from cache_extension.logs import count as plural
 
 from . import layer
 from .aws import SAMPLE_PARAMETER
@@ -153,7 +154,3 @@ def print_table(items: list[dict[str, Any]], results: list[Any], ms: Any) -> boo
 def _client_path(response: dict) -> str:
     path = Path(response.get("client", ""))
     return str(Path(*path.parts[-3:-1])) if len(path.parts) >= 3 else "cache_extension_client"
-
-
-def plural(count: int, word: str) -> str:
-    return f"{count} {word}" + ("" if count == 1 else "s")
